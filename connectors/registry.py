@@ -1,0 +1,69 @@
+"""Connector registry: config ``type`` -> implementation, imported lazily.
+
+Every connector module exposes a class with a ``Config`` dataclass (its
+options, validated strictly with :func:`kithkeep.config.build_dataclass`) and
+a ``from_config(name, options, general)`` classmethod.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from kithkeep.config import Config, ConnectorConfig, build_dataclass
+from kithkeep.errors import ConfigError
+from kithkeep.interfaces import ReminderSink, Source
+
+# type -> "module:Class"
+SOURCES: dict[str, str] = {
+    "maildir": "kithkeep.connectors.maildir:MaildirSource",
+    "mbox": "kithkeep.connectors.mbox:MboxSource",
+    "ics": "kithkeep.connectors.ics:IcsSource",
+}
+SINKS: dict[str, str] = {
+    "ics": "kithkeep.connectors.ics:IcsSink",
+}
+
+
+def _load(spec: str) -> Any:
+    module, _, cls = spec.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _where(config: Config, cc: ConnectorConfig) -> str:
+    return f"{config.path or '<config>'}: [{cc.section}]"
+
+
+def _resolve(table: dict[str, str], kind: str, config: Config, cc: ConnectorConfig) -> Any:
+    spec = table.get(cc.type)
+    if spec is None:
+        known = ", ".join(sorted(table))
+        raise ConfigError(f"{_where(config, cc)}: unknown {kind} type {cc.type!r} (known: {known})")
+    return _load(spec)
+
+
+def source_options(config: Config, cc: ConnectorConfig) -> Any:
+    cls = _resolve(SOURCES, "source", config, cc)
+    return build_dataclass(cls.Config, cc.options, _where(config, cc))
+
+
+def build_source(config: Config, cc: ConnectorConfig) -> Source:
+    cls = _resolve(SOURCES, "source", config, cc)
+    opts = build_dataclass(cls.Config, cc.options, _where(config, cc))
+    source: Source = cls.from_config(cc.name, opts, config)
+    return source
+
+
+def build_sink(config: Config, cc: ConnectorConfig) -> ReminderSink:
+    cls = _resolve(SINKS, "sink", config, cc)
+    opts = build_dataclass(cls.Config, cc.options, _where(config, cc))
+    sink: ReminderSink = cls.from_config(cc.name, opts, config)
+    return sink
+
+
+def validate(config: Config) -> None:
+    """Validate every source and sink table without connecting anywhere."""
+    for cc in config.sources:
+        build_dataclass(_resolve(SOURCES, "source", config, cc).Config, cc.options, _where(config, cc))
+    for cc in config.sinks:
+        build_dataclass(_resolve(SINKS, "sink", config, cc).Config, cc.options, _where(config, cc))

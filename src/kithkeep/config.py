@@ -1,0 +1,317 @@
+"""Configuration: TOML read with tomllib into frozen dataclasses.
+
+Lookup order: ``--config``, ``$KITHKEEP_CONFIG``, the platform config folder.
+Unknown keys, wrong types and missing required values raise
+:class:`ConfigError` with one line naming the file, the section and the key.
+
+Sources and sinks are tables ``[sources.NAME]`` / ``[sinks.NAME]`` with a
+``type``; their options are validated by the connector registry
+(``kithkeep.connectors.registry``) with :func:`build_dataclass`, so the core
+knows no protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, Union
+
+from kithkeep import paths
+from kithkeep.errors import ConfigError
+
+T = TypeVar("T")
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class GeneralConfig:
+    # The user's own addresses; sent mail and account logins add to them.
+    me: tuple[str, ...] = ()
+    # SQLAlchemy URL; empty means SQLite in the platform data folder.
+    database: str = ""
+    # IANA zone for working hours and reminder times; empty means the system zone.
+    timezone: str = ""
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    silence_days: int = 14
+    max_recipients: int = 10
+    max_meeting_size: int = 8
+    min_messages_each_way: int = 3
+    half_life_days: int = 180
+    # extra local parts treated as role addresses (beyond the built-in list)
+    role_local_parts: tuple[str, ...] = ()
+    # a vCard file whose contacts group addresses into people
+    contacts_file: str = ""
+
+
+@dataclass(frozen=True)
+class NeglectedConfig:
+    enabled: bool = True
+    inner_days: int = 21
+    close_days: int = 60
+    wider_days: int = 180
+    # a tie is neglected after k times its own usual gap, if that is longer
+    rhythm_multiple: float = 3.0
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    neglected: NeglectedConfig = field(default_factory=NeglectedConfig)
+
+
+@dataclass(frozen=True)
+class RemindersConfig:
+    # the name of a [sinks.NAME] table; empty writes no reminders
+    sink: str = ""
+    max_per_week: int = 5
+    max_per_day: int = 2
+    working_hours: str = "09:00-17:00"
+    working_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    duration_minutes: int = 15
+    alarm_minutes: int = 10
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """A source or sink table before its options are validated by its connector."""
+
+    name: str
+    type: str
+    options: Mapping[str, Any]
+    section: str
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    general: GeneralConfig = field(default_factory=GeneralConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    reminders: RemindersConfig = field(default_factory=RemindersConfig)
+    sources: tuple[ConnectorConfig, ...] = ()
+    sinks: tuple[ConnectorConfig, ...] = ()
+
+    @property
+    def database_url(self) -> str:
+        return self.general.database or paths.default_database_url()
+
+    def sink(self, name: str) -> ConnectorConfig:
+        for s in self.sinks:
+            if s.name == name:
+                return s
+        raise ConfigError(f"{self._where('reminders')}: sink {name!r} is not a [sinks.{name}] table")
+
+    def _where(self, section: str) -> str:
+        return f"{self.path or '<config>'}: [{section}]"
+
+
+# --------------------------------------------------------------------------
+# generic dataclass building
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):
+        return "table"
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(tp, str(tp))
+
+
+def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        for a in args:
+            try:
+                return _convert(a, value, where, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {key} must be {_type_name(tp)}, not {value!r}")
+    if origin is tuple:
+        (item_tp, *_rest) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key} must be a list, not {value!r}")
+        return tuple(_convert(item_tp, v, where, key) for v in value)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key} must be a table")
+        sub = where[:-1] + f".{key}]" if where.endswith("]") else f"{where} {key}"
+        return build_dataclass(tp, value, sub)  # type: ignore[arg-type]
+    if tp is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {key} must be a path string, not {value!r}")
+        return Path(os.path.expanduser(value))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is Any:
+        return value
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: {key} must be {_type_name(tp)}, not {value!r}")
+    return value
+
+
+def build_dataclass(cls: type[T], data: Mapping[str, Any], where: str) -> T:
+    """Build a frozen dataclass from a TOML table, strictly.
+
+    ``where`` is ``"FILE: [section]"``; errors append the key to it.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], where, name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{where}: missing required key {name!r}")
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------
+# loading
+
+
+def find_config_file(explicit: str | Path | None) -> Path | None:
+    """The config file to read, or None when none is given and the default is absent."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("KITHKEEP_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    default = paths.config_file()
+    return default if default.exists() else None
+
+
+def _connectors(kind: str, table: Any, file: str) -> tuple[ConnectorConfig, ...]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{file}: [{kind}] must be a table of [{kind}.NAME] tables")
+    out = []
+    for name, opts in table.items():
+        section = f"{kind}.{name}"
+        if not isinstance(opts, dict):
+            raise ConfigError(f"{file}: [{section}] must be a table")
+        ctype = opts.get("type")
+        if not isinstance(ctype, str) or not ctype:
+            raise ConfigError(f"{file}: [{section}]: missing required key 'type'")
+        options = {k: v for k, v in opts.items() if k != "type"}
+        out.append(ConnectorConfig(name=name, type=ctype, options=options, section=section))
+    return tuple(out)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "general": GeneralConfig,
+    "analysis": AnalysisConfig,
+    "rules": RulesConfig,
+    "reminders": RemindersConfig,
+}
+
+
+def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
+    file = str(path) if path else "<config>"
+    unknown = sorted(set(data) - set(_SECTIONS) - {"sources", "sinks"})
+    if unknown:
+        known = ", ".join(sorted([*_SECTIONS, "sources", "sinks"]))
+        raise ConfigError(f"{file}: unknown section [{unknown[0]}] (known sections: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{file}: [{name}] must be a table")
+        kwargs[name] = build_dataclass(cls, table, f"{file}: [{name}]")
+    config = Config(
+        path=path,
+        sources=_connectors("sources", data.get("sources", {}), file),
+        sinks=_connectors("sinks", data.get("sinks", {}), file),
+        **kwargs,
+    )
+    _check_values(config, file)
+    return config
+
+
+def _check_values(config: Config, file: str) -> None:
+    """Checks that types alone cannot express."""
+    rem = config.reminders
+    bad_days = [d for d in rem.working_days if d not in WEEKDAYS]
+    if bad_days:
+        raise ConfigError(
+            f"{file}: [reminders]: working_days has {bad_days[0]!r} (use {', '.join(WEEKDAYS)})"
+        )
+    try:
+        parse_hours(rem.working_hours)
+    except ValueError as exc:
+        raise ConfigError(f"{file}: [reminders]: working_hours {exc}") from None
+    if rem.sink and not any(s.name == rem.sink for s in config.sinks):
+        raise ConfigError(f"{file}: [reminders]: sink {rem.sink!r} has no [sinks.{rem.sink}] table")
+    if config.general.timezone:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(config.general.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"{file}: [general]: timezone {config.general.timezone!r} is not an IANA zone"
+            ) from None
+    for key in ("silence_days", "max_recipients", "max_meeting_size", "half_life_days"):
+        if getattr(config.analysis, key) <= 0:
+            raise ConfigError(f"{file}: [analysis]: {key} must be positive")
+    names = [s.name for s in config.sources]
+    if len(set(names)) != len(names):  # TOML already forbids this; kept for dict input
+        raise ConfigError(f"{file}: [sources]: duplicate source name")
+
+
+def parse_hours(text: str) -> tuple[int, int]:
+    """``"09:00-17:00"`` -> minutes after midnight (540, 1020)."""
+    try:
+        a, b = text.split("-")
+        ah, am = (int(x) for x in a.strip().split(":"))
+        bh, bm = (int(x) for x in b.strip().split(":"))
+    except ValueError:
+        raise ValueError(f"must look like '09:00-17:00', not {text!r}") from None
+    start, end = ah * 60 + am, bh * 60 + bm
+    if not (0 <= start < end <= 24 * 60):
+        raise ValueError(f"must be a range within one day, not {text!r}")
+    return start, end
+
+
+def load_config(explicit: str | Path | None = None, *, required: bool = True) -> Config:
+    """Find, read and validate the config. Without a file, defaults (or an error if required)."""
+    path = find_config_file(explicit)
+    if path is None:
+        if required:
+            raise ConfigError(
+                f"no config file: looked for --config, $KITHKEEP_CONFIG and {paths.config_file()}",
+                hint="run `kithkeep init` to create one, or `kithkeep demo` to try kithkeep",
+            )
+        return Config()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config file is not UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_config(data, path)

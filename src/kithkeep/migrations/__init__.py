@@ -1,0 +1,1 @@
+"""Alembic migrations; applied by :func:`kithkeep.store.migrate` on every start."""

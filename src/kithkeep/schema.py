@@ -1,0 +1,220 @@
+"""The database schema (SQLAlchemy 2 typed ORM).
+
+Raw tables hold what cannot be recomputed: records from sources, sync
+positions, what was written to reminder sinks, and the user's decisions.
+Derived tables (``derived_*``) hold people statistics and findings; they can be
+dropped and rebuilt from the raw tables at any time.
+
+Every schema change comes with an Alembic revision in ``kithkeep/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: identical on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# ----------------------------------------------------------------- raw
+
+
+class Message(Base):
+    """One message's headers in one folder of one account."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("account", "folder", "uid", name="uq_messages_location"),
+        Index("ix_messages_message_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str] = mapped_column(String(500))
+    uid: Mapped[str] = mapped_column(String(200))
+    message_id: Mapped[str] = mapped_column(String(500))
+    date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    internal_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # address lists as JSON [[name, email], ...]: read together, never queried apart
+    from_json: Mapped[str] = mapped_column(Text, default="[]")
+    to_json: Mapped[str] = mapped_column(Text, default="[]")
+    cc_json: Mapped[str] = mapped_column(Text, default="[]")
+    bcc_json: Mapped[str] = mapped_column(Text, default="[]")
+    in_reply_to: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    references_json: Mapped[str] = mapped_column(Text, default="[]")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    list_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    list_post: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    list_unsubscribe: Mapped[bool] = mapped_column(Boolean, default=False)
+    precedence: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    auto_submitted: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    flags: Mapped[str] = mapped_column(Text, default="")
+    gm_msgid: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    gm_thrid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    in_sent_folder: Mapped[bool] = mapped_column(Boolean, default=False)
+    parse_errors: Mapped[str] = mapped_column(Text, default="")
+
+
+class Event(Base):
+    """One calendar event occurrence."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("source", "uid", "recurrence_id", name="uq_events_occurrence"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(200))
+    uid: Mapped[str] = mapped_column(String(500))
+    recurrence_id: Mapped[str] = mapped_column(String(100), default="")
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    end: Mapped[datetime] = mapped_column(UTCDateTime)
+    all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(40), default="CONFIRMED")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    organizer: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # [[email, name, partstat, cutype, role], ...]
+    attendees_json: Mapped[str] = mapped_column(Text, default="[]")
+    my_status: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    own: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SyncState(Base):
+    """A source's saved position for one scope (folder, calendar, file)."""
+
+    __tablename__ = "sync_state"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(500), primary_key=True)
+    state_json: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReminderState(Base):
+    """What kithkeep last wrote to a sink for one reminder key.
+
+    ``status``: ``written`` (present in the sink as far as we know) or
+    ``dismissed`` (the user deleted it: never write it again).
+    """
+
+    __tablename__ = "reminder_state"
+
+    sink: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(300))
+    start: Mapped[datetime] = mapped_column(UTCDateTime)
+    end: Mapped[datetime] = mapped_column(UTCDateTime)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="written")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Decision(Base):
+    """A user decision (snooze, dismiss, done, ignore, cadence, tier, merge, ...).
+
+    ``person`` is an address (the person's primary address when the decision
+    was made), so decisions survive rebuilding derived data.
+    """
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    person: Mapped[str] = mapped_column(String(300), index=True)
+    rule: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# ------------------------------------------------------------- derived
+
+
+class DerivedPerson(Base):
+    """A person with statistics (derived; rebuilt by analysis)."""
+
+    __tablename__ = "derived_people"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    addresses_json: Mapped[str] = mapped_column(Text)
+    is_tie: Mapped[bool] = mapped_column(Boolean, default=False)
+    tier: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    strength: Mapped[float] = mapped_column(Float, default=0.0)
+    last_contact: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    stats_json: Mapped[str] = mapped_column(Text)
+
+
+class DerivedFinding(Base):
+    """A rule's finding about a person (derived; rebuilt by judging)."""
+
+    __tablename__ = "derived_findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    rule: Mapped[str] = mapped_column(String(60))
+    person_id: Mapped[str] = mapped_column(String(40), index=True)
+    severity: Mapped[int] = mapped_column(Integer)
+    due: Mapped[datetime] = mapped_column(UTCDateTime)
+    title: Mapped[str] = mapped_column(Text)
+    explanation: Mapped[str] = mapped_column(Text)
+    suggestion: Mapped[str] = mapped_column(Text, default="")
+    evidence_json: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    remind: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Meta(Base):
+    """Small key/value facts about the store (last analysis, last run)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,376 @@
+"""The store: raw records, sync positions, decisions and derived data.
+
+SQLite (WAL) under the platform data folder by default; any SQLAlchemy URL is
+accepted. Alembic migrations run on open. Every batch from a source commits in
+one transaction together with its checkpoint, so a crash at any point leaves
+either the old or the new state, never half of a chunk, and a restart resumes
+from the last checkpoint without counting anything twice (upserts by stable
+keys).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from kithkeep.errors import StoreError
+from kithkeep.records import (
+    Address,
+    Attendee,
+    Checkpoint,
+    EventBatch,
+    EventRecord,
+    MailBatch,
+    MessageRecord,
+)
+from kithkeep.schema import Event, Message, Meta, SyncState
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _alembic_config(connection: Connection) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (the newest by default)."""
+    with engine.begin() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+        if revision == "head" and current == head_revision():
+            return
+        log.info("migrating store from %s to %s", current or "empty", revision)
+        command.upgrade(_alembic_config(conn), revision)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _addr_json(addrs: Sequence[Address]) -> str:
+    return json.dumps([[a.name, a.email] for a in addrs], ensure_ascii=False, separators=(",", ":"))
+
+
+def addrs_from_json(text: str) -> tuple[Address, ...]:
+    return tuple(Address(name=n, email=e) for n, e in json.loads(text))
+
+
+def _attendees_json(atts: Sequence[Attendee]) -> str:
+    return json.dumps(
+        [[a.email, a.name, a.partstat, a.cutype, a.role] for a in atts],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def attendees_from_json(text: str) -> tuple[Attendee, ...]:
+    return tuple(
+        Attendee(email=e, name=n, partstat=p, cutype=c, role=r) for e, n, p, c, r in json.loads(text)
+    )
+
+
+def message_row(r: MessageRecord) -> dict[str, Any]:
+    """A record as column values of ``messages``."""
+    return {
+        "account": r.account,
+        "folder": r.folder,
+        "uid": r.uid,
+        "message_id": r.message_id[:500],
+        "date": r.date,
+        "internal_date": r.internal_date,
+        "from_json": _addr_json(r.from_),
+        "to_json": _addr_json(r.to),
+        "cc_json": _addr_json(r.cc),
+        "bcc_json": _addr_json(r.bcc),
+        "in_reply_to": r.in_reply_to[:500] if r.in_reply_to else None,
+        "references_json": json.dumps(list(r.references), separators=(",", ":")),
+        "subject": r.subject,
+        "list_id": r.list_id,
+        "list_post": r.list_post,
+        "list_unsubscribe": r.list_unsubscribe,
+        "precedence": r.precedence,
+        "auto_submitted": r.auto_submitted,
+        "flags": " ".join(sorted(r.flags)),
+        "gm_msgid": r.gm_msgid,
+        "gm_thrid": r.gm_thrid,
+        "in_sent_folder": r.in_sent_folder,
+        "parse_errors": ",".join(r.parse_errors),
+    }
+
+
+def message_from_row(row: Any) -> MessageRecord:
+    return MessageRecord(
+        account=row.account,
+        folder=row.folder,
+        uid=row.uid,
+        message_id=row.message_id,
+        date=row.date,
+        internal_date=row.internal_date,
+        from_=addrs_from_json(row.from_json),
+        to=addrs_from_json(row.to_json),
+        cc=addrs_from_json(row.cc_json),
+        bcc=addrs_from_json(row.bcc_json),
+        in_reply_to=row.in_reply_to,
+        references=tuple(json.loads(row.references_json)),
+        subject=row.subject,
+        list_id=row.list_id,
+        list_post=row.list_post,
+        list_unsubscribe=row.list_unsubscribe,
+        precedence=row.precedence,
+        auto_submitted=row.auto_submitted,
+        flags=frozenset(row.flags.split()) if row.flags else frozenset(),
+        gm_msgid=row.gm_msgid,
+        gm_thrid=row.gm_thrid,
+        in_sent_folder=row.in_sent_folder,
+        parse_errors=tuple(row.parse_errors.split(",")) if row.parse_errors else (),
+    )
+
+
+def event_row(r: EventRecord) -> dict[str, Any]:
+    return {
+        "source": r.source,
+        "uid": r.uid[:500],
+        "recurrence_id": r.recurrence_id,
+        "start": r.start,
+        "end": r.end,
+        "all_day": r.all_day,
+        "status": r.status,
+        "summary": r.summary,
+        "organizer": r.organizer,
+        "attendees_json": _attendees_json(r.attendees),
+        "my_status": r.my_status,
+        "own": r.own,
+    }
+
+
+def event_from_row(row: Any) -> EventRecord:
+    return EventRecord(
+        source=row.source,
+        uid=row.uid,
+        recurrence_id=row.recurrence_id,
+        start=row.start,
+        end=row.end,
+        all_day=row.all_day,
+        status=row.status,
+        summary=row.summary,
+        organizer=row.organizer,
+        attendees=attendees_from_json(row.attendees_json),
+        my_status=row.my_status,
+        own=row.own,
+    )
+
+
+class Store:
+    """The database behind kithkeep. Open with :meth:`open`; close when done."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
+        try:
+            if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(
+                    parents=True, exist_ok=True, mode=0o700
+                )
+            engine = sa.create_engine(url)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            if migrate_schema:
+                migrate(engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store at {_safe_url(url)}: {_short(exc)}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot open the store at {_safe_url(url)}: {exc.strerror}") from exc
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits at the end of the block, or not at all."""
+        with self.sessions.begin() as session:
+            yield session
+
+    @property
+    def url(self) -> str:
+        return _safe_url(self.engine.url.render_as_string(hide_password=True))
+
+    # ------------------------------------------------------------- upserts
+
+    def _upsert(
+        self, session: Session, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]
+    ) -> None:
+        if not rows:
+            return
+        dialect = self.engine.dialect.name
+        update_cols = [c for c in rows[0] if c not in keys]
+        if dialect in ("sqlite", "postgresql"):
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            # SQLite allows at most 32766 bound parameters per statement
+            per_stmt = max(1, 30000 // max(1, len(rows[0])))
+            for i in range(0, len(rows), per_stmt):
+                stmt = dialect_insert(table).values(rows[i : i + per_stmt])
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=keys,
+                    set_={c: stmt.excluded[c] for c in update_cols},
+                )
+                session.execute(stmt)
+            return
+        for row in rows:  # portable fallback for other databases
+            cond = sa.and_(*(table.c[k] == row[k] for k in keys))
+            res = session.execute(sa.update(table).where(cond).values(row))
+            if res.rowcount == 0:  # type: ignore[attr-defined]
+                session.execute(sa.insert(table).values(row))
+
+    def _save_checkpoint(self, session: Session, cp: Checkpoint) -> None:
+        row = {
+            "source": cp.source,
+            "scope": cp.scope,
+            "state_json": json.dumps(cp.state, sort_keys=True),
+            "updated_at": datetime.now(UTC),
+        }
+        self._upsert(session, SyncState.__table__, [row], ["source", "scope"])  # type: ignore[arg-type]
+
+    def apply_mail_batch(self, batch: MailBatch, account: str) -> None:
+        """Commit one chunk of mail of ``account`` together with its checkpoint."""
+        msgs = Message.__table__
+        with self.transaction() as s:
+            if batch.replace_folder is not None:
+                s.execute(
+                    sa.delete(msgs).where(
+                        msgs.c.account == account, msgs.c.folder == batch.replace_folder
+                    )
+                )
+            # the last copy wins when a chunk holds one location twice
+            rows = {(r.account, r.folder, r.uid): message_row(r) for r in batch.records}
+            self._upsert(s, msgs, list(rows.values()), ["account", "folder", "uid"])  # type: ignore[arg-type]
+            for fu in batch.flag_updates:
+                s.execute(
+                    sa.update(msgs)
+                    .where(
+                        msgs.c.account == account,
+                        msgs.c.folder == fu.folder,
+                        msgs.c.uid == fu.uid,
+                    )
+                    .values(flags=" ".join(sorted(fu.flags)))
+                )
+            if batch.checkpoint is not None:
+                self._save_checkpoint(s, batch.checkpoint)
+
+    def apply_event_batch(self, batch: EventBatch, source: str) -> None:
+        """Commit calendar changes of one source together with its checkpoint."""
+        events = Event.__table__
+        with self.transaction() as s:
+            if batch.replace:
+                s.execute(sa.delete(events).where(events.c.source == source))
+            for uid, rid in batch.deleted:
+                cond = sa.and_(events.c.source == source, events.c.uid == uid)
+                if rid:
+                    cond = sa.and_(cond, events.c.recurrence_id == rid)
+                s.execute(sa.delete(events).where(cond))
+            rows = {(r.source, r.uid, r.recurrence_id): event_row(r) for r in batch.records}
+            self._upsert(s, events, list(rows.values()), ["source", "uid", "recurrence_id"])  # type: ignore[arg-type]
+            if batch.checkpoint is not None:
+                self._save_checkpoint(s, batch.checkpoint)
+
+    # --------------------------------------------------------------- reads
+
+    def checkpoints(self, source: str) -> dict[str, dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(SyncState.scope, SyncState.state_json).where(SyncState.source == source)
+            )
+            return {scope: json.loads(state) for scope, state in rows}
+
+    def known_uids(self, account: str, folder: str) -> dict[str, frozenset[str]]:
+        """UIDs (or file keys) stored for a folder, with their flags."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(Message.uid, Message.flags).where(
+                    Message.account == account, Message.folder == folder
+                )
+            )
+            return {uid: frozenset(flags.split()) for uid, flags in rows}
+
+    def iter_messages(self, chunk: int = 5000) -> Iterator[MessageRecord]:
+        with self.engine.connect() as c:
+            result = c.execution_options(yield_per=chunk).execute(
+                sa.select(Message.__table__).order_by(Message.id)
+            )
+            for row in result:
+                yield message_from_row(row)
+
+    def iter_events(self) -> Iterator[EventRecord]:
+        with self.engine.connect() as c:
+            for row in c.execute(sa.select(Event.__table__).order_by(Event.id)):
+                yield event_from_row(row)
+
+    def count(self, table: type[Any]) -> int:
+        with self.engine.connect() as c:
+            return int(c.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(Meta.value).where(Meta.key == key)).scalar_one_or_none()
+
+    def set_meta(self, session: Session, key: str, value: str) -> None:
+        self._upsert(session, Meta.__table__, [{"key": key, "value": value}], ["key"])  # type: ignore[arg-type]
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database>"
+
+
+def _short(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]

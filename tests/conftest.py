@@ -1,0 +1,9 @@
+"""Shared pytest configuration.
+
+Fixtures that start real servers live in tests/fixtures/ (one module per
+server) and are registered here.
+"""
+
+from __future__ import annotations
+
+pytest_plugins: list[str] = []
