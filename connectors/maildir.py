@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kithkeep.config import Config
+from kithkeep.config import Config as KithkeepConfig
 from kithkeep.errors import SourceError
 from kithkeep.headers import read_header_block, record_from_headers
 from kithkeep.interfaces import MailSource, ScopeInfo, SyncContext
@@ -24,7 +24,13 @@ from kithkeep.records import Checkpoint, FlagUpdate, MailBatch, MessageRecord
 
 log = logging.getLogger(__name__)
 
-_FLAG_LETTERS = {"R": "\\Answered", "S": "\\Seen", "F": "\\Flagged", "T": "\\Deleted", "D": "\\Draft"}
+_FLAG_LETTERS = {
+    "R": "\\Answered",
+    "S": "\\Seen",
+    "F": "\\Flagged",
+    "T": "\\Deleted",
+    "D": "\\Draft",
+}
 DEFAULT_SENT = ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "Gesendet", "Envoyés")
 
 
@@ -66,7 +72,7 @@ class MaildirSource(MailSource):
         self.root = Path(os.path.expanduser(cfg.path))
 
     @classmethod
-    def from_config(cls, name: str, cfg: MaildirConfig, config: Config) -> MaildirSource:
+    def from_config(cls, name: str, cfg: MaildirConfig, config: KithkeepConfig) -> MaildirSource:
         return cls(name, cfg)
 
     def folders(self) -> dict[str, Path]:
@@ -79,9 +85,12 @@ class MaildirSource(MailSource):
         for child in sorted(self.root.iterdir()):
             if child.name.startswith(".") and child.name not in (".", "..") and _is_maildir(child):
                 found[child.name[1:]] = child
-            elif not child.name.startswith(".") and child.name not in ("cur", "new", "tmp"):
-                if _is_maildir(child):  # a tree of plain Maildirs (mbsync's "Path" layout)
-                    found[child.name] = child
+            elif (
+                not child.name.startswith(".")
+                and child.name not in ("cur", "new", "tmp")
+                and _is_maildir(child)  # a tree of plain Maildirs (mbsync's "Path" layout)
+            ):
+                found[child.name] = child
         if not found:
             raise SourceError(f"source {self.name}: {self.root} holds no Maildir (no cur/ or new/)")
         return {
@@ -110,7 +119,9 @@ class MaildirSource(MailSource):
 
     def check(self) -> list[ScopeInfo]:
         return [
-            ScopeInfo(name, sum(1 for _ in self._files(path)), "sent" if self._is_sent(name) else "")
+            ScopeInfo(
+                name, sum(1 for _ in self._files(path)), "sent" if self._is_sent(name) else ""
+            )
             for name, path in self.folders().items()
         ]
 

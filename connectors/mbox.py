@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kithkeep.config import Config
+from kithkeep.config import Config as KithkeepConfig
 from kithkeep.errors import SourceError
 from kithkeep.headers import record_from_headers
 from kithkeep.interfaces import MailSource, ScopeInfo, SyncContext
@@ -99,7 +99,7 @@ class MboxSource(MailSource):
         self.folder = cfg.folder or self.path.name
 
     @classmethod
-    def from_config(cls, name: str, cfg: MboxConfig, config: Config) -> MboxSource:
+    def from_config(cls, name: str, cfg: MboxConfig, config: KithkeepConfig) -> MboxSource:
         return cls(name, cfg)
 
     def _signature(self) -> dict[str, object]:
@@ -110,7 +110,9 @@ class MboxSource(MailSource):
         except FileNotFoundError:
             raise SourceError(f"source {self.name}: mbox file {self.path} does not exist") from None
         except OSError as exc:
-            raise SourceError(f"source {self.name}: cannot read {self.path}: {exc.strerror}") from None
+            raise SourceError(
+                f"source {self.name}: cannot read {self.path}: {exc.strerror}"
+            ) from None
         return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head": head}
 
     def check(self) -> list[ScopeInfo]:

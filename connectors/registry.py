@@ -18,6 +18,7 @@ from kithkeep.interfaces import ReminderSink, Source
 SOURCES: dict[str, str] = {
     "maildir": "kithkeep.connectors.maildir:MaildirSource",
     "mbox": "kithkeep.connectors.mbox:MboxSource",
+    "imap": "kithkeep.connectors.imap:ImapSource",
     "ics": "kithkeep.connectors.ics:IcsSource",
 }
 SINKS: dict[str, str] = {
@@ -64,6 +65,8 @@ def build_sink(config: Config, cc: ConnectorConfig) -> ReminderSink:
 def validate(config: Config) -> None:
     """Validate every source and sink table without connecting anywhere."""
     for cc in config.sources:
-        build_dataclass(_resolve(SOURCES, "source", config, cc).Config, cc.options, _where(config, cc))
+        build_dataclass(
+            _resolve(SOURCES, "source", config, cc).Config, cc.options, _where(config, cc)
+        )
     for cc in config.sinks:
         build_dataclass(_resolve(SINKS, "sink", config, cc).Config, cc.options, _where(config, cc))

@@ -108,7 +108,9 @@ class Config:
         for s in self.sinks:
             if s.name == name:
                 return s
-        raise ConfigError(f"{self._where('reminders')}: sink {name!r} is not a [sinks.{name}] table")
+        raise ConfigError(
+            f"{self._where('reminders')}: sink {name!r} is not a [sinks.{name}] table"
+        )
 
     def _where(self, section: str) -> str:
         return f"{self.path or '<config>'}: [{section}]"

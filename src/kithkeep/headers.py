@@ -113,8 +113,8 @@ def decode_words(value: str) -> str:
 def parse_addresses(values: Iterable[str]) -> tuple[Address, ...]:
     """Mailboxes of address headers; groups, empty and address-less entries are dropped."""
     out: list[Address] = []
-    for name, email in getaddresses([_fix_surrogates(v) for v in values]):
-        email = email.strip().strip("<>").strip().lower()
+    for name, raw_email in getaddresses([_fix_surrogates(v) for v in values]):
+        email = raw_email.strip().strip("<>").strip().lower()
         if "@" not in email or " " in email:
             continue
         out.append(Address(name=decode_words(name).strip('"').strip(), email=email))
@@ -139,8 +139,7 @@ def parse_references(value: str | None) -> tuple[str, ...]:
         return ()
     ids = [m.lower() for m in _MSGID_RE.findall(_fix_surrogates(value))]
     # keep order, drop duplicates (loops), keep the newest MAX_REFERENCES
-    seen: set[str] = set()
-    unique = [i for i in ids if not (i in seen or seen.add(i))]
+    unique = list(dict.fromkeys(ids))
     return tuple(unique[-MAX_REFERENCES:])
 
 
@@ -284,7 +283,7 @@ def record_from_headers(
 def read_header_block(path: str, limit: int = 1 << 20) -> bytes:
     """The header block of a message file, reading no more of the body than a chunk."""
     buf = b""
-    with open(path, "rb") as fh:  # noqa: PTH123 - hot path; os-level paths
+    with open(path, "rb") as fh:
         while len(buf) < limit:
             chunk = fh.read(65536)
             if not chunk:

@@ -45,7 +45,7 @@ class ScopeInfo:
     note: str = ""
 
 
-class Source(ABC):
+class Source(ABC):  # noqa: B024 - abstract through its two subclasses
     """Common to mail and calendar sources."""
 
     kind: str = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -12,10 +13,8 @@ APP = "kithkeep"
 
 def _ensure_private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
+    with contextlib.suppress(OSError):  # not ours to change (a shared mount): keep going
         path.chmod(0o700)
-    except OSError:  # not ours to change (e.g. a shared mount); keep going
-        pass
     return path
 
 

@@ -38,11 +38,17 @@ from kithkeep.records import (
     MailBatch,
     MessageRecord,
 )
-from kithkeep.schema import Event, Message, Meta, SyncState
+from kithkeep.schema import Base, Event, Message, Meta, SyncState
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+# Core tables for bulk statements (the ORM classes type __table__ as FromClause).
+MESSAGES: sa.Table = Base.metadata.tables["messages"]
+EVENTS: sa.Table = Base.metadata.tables["events"]
+SYNC_STATE: sa.Table = Base.metadata.tables["sync_state"]
+META: sa.Table = Base.metadata.tables["meta"]
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
@@ -97,7 +103,8 @@ def _attendees_json(atts: Sequence[Attendee]) -> str:
 
 def attendees_from_json(text: str) -> tuple[Attendee, ...]:
     return tuple(
-        Attendee(email=e, name=n, partstat=p, cutype=c, role=r) for e, n, p, c, r in json.loads(text)
+        Attendee(email=e, name=n, partstat=p, cutype=c, role=r)
+        for e, n, p, c, r in json.loads(text)
     )
 
 
@@ -248,6 +255,7 @@ class Store:
         dialect = self.engine.dialect.name
         update_cols = [c for c in rows[0] if c not in keys]
         if dialect in ("sqlite", "postgresql"):
+            dialect_insert: Any
             if dialect == "sqlite":
                 from sqlalchemy.dialects.sqlite import insert as dialect_insert
             else:
@@ -275,11 +283,11 @@ class Store:
             "state_json": json.dumps(cp.state, sort_keys=True),
             "updated_at": datetime.now(UTC),
         }
-        self._upsert(session, SyncState.__table__, [row], ["source", "scope"])  # type: ignore[arg-type]
+        self._upsert(session, SYNC_STATE, [row], ["source", "scope"])
 
     def apply_mail_batch(self, batch: MailBatch, account: str) -> None:
         """Commit one chunk of mail of ``account`` together with its checkpoint."""
-        msgs = Message.__table__
+        msgs = MESSAGES
         with self.transaction() as s:
             if batch.replace_folder is not None:
                 s.execute(
@@ -289,7 +297,7 @@ class Store:
                 )
             # the last copy wins when a chunk holds one location twice
             rows = {(r.account, r.folder, r.uid): message_row(r) for r in batch.records}
-            self._upsert(s, msgs, list(rows.values()), ["account", "folder", "uid"])  # type: ignore[arg-type]
+            self._upsert(s, msgs, list(rows.values()), ["account", "folder", "uid"])
             for fu in batch.flag_updates:
                 s.execute(
                     sa.update(msgs)
@@ -305,7 +313,7 @@ class Store:
 
     def apply_event_batch(self, batch: EventBatch, source: str) -> None:
         """Commit calendar changes of one source together with its checkpoint."""
-        events = Event.__table__
+        events = EVENTS
         with self.transaction() as s:
             if batch.replace:
                 s.execute(sa.delete(events).where(events.c.source == source))
@@ -315,7 +323,7 @@ class Store:
                     cond = sa.and_(cond, events.c.recurrence_id == rid)
                 s.execute(sa.delete(events).where(cond))
             rows = {(r.source, r.uid, r.recurrence_id): event_row(r) for r in batch.records}
-            self._upsert(s, events, list(rows.values()), ["source", "uid", "recurrence_id"])  # type: ignore[arg-type]
+            self._upsert(s, events, list(rows.values()), ["source", "uid", "recurrence_id"])
             if batch.checkpoint is not None:
                 self._save_checkpoint(s, batch.checkpoint)
 
@@ -341,14 +349,14 @@ class Store:
     def iter_messages(self, chunk: int = 5000) -> Iterator[MessageRecord]:
         with self.engine.connect() as c:
             result = c.execution_options(yield_per=chunk).execute(
-                sa.select(Message.__table__).order_by(Message.id)
+                sa.select(MESSAGES).order_by(Message.id)
             )
             for row in result:
                 yield message_from_row(row)
 
     def iter_events(self) -> Iterator[EventRecord]:
         with self.engine.connect() as c:
-            for row in c.execute(sa.select(Event.__table__).order_by(Event.id)):
+            for row in c.execute(sa.select(EVENTS).order_by(Event.id)):
                 yield event_from_row(row)
 
     def count(self, table: type[Any]) -> int:
@@ -360,7 +368,7 @@ class Store:
             return c.execute(sa.select(Meta.value).where(Meta.key == key)).scalar_one_or_none()
 
     def set_meta(self, session: Session, key: str, value: str) -> None:
-        self._upsert(session, Meta.__table__, [{"key": key, "value": value}], ["key"])  # type: ignore[arg-type]
+        self._upsert(session, META, [{"key": key, "value": value}], ["key"])
 
 
 def _safe_url(url: str) -> str:

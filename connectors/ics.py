@@ -1,0 +1,345 @@
+"""iCalendar files: a calendar source and a reminders sink.
+
+Source: an .ics file; recurring events are expanded within a window with
+recurring-ical-events. The checkpoint is the content hash: an unchanged file
+costs one read; a changed one replaces the source's events in one
+transaction. A broken file is a clear error; a broken event is skipped and
+logged, the others are kept.
+
+Sink: reminder events written to one .ics file atomically (temp file +
+rename), each with a UID derived from its key, the key in ``X-KITHKEEP-KEY``
+and a VALARM. Any calendar app can subscribe to the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+
+from kithkeep.config import Config as KithkeepConfig
+from kithkeep.errors import SinkError, SourceError
+from kithkeep.interfaces import (
+    CalendarSource,
+    Reminder,
+    ReminderSink,
+    ScopeInfo,
+    SinkEvent,
+    SyncContext,
+)
+from kithkeep.paths import write_atomic
+from kithkeep.records import Attendee, Checkpoint, EventBatch, EventRecord
+
+log = logging.getLogger(__name__)
+
+KEY_PROP = "X-KITHKEEP-KEY"
+PRODID = "-//kithkeep//reminders//EN"
+
+
+def _zone(name: str) -> tzinfo:
+    if name:
+        return ZoneInfo(name)
+    return datetime.now().astimezone().tzinfo or UTC
+
+
+def to_utc(value: Any, tz: tzinfo) -> tuple[datetime, bool]:
+    """An iCalendar DATE or DATE-TIME as aware UTC, and whether it was a whole day."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:  # floating time: the user's zone
+            value = value.replace(tzinfo=tz)
+        return value.astimezone(UTC), False
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC), True
+    raise ValueError(f"not a date: {value!r}")
+
+
+def _email(value: Any) -> str:
+    text = str(value).strip()
+    if text.lower().startswith("mailto:"):
+        text = text[7:]
+    return text.strip().lower()
+
+
+def _attendees(comp: Any) -> tuple[Attendee, ...]:
+    raw = comp.get("ATTENDEE")
+    if raw is None:
+        return ()
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for a in items:
+        params = getattr(a, "params", {})
+        email = _email(a)
+        if "@" not in email:
+            continue
+        out.append(
+            Attendee(
+                email=email,
+                name=str(params.get("CN", "")),
+                partstat=str(params.get("PARTSTAT", "NEEDS-ACTION")).upper(),
+                cutype=str(params.get("CUTYPE", "INDIVIDUAL")).upper(),
+                role=str(params.get("ROLE", "REQ-PARTICIPANT")).upper(),
+            )
+        )
+    return tuple(out)
+
+
+def event_from_component(comp: Any, source: str, tz: tzinfo, recurring: bool) -> EventRecord:
+    """An EventRecord from one VEVENT occurrence; raises ValueError when unusable."""
+    dtstart = comp.get("DTSTART")
+    if dtstart is None:
+        raise ValueError("VEVENT without DTSTART")
+    start, all_day = to_utc(dtstart.dt, tz)
+    dtend = comp.get("DTEND")
+    if dtend is not None:
+        end, _ = to_utc(dtend.dt, tz)
+    elif comp.get("DURATION") is not None:
+        end = start + comp.get("DURATION").dt
+    else:
+        end = start + (timedelta(days=1) if all_day else timedelta(0))
+    end = max(end, start)
+    uid = str(comp.get("UID", "")).strip()
+    if not uid:  # RFC 5545 requires one; khal's corpus has events without
+        uid = "kk-" + hashlib.sha256(comp.to_ical()).hexdigest()[:24]
+    organizer = comp.get("ORGANIZER")
+    return EventRecord(
+        source=source,
+        uid=uid,
+        recurrence_id=start.isoformat() if recurring else "",
+        start=start,
+        end=end,
+        all_day=all_day,
+        status=str(comp.get("STATUS", "CONFIRMED")).upper(),
+        summary=str(comp.get("SUMMARY", ""))[:500],
+        organizer=_email(organizer) if organizer is not None else None,
+        attendees=_attendees(comp),
+        own=comp.get(KEY_PROP) is not None,
+    )
+
+
+def parse_calendar(data: bytes, where: str) -> Any:
+    try:
+        return icalendar.Calendar.from_ical(data)
+    except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError, ...
+        raise SourceError(
+            f"{where}: not a valid iCalendar file ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def expand_events(
+    cal: Any, source: str, tz: tzinfo, start: datetime, end: datetime
+) -> tuple[list[EventRecord], int]:
+    """Occurrences between start and end; a broken event is skipped, the rest kept."""
+    recurring_uids = {
+        str(c.get("UID", ""))
+        for c in cal.walk("VEVENT")
+        if c.get("RRULE") or c.get("RDATE") or c.get("RECURRENCE-ID")
+    }
+    skipped = 0
+    try:
+        comps = list(recurring_ical_events.of(cal, skip_bad_series=True).between(start, end))
+    except Exception:
+        # expand each event on its own so that one bad series costs only itself
+        comps = []
+        for vevent in cal.walk("VEVENT"):
+            sub = icalendar.Calendar()
+            for tzc in cal.walk("VTIMEZONE"):
+                sub.add_component(tzc)
+            sub.add_component(vevent)
+            try:
+                comps.extend(recurring_ical_events.of(sub).between(start, end))
+            except Exception as exc:
+                skipped += 1
+                log.warning("%s: skipped event %s: %s", source, vevent.get("UID", "?"), exc)
+    out: list[EventRecord] = []
+    for comp in comps:
+        try:
+            uid = str(comp.get("UID", ""))
+            out.append(event_from_component(comp, source, tz, uid in recurring_uids))
+        except Exception as exc:
+            skipped += 1
+            log.warning("%s: skipped event %s: %s", source, comp.get("UID", "?"), exc)
+    return out, skipped
+
+
+@dataclass(frozen=True)
+class IcsSourceConfig:
+    path: str
+    # expansion window for recurring events, in days before and after today
+    past_days: int = 730
+    future_days: int = 60
+
+
+class IcsSource(CalendarSource):
+    Config = IcsSourceConfig
+
+    def __init__(self, name: str, cfg: IcsSourceConfig, tz: tzinfo) -> None:
+        super().__init__(name)
+        self.cfg = cfg
+        self.tz = tz
+        self.path = Path(cfg.path).expanduser()
+
+    @classmethod
+    def from_config(cls, name: str, cfg: IcsSourceConfig, config: KithkeepConfig) -> IcsSource:
+        return cls(name, cfg, _zone(config.general.timezone))
+
+    def _read(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            raise SourceError(f"source {self.name}: {self.path} does not exist") from None
+        except OSError as exc:
+            raise SourceError(
+                f"source {self.name}: cannot read {self.path}: {exc.strerror}"
+            ) from None
+
+    def check(self) -> list[ScopeInfo]:
+        cal = parse_calendar(self._read(), f"source {self.name}: {self.path}")
+        return [ScopeInfo(self.path.name, len(cal.walk("VEVENT")))]
+
+    def sync(self, ctx: SyncContext) -> Iterator[EventBatch]:
+        data = self._read()
+        digest = hashlib.sha256(data).hexdigest()
+        now = datetime.now(UTC)
+        # the window moves with the clock: re-expand at most daily even when unchanged
+        state = {"sha256": digest, "day": now.date().isoformat()}
+        if ctx.checkpoints().get("file") == state:
+            return
+        cal = parse_calendar(data, f"source {self.name}: {self.path}")
+        events, skipped = expand_events(
+            cal,
+            self.name,
+            self.tz,
+            now - timedelta(days=self.cfg.past_days),
+            now + timedelta(days=self.cfg.future_days),
+        )
+        if skipped:
+            log.warning("%s: %d events skipped, %d kept", self.name, skipped, len(events))
+        yield EventBatch(
+            records=events, replace=True, checkpoint=Checkpoint(self.name, "file", state)
+        )
+
+
+# ---------------------------------------------------------------- sink
+
+
+@dataclass(frozen=True)
+class IcsSinkConfig:
+    path: str
+
+
+def _sink_event(comp: Any) -> SinkEvent:
+    start, _ = to_utc(comp.get("DTSTART").dt, UTC)
+    dtend = comp.get("DTEND")
+    end = to_utc(dtend.dt, UTC)[0] if dtend is not None else start
+    return SinkEvent(
+        key=str(comp.get(KEY_PROP)),
+        uid=str(comp.get("UID")),
+        start=start,
+        end=end,
+        title=str(comp.get("SUMMARY", "")),
+        description=str(comp.get("DESCRIPTION", "")),
+    )
+
+
+def reminder_component(r: Reminder, stamp: datetime) -> Any:
+    ev = icalendar.Event()
+    ev.add("UID", r.uid)
+    ev.add("DTSTAMP", stamp)
+    ev.add("DTSTART", r.start.astimezone(UTC))
+    ev.add("DTEND", r.end.astimezone(UTC))
+    ev.add("SUMMARY", r.title)
+    ev.add("DESCRIPTION", r.description)
+    ev.add("CATEGORIES", ["kithkeep"])
+    ev.add("TRANSP", "TRANSPARENT")
+    ev.add(KEY_PROP, r.key)
+    alarm = icalendar.Alarm()
+    alarm.add("ACTION", "DISPLAY")
+    alarm.add("DESCRIPTION", r.title)
+    alarm.add("TRIGGER", timedelta(minutes=-r.alarm_minutes))
+    ev.add_component(alarm)
+    return ev
+
+
+class IcsSink(ReminderSink):
+    """Reminders in one .ics file, rewritten atomically when something changed."""
+
+    Config = IcsSinkConfig
+
+    def __init__(self, name: str, path: Path) -> None:
+        super().__init__(name)
+        self.path = path
+        self._loaded = False
+        self._own: dict[str, Any] = {}  # uid -> VEVENT written by kithkeep
+        self._foreign: list[Any] = []  # anything else in the file, kept as it is
+        self._dirty = False
+
+    @classmethod
+    def from_config(cls, name: str, cfg: IcsSinkConfig, config: KithkeepConfig) -> IcsSink:
+        return cls(name, Path(cfg.path).expanduser())
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if not self.path.exists():
+            return
+        try:
+            cal = icalendar.Calendar.from_ical(self.path.read_bytes())
+        except Exception as exc:
+            # never overwrite a file we cannot read: it may hold the user's data
+            raise SinkError(
+                f"sink {self.name}: {self.path} is not a valid iCalendar file: {exc}"
+            ) from exc
+        for comp in cal.subcomponents:
+            if comp.name == "VEVENT" and comp.get(KEY_PROP) is not None:
+                self._own[str(comp.get("UID"))] = comp
+            else:
+                self._foreign.append(comp)
+
+    def list_own(self) -> list[SinkEvent]:
+        self._load()
+        return [_sink_event(c) for _, c in sorted(self._own.items())]
+
+    def create(self, reminder: Reminder) -> SinkEvent:
+        self._load()
+        comp = reminder_component(reminder, datetime.now(UTC).replace(microsecond=0))
+        self._own[reminder.uid] = comp
+        self._dirty = True
+        return _sink_event(comp)
+
+    def update(self, current: SinkEvent, reminder: Reminder) -> SinkEvent:
+        self._load()
+        self._own.pop(current.uid, None)
+        return self.create(reminder)
+
+    def delete(self, current: SinkEvent) -> None:
+        self._load()
+        if self._own.pop(current.uid, None) is not None:
+            self._dirty = True
+
+    def flush(self) -> None:
+        if not self._dirty:
+            return
+        write_atomic(self.path, serialize(self._own.values(), self._foreign), mode=0o644)
+        self._dirty = False
+
+
+def serialize(own: Iterable[Any], foreign: Iterable[Any] = ()) -> bytes:
+    cal = icalendar.Calendar()
+    cal.add("PRODID", PRODID)
+    cal.add("VERSION", "2.0")
+    cal.add("X-WR-CALNAME", "kithkeep reminders")
+    for comp in foreign:
+        cal.add_component(comp)
+    for comp in sorted(own, key=lambda c: str(c.get("UID"))):
+        cal.add_component(comp)
+    data: bytes = cal.to_ical()
+    return data

@@ -1,0 +1,69 @@
+"""neglected: a two-way tie whose silence exceeds its cadence.
+
+The cadence is the larger of the tier's cadence and ``rhythm_multiple`` times
+the person's own usual gap: a tie who talks yearly is not neglected after 70
+days; one who talks every two weeks is after six.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from kithkeep.rules.base import Finding
+
+from kithkeep.config import NeglectedConfig
+from kithkeep.model.stats import PersonStats
+
+NAME = "neglected"
+
+
+def tier_days(cfg: NeglectedConfig, tier: str | None) -> int:
+    return {"inner": cfg.inner_days, "close": cfg.close_days}.get(tier or "", cfg.wider_days)
+
+
+def evaluate(p: PersonStats, now: datetime, cfg: NeglectedConfig) -> Finding | None:
+    if not cfg.enabled or not p.is_tie or p.ignored or p.last_contact is None:
+        return None
+    base = tier_days(cfg, p.tier)
+    rhythm = cfg.rhythm_multiple * p.cadence_days if p.cadence_days else 0.0
+    cadence = max(float(base), rhythm)
+    silence = (now - p.last_contact).total_seconds() / 86400
+    if silence <= cadence:
+        return None
+    overdue = silence / cadence
+    severity = min(100, int(40 + 20 * (overdue - 1)) + (15 if p.tier == "inner" else 0))
+    who = p.name or p.addresses[0]
+    basis = (
+        f"{cfg.rhythm_multiple:g} x your usual gap of {p.cadence_days:g} days"
+        if rhythm > base
+        else f"the {p.tier or 'wider'} tier's {base} days"
+    )
+    return Finding(
+        rule=NAME,
+        person_id=p.person_id,
+        person_name=who,
+        severity=severity,
+        due=p.last_contact + timedelta(days=cadence),
+        title=f"Reconnect with {who}",
+        explanation=(
+            f"No contact for {silence:.0f} days (last {p.last_contact:%Y-%m-%d}); "
+            f"the cadence for this tie is {cadence:.0f} days ({basis}). "
+            f"{p.messages_out} messages out, {p.messages_in} in."
+        ),
+        suggestion=(
+            "Reconnect by offering something useful: an article, an intro, news they would want."
+        ),
+        evidence={
+            "silence_days": round(silence, 1),
+            "cadence_days": round(cadence, 1),
+            "tier": p.tier,
+            "tier_days": base,
+            "personal_cadence_days": p.cadence_days,
+            "rhythm_multiple": cfg.rhythm_multiple,
+            "last_contact": p.last_contact.isoformat(),
+            "messages_out": p.messages_out,
+            "messages_in": p.messages_in,
+        },
+        remind=True,
+        episode=p.last_contact.date().isoformat(),
+    )

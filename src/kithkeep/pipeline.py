@@ -1,0 +1,137 @@
+"""The whole job, once: sync every source, analyze, judge, write reminders.
+
+Shared by ``kithkeep run``, ``kithkeep demo`` and the daemon. A failing source
+is reported and skipped; the others still sync, and analysis runs on what the
+store holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from kithkeep.config import Config
+from kithkeep.connectors import registry
+from kithkeep.decisions import active_decisions
+from kithkeep.errors import KithkeepError
+from kithkeep.model.analyze import Analysis, analyze_store
+from kithkeep.reminders import reconcile
+from kithkeep.rules.base import Finding
+from kithkeep.rules.engine import judge
+from kithkeep.schema import Base
+from kithkeep.store import Store
+from kithkeep.sync import Progress, SyncResult, sync_source
+
+log = logging.getLogger(__name__)
+
+FINDINGS: sa.Table = Base.metadata.tables["derived_findings"]
+
+
+@dataclass
+class RunReport:
+    synced: list[SyncResult] = field(default_factory=list)
+    source_errors: dict[str, str] = field(default_factory=dict)
+    analysis: Analysis | None = None
+    findings: list[Finding] = field(default_factory=list)
+    reminders: dict[str, int] = field(default_factory=dict)
+    sink: str | None = None
+
+
+def sync_all(
+    config: Config,
+    store: Store,
+    *,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    only: set[str] | None = None,
+) -> tuple[list[SyncResult], dict[str, str], set[str]]:
+    """Sync each source; returns results, errors by source, and the user's addresses they know."""
+    results: list[SyncResult] = []
+    errors: dict[str, str] = {}
+    me: set[str] = set()
+    for cc in config.sources:
+        if only and cc.name not in only:
+            continue
+        source = registry.build_source(config, cc)
+        try:
+            me |= source.me_addresses()
+            results.append(sync_source(store, source, progress=progress, should_stop=should_stop))
+        except KithkeepError as exc:
+            log.error("source %s failed: %s", cc.name, exc.format_message())
+            errors[cc.name] = exc.format_message()
+        finally:
+            source.close()
+        if should_stop is not None and should_stop():
+            break
+    return results, errors, me
+
+
+def save_findings(store: Store, findings: list[Finding]) -> None:
+    rows = [
+        {
+            "key": f.key,
+            "rule": f.rule,
+            "person_id": f.person_id,
+            "severity": f.severity,
+            "due": f.due,
+            "title": f.title,
+            "explanation": f.explanation,
+            "suggestion": f.suggestion,
+            "evidence_json": json.dumps(f.evidence, sort_keys=True, default=str),
+            "status": "open",
+            "remind": f.remind,
+        }
+        for f in findings
+    ]
+    with store.transaction() as s:
+        s.execute(sa.delete(FINDINGS))
+        if rows:
+            s.execute(sa.insert(FINDINGS), rows)
+
+
+def analyze_and_act(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    extra_me: set[str] | None = None,
+    force: bool = False,
+    report: RunReport | None = None,
+) -> RunReport:
+    report = report or RunReport()
+    decisions = active_decisions(store)
+    report.analysis = analyze_store(
+        store, config.analysis, config.general.me, now, extra_me or (), decisions=decisions
+    )
+    report.findings = judge(report.analysis.people, now, config.rules, config.reminders, decisions)
+    save_findings(store, report.findings)
+    if config.reminders.sink:
+        sink = registry.build_sink(config, config.sink(config.reminders.sink))
+        try:
+            report.reminders = reconcile(sink, report.findings, config, store, now, force=force)
+            report.sink = sink.name
+        finally:
+            sink.close()
+    return report
+
+
+def run_once(
+    config: Config,
+    store: Store,
+    *,
+    now: datetime | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunReport:
+    now = now or datetime.now(UTC)
+    report = RunReport()
+    report.synced, report.source_errors, me = sync_all(
+        config, store, progress=progress, should_stop=should_stop
+    )
+    return analyze_and_act(config, store, now, extra_me=me, force=force, report=report)

@@ -1,0 +1,304 @@
+"""Reminders: from findings to calendar events, reconciled as plan, then apply.
+
+A desired reminder has a stable key (rule, person, episode) and a UID derived
+from it. Reconciling compares the desired reminders with the events kithkeep
+finds in the sink and with what it last wrote there (``reminder_state``):
+
+- missing and never written -> create, in the first free working slot;
+- present -> keep the sink's start (the user may have moved it), update the
+  text if it changed;
+- written before but gone from the sink -> the user deleted it: dismissed,
+  never written again;
+- present but no longer desired -> delete (the finding resolved).
+
+If the sink suddenly shows none of the events kithkeep had written, it
+refuses to act (like vdirsyncer's StorageEmpty) unless forced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from kithkeep.config import WEEKDAYS, Config, RemindersConfig, parse_hours
+from kithkeep.errors import SinkRefused
+from kithkeep.interfaces import Reminder, ReminderSink, SinkEvent
+from kithkeep.rules.base import Finding
+from kithkeep.schema import Base
+from kithkeep.store import Store
+
+log = logging.getLogger(__name__)
+
+REMINDER_STATE: sa.Table = Base.metadata.tables["reminder_state"]
+SLOT_MINUTES = 15
+SEARCH_DAYS = 60
+
+
+def reminder_uid(key: str) -> str:
+    """A UID derived from the reminder key: the same key always gives the same event."""
+    return "kithkeep-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def user_timezone(config: Config) -> tzinfo:
+    if config.general.timezone:
+        return ZoneInfo(config.general.timezone)
+    local = datetime.now().astimezone().tzinfo
+    return local or UTC
+
+
+def describe(f: Finding) -> str:
+    evidence = "\n".join(f"  {k}: {v}" for k, v in f.evidence.items())
+    return (
+        f"{f.explanation}\n\nSuggested: {f.suggestion}\n\nEvidence ({f.rule}):\n{evidence}\n\n"
+        f"Details: kithkeep show {f.person_id}\n"
+    )
+
+
+def content_hash(title: str, description: str, duration: timedelta) -> str:
+    h = hashlib.sha256(f"{title}\0{description}\0{int(duration.total_seconds())}".encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class SlotFinder:
+    """First free slot within working hours on working days, never in the past."""
+
+    tz: tzinfo
+    hours: tuple[int, int]
+    days: frozenset[int]
+    duration: timedelta
+    max_per_day: int
+
+    @classmethod
+    def from_config(cls, cfg: RemindersConfig, tz: tzinfo) -> SlotFinder:
+        return cls(
+            tz=tz,
+            hours=parse_hours(cfg.working_hours),
+            days=frozenset(WEEKDAYS.index(d) for d in cfg.working_days),
+            duration=timedelta(minutes=cfg.duration_minutes),
+            max_per_day=cfg.max_per_day,
+        )
+
+    def find(
+        self,
+        earliest: datetime,
+        busy: Sequence[tuple[datetime, datetime]],
+        per_day: dict[date, int],
+    ) -> datetime | None:
+        local = earliest.astimezone(self.tz)
+        day = local.date()
+        for _ in range(SEARCH_DAYS):
+            if day.weekday() in self.days and per_day.get(day, 0) < self.max_per_day:
+                start_min, end_min = self.hours
+                m = start_min
+                while m + self.duration.total_seconds() / 60 <= end_min:
+                    slot = datetime.combine(day, time(m // 60, m % 60), self.tz)
+                    slot_end = slot + self.duration
+                    if slot >= earliest and not any(b0 < slot_end and slot < b1 for b0, b1 in busy):
+                        return slot.astimezone(UTC)
+                    m += SLOT_MINUTES
+            day += timedelta(days=1)
+        return None
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # "create" | "update" | "delete" | "forget" (user deleted) | "adopt" (record only)
+    key: str
+    reminder: Reminder | None = None
+    current: SinkEvent | None = None
+
+
+@dataclass(frozen=True)
+class StateRow:
+    key: str
+    uid: str
+    start: datetime
+    end: datetime
+    content_hash: str
+    status: str
+
+
+def load_state(store: Store, sink: str) -> dict[str, StateRow]:
+    with store.engine.connect() as c:
+        rows = c.execute(sa.select(REMINDER_STATE).where(REMINDER_STATE.c.sink == sink))
+        return {
+            r.key: StateRow(r.key, r.uid, r.start, r.end, r.content_hash, r.status) for r in rows
+        }
+
+
+def desired_reminders(
+    findings: Iterable[Finding],
+    cfg: RemindersConfig,
+    tz: tzinfo,
+    now: datetime,
+    state: dict[str, StateRow],
+    actual: dict[str, SinkEvent],
+    busy: Sequence[tuple[datetime, datetime]],
+) -> list[Reminder]:
+    """Reminders for the findings that keep ``remind``, placed in free slots.
+
+    A reminder already in the sink keeps its start (the user may have moved
+    it); a new one takes the first free slot on or after its due date.
+    """
+    slots = SlotFinder.from_config(cfg, tz)
+    duration = timedelta(minutes=cfg.duration_minutes)
+    taken: list[tuple[datetime, datetime]] = list(busy)
+    per_day: dict[date, int] = {}
+    for ev in actual.values():
+        taken.append((ev.start, ev.end))
+        d = ev.start.astimezone(tz).date()
+        per_day[d] = per_day.get(d, 0) + 1
+    out: list[Reminder] = []
+    for f in findings:
+        if not f.remind:
+            continue
+        key = f.key
+        st = state.get(key)
+        if st is not None and st.status == "dismissed":
+            continue
+        current = actual.get(key)
+        if current is not None:
+            start = current.start
+        elif st is not None and st.status == "written":
+            start = st.start  # the user deleted it; plan() turns this into "forget"
+        else:
+            found = slots.find(max(f.due, now), taken, per_day)
+            if found is None:
+                log.warning("no free slot within %d days for %s", SEARCH_DAYS, key)
+                continue
+            start = found
+            taken.append((start, start + duration))
+            d = start.astimezone(tz).date()
+            per_day[d] = per_day.get(d, 0) + 1
+        out.append(
+            Reminder(
+                key=key,
+                uid=reminder_uid(key),
+                title=f.title,
+                description=describe(f),
+                start=start,
+                end=start + duration,
+                alarm_minutes=cfg.alarm_minutes,
+            )
+        )
+    return out
+
+
+def plan(
+    desired: Sequence[Reminder],
+    actual: dict[str, SinkEvent],
+    state: dict[str, StateRow],
+    *,
+    force: bool = False,
+) -> list[Action]:
+    """The actions that bring the sink to the desired reminders. Pure: no I/O."""
+    written = [s for s in state.values() if s.status == "written"]
+    if written and not actual and not force:
+        raise SinkRefused(
+            f"the sink shows none of the {len(written)} reminders kithkeep wrote there; "
+            "refusing to act in case it is the wrong calendar or came back empty",
+            hint="check the sink, then run again with --force to accept",
+        )
+    actions: list[Action] = []
+    wanted = {r.key for r in desired}
+    for r in desired:
+        current = actual.get(r.key)
+        st = state.get(r.key)
+        if current is None:
+            if st is not None and st.status == "written" and not force:
+                actions.append(Action("forget", r.key, r))  # the user deleted it: dismissed
+            else:
+                actions.append(Action("create", r.key, r))
+            continue
+        # keep the start the sink has: the user may have moved it
+        r_kept = replace(r, start=current.start, end=current.start + (r.end - r.start))
+        if (
+            current.title != r_kept.title
+            or current.description != r_kept.description
+            or current.end - current.start != r_kept.end - r_kept.start
+        ):
+            actions.append(Action("update", r.key, r_kept, current))
+        elif st is None or st.status != "written" or st.start != current.start:
+            actions.append(Action("adopt", r.key, r_kept, current))
+    for key, current in sorted(actual.items()):
+        if key not in wanted:
+            actions.append(Action("delete", key, None, current))
+    return actions
+
+
+def apply(sink: ReminderSink, actions: Sequence[Action], store: Store) -> dict[str, int]:
+    """Carry out a plan, make it durable in the sink, then record it in the store.
+
+    A crash after the sink write and before the store commit is harmless: the
+    next run finds the events by key and adopts them (no duplicates).
+    """
+    counts: dict[str, int] = {}
+    results: list[tuple[Action, SinkEvent | None]] = []
+    for a in actions:
+        ev: SinkEvent | None = None
+        if a.kind == "create" and a.reminder:
+            ev = sink.create(a.reminder)
+        elif a.kind == "update" and a.reminder and a.current:
+            ev = sink.update(a.current, a.reminder)
+        elif a.kind == "delete" and a.current:
+            sink.delete(a.current)
+        elif a.kind == "adopt":
+            ev = a.current
+        results.append((a, ev))
+        counts[a.kind] = counts.get(a.kind, 0) + 1
+    sink.flush()
+    now = datetime.now(UTC)
+    with store.transaction() as s:
+        for a, ev in results:
+            cond = sa.and_(REMINDER_STATE.c.sink == sink.name, REMINDER_STATE.c.key == a.key)
+            if a.kind == "delete":
+                s.execute(sa.delete(REMINDER_STATE).where(cond))
+                continue
+            r = a.reminder
+            assert r is not None
+            status = "dismissed" if a.kind == "forget" else "written"
+            start = ev.start if ev else r.start
+            end = ev.end if ev else r.end
+            s.execute(sa.delete(REMINDER_STATE).where(cond))
+            s.execute(
+                sa.insert(REMINDER_STATE).values(
+                    sink=sink.name,
+                    key=a.key,
+                    uid=r.uid,
+                    start=start,
+                    end=end,
+                    content_hash=content_hash(r.title, r.description, end - start),
+                    status=status,
+                    updated_at=now,
+                )
+            )
+    return counts
+
+
+def reconcile(
+    sink: ReminderSink,
+    findings: Iterable[Finding],
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    force: bool = False,
+) -> dict[str, int]:
+    """Plan and apply reminders for ``findings`` in ``sink``; returns action counts."""
+    tz = user_timezone(config)
+    state = load_state(store, sink.name)
+    actual = {e.key: e for e in sink.list_own()}
+    busy = sink.busy(now, now + timedelta(days=SEARCH_DAYS))
+    desired = desired_reminders(findings, config.reminders, tz, now, state, actual, busy)
+    actions = plan(desired, actual, state, force=force)
+    counts = apply(sink, actions, store)
+    log.info("reminders in %s: %s", sink.name, json.dumps(counts, sort_keys=True) or "no change")
+    return counts
