@@ -6,4 +6,4 @@ server) and are registered here.
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.dovecot"]

@@ -1,0 +1,542 @@
+"""IMAP mail source: headers only, incremental, resumable.
+
+Per folder the checkpoint (scope = folder name) holds::
+
+    {"uidvalidity": int, "uid": highest UID stored, "uidnext": UIDNEXT seen,
+     "modseq": HIGHESTMODSEQ at the last pass (CONDSTORE servers), "messages": int}
+
+A run asks every folder's STATUS first (one LIST-STATUS round trip for all of
+them where offered, else one STATUS per folder) and opens only the folders
+whose UIDVALIDITY, UIDNEXT or HIGHESTMODSEQ moved. In an opened folder:
+
+- a new UIDVALIDITY means the UIDs we hold are meaningless: the folder is
+  rescanned and its first batch carries ``replace_folder``;
+- flag changes since the saved MODSEQ come from ``UID FETCH 1:U (FLAGS)
+  (CHANGEDSINCE m)`` as FlagUpdates (``\\Answered`` tells that the user
+  replied); servers without CONDSTORE get a plain FLAGS fetch compared with
+  the store;
+- new messages come from one streamed ``UID FETCH U+1:* (UID FLAGS
+  INTERNALDATE BODY.PEEK[HEADER.FIELDS (...)])``, yielded in batches of
+  ``chunk_size`` with a checkpoint each.
+
+Saving the MODSEQ read when the folder was opened, with the highest UID
+fetched since, is conservative: every change after it is asked for again next
+time, and applying a flag update twice changes nothing.
+
+A dropped connection reconnects with bounded exponential backoff and resumes
+from the last committed checkpoint (re-read from the store), so nothing is
+lost or counted twice. Messages deleted on the server stay in the history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import imaplib
+import json
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+from kithkeep.connectors.imap_fetch import (
+    CommandFailed,
+    ConnectionLost,
+    FetchItem,
+    RawSession,
+)
+
+from kithkeep.config import Config as KithkeepConfig
+from kithkeep.errors import AuthError, ConfigError, ConnectError, SourceError
+from kithkeep.headers import HEADER_FIELDS, record_from_headers
+from kithkeep.interfaces import MailSource, ScopeInfo, SyncContext
+from kithkeep.records import Checkpoint, FlagUpdate, MailBatch, MessageRecord
+from kithkeep.secrets import redact, remember, resolve_secret, run_secret_command
+
+log = logging.getLogger(__name__)
+
+TLS_MODES = ("implicit", "starttls", "none")
+SENT_NAMES = (
+    "Sent",
+    "Sent Items",
+    "Sent Messages",
+    "Sent Mail",
+    "INBOX/Sent",
+    "INBOX.Sent",
+    "Gesendet",
+    "Gesendete Objekte",
+    "Envoyés",
+    "Éléments envoyés",
+    "Enviados",
+    "Elementos enviados",
+    "Posta inviata",
+    "Verzonden items",
+)
+_HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS (" + " ".join(f.upper() for f in HEADER_FIELDS) + ")]"
+# errors that mean "the link is gone": reconnect and resume
+_LINK_ERRORS = (OSError, ConnectionLost, imaplib.IMAP4.abort, EOFError)
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    host: str
+    username: str
+    # None: 993 for implicit TLS, 143 for STARTTLS and plaintext
+    port: int | None = None
+    # implicit (TLS from the first byte) | starttls | none
+    tls: str = "implicit"
+    # "none" sends the password in clear text: only when this is set (e.g. 127.0.0.1)
+    allow_plaintext: bool = False
+    password_command: str = ""
+    # keyring service name; the username is the key
+    password_keyring: str = ""
+    password_env: str = ""
+    # XOAUTH2: a command printing an access token, or kithkeep's stored Google token
+    oauth2_token_command: str = ""
+    oauth2_google: bool = False
+    # glob patterns of folder names; empty include means inbox, sent and archive
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    chunk_size: int = 1000
+    timeout: float = 60.0
+    ca_file: str = ""
+    # keep a connection open and wait for new mail with IDLE (daemon)
+    idle: bool = False
+    # reconnect attempts in a row, without progress, before giving up
+    max_retries: int = 5
+
+
+def load_google_access_token() -> str:
+    """The access token of kithkeep's stored Google authorization.
+
+    The Google calendar connector owns the token file (and its refresh); the
+    IMAP connector only reads the current access token from it.
+    """
+    path = Path(platformdirs.user_state_dir("kithkeep")) / "google-token.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SourceError(
+            "no stored Google authorization", hint="run `kithkeep auth google`"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise SourceError(
+            f"cannot read the stored Google authorization {path}: {type(exc).__name__}",
+            hint="run `kithkeep auth google` again",
+        ) from None
+    token = data.get("token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise SourceError(
+            f"the stored Google authorization {path} holds no access token",
+            hint="run `kithkeep auth google` again",
+        )
+    return remember(token)
+
+
+@dataclass
+class _Folder:
+    name: str
+    role: str  # inbox, sent, archive, all, or "" for an included folder
+    status: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def sent(self) -> bool:
+        return self.role == "sent"
+
+
+class _Conn:
+    """One logged-in connection: imapclient for the session, RawSession for bulk reads."""
+
+    def __init__(self, client: IMAPClient) -> None:
+        self.client = client
+        self.raw = RawSession(client._imap)
+        caps = {c.decode().upper() for c in client.capabilities()}
+        self.caps = caps
+        self.condstore = "CONDSTORE" in caps
+        self.list_status = "LIST-STATUS" in caps
+        self.esearch = "ESEARCH" in caps
+        self.gmail = "X-GM-EXT-1" in caps
+
+    def close(self) -> None:
+        if self.raw.dirty:
+            # a response is still arriving: a LOGOUT would be read as part of it
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+            return
+        try:
+            self.client.logout()
+        except Exception:
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+
+
+class ImapSource(MailSource):
+    Config = ImapConfig
+
+    def __init__(self, name: str, cfg: ImapConfig) -> None:
+        super().__init__(name)
+        if cfg.tls not in TLS_MODES:
+            raise ConfigError(
+                f"[sources.{name}]: tls must be one of {', '.join(TLS_MODES)}, not {cfg.tls!r}"
+            )
+        if cfg.tls == "none" and not cfg.allow_plaintext:
+            raise ConfigError(
+                f'[sources.{name}]: tls = "none" sends the password in clear text; '
+                "set allow_plaintext = true to allow it (e.g. for 127.0.0.1)"
+            )
+        if cfg.chunk_size <= 0:
+            raise ConfigError(f"[sources.{name}]: chunk_size must be positive")
+        self.cfg = cfg
+        self.port = cfg.port or (993 if cfg.tls == "implicit" else 143)
+        self._conn: _Conn | None = None
+        self._sleep = time.sleep  # tests replace it to keep backoff fast
+        self.reconnects = 0
+
+    @classmethod
+    def from_config(cls, name: str, cfg: ImapConfig, config: KithkeepConfig) -> ImapSource:
+        return cls(name, cfg)
+
+    # --------------------------------------------------------- connection
+
+    def _where(self) -> str:
+        return f"source {self.name} ({self.cfg.host}:{self.port})"
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        try:
+            return ssl.create_default_context(cafile=self.cfg.ca_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"[sources.{self.name}]: ca_file {self.cfg.ca_file!r} is unusable: "
+                f"{getattr(exc, 'strerror', None) or type(exc).__name__}"
+            ) from None
+
+    def _connect_error(self, exc: BaseException) -> SourceError:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return ConnectError(
+                f"{self._where()}: TLS certificate not trusted: {exc.verify_message}",
+                hint="check the host name, or set ca_file to the server's CA",
+            )
+        if isinstance(exc, ssl.SSLError):
+            return ConnectError(f"{self._where()}: TLS failed: {exc.reason or type(exc).__name__}")
+        if isinstance(exc, socket.gaierror):
+            return ConnectError(f"{self._where()}: unknown host ({exc.strerror})")
+        if isinstance(exc, TimeoutError | socket.timeout):
+            return ConnectError(f"{self._where()}: no answer within {self.cfg.timeout:g} s")
+        if isinstance(exc, OSError):
+            return ConnectError(f"{self._where()}: cannot connect: {exc.strerror or exc}")
+        return ConnectError(f"{self._where()}: connection failed: {redact(str(exc))[:200]}")
+
+    def _credentials(self) -> tuple[str, str]:
+        """("password" | "oauth2", secret)."""
+        what = f"source {self.name}"
+        if self.cfg.oauth2_token_command:
+            return "oauth2", run_secret_command(
+                self.cfg.oauth2_token_command, what=f"{what}: oauth2_token_command"
+            )
+        if self.cfg.oauth2_google:
+            return "oauth2", load_google_access_token()
+        return "password", resolve_secret(
+            what=what,
+            command=self.cfg.password_command,
+            keyring_service=self.cfg.password_keyring,
+            username=self.cfg.username,
+            env=self.cfg.password_env,
+        )
+
+    def connect(self) -> _Conn:
+        kind, secret = self._credentials()
+        try:
+            client = IMAPClient(
+                self.cfg.host,
+                port=self.port,
+                ssl=self.cfg.tls == "implicit",
+                ssl_context=self._ssl_context() if self.cfg.tls == "implicit" else None,
+                timeout=self.cfg.timeout,
+            )
+        except (OSError, imaplib.IMAP4.error, IMAPClientError) as exc:
+            raise self._connect_error(exc) from None
+        try:
+            if self.cfg.tls == "starttls":
+                client.starttls(self._ssl_context())
+            if kind == "oauth2":
+                client.oauth2_login(self.cfg.username, secret)
+            else:
+                client.login(self.cfg.username, secret)
+        except LoginError as exc:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            reason = redact(str(exc)).replace(secret, "********")
+            raise AuthError(
+                f"{self._where()}: the server refused the login for {self.cfg.username}"
+                f" ({reason.strip()[:160]})",
+                hint="check the password source" if kind == "password" else "refresh the token",
+            ) from None
+        except (OSError, imaplib.IMAP4.abort) as exc:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise self._connect_error(exc) from None
+        except (imaplib.IMAP4.error, IMAPClientError) as exc:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise ConnectError(f"{self._where()}: {redact(str(exc))[:200]}") from None
+        log.debug("%s: logged in as %s", self.name, self.cfg.username)
+        return _Conn(client)
+
+    def _connection(self) -> _Conn:
+        if self._conn is None:
+            self._conn = self.connect()
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+    def close(self) -> None:
+        self._drop()
+
+    def me_addresses(self) -> set[str]:
+        user = self.cfg.username.strip().lower()
+        return {user} if "@" in user and " " not in user else set()
+
+    # ------------------------------------------------------------ folders
+
+    def _status_items(self, conn: _Conn) -> str:
+        return "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if conn.condstore else "")
+
+    def folders(self, conn: _Conn, *, with_status: bool = True) -> list[_Folder]:
+        """The folders to read, with their STATUS (one round trip with LIST-STATUS)."""
+        items = self._status_items(conn)
+        listed = conn.raw.list_status(items, status=with_status and conn.list_status)
+        chosen = self._select(listed, gmail=conn.gmail)
+        if with_status:
+            for f in chosen:
+                if not f.status:  # no LIST-STATUS, or the server left this folder out
+                    f.status = conn.raw.status(f.name, items)
+        return chosen
+
+    def _select(
+        self, listed: list[tuple[str, list[str], int, dict[str, int]]], *, gmail: bool
+    ) -> list[_Folder]:
+        usable = [
+            (name, {f.lower() for f in flags}, status)
+            for name, flags, _i, status in listed
+            if not {"\\noselect", "\\nonexistent"} & {f.lower() for f in flags}
+        ]
+        chosen: dict[str, _Folder] = {}
+
+        def add(name: str, role: str, status: dict[str, int]) -> None:
+            if name not in chosen:
+                chosen[name] = _Folder(name, role, dict(status))
+
+        sent_flagged = [(n, s) for n, fl, s in usable if "\\sent" in fl]
+        sent_named = [
+            (n, s) for n, fl, s in usable if any(n.lower() == x.lower() for x in SENT_NAMES)
+        ]
+        sent = sent_flagged or sent_named[:1]
+        if self.cfg.include:
+            for name, _flags, status in usable:
+                if any(fnmatch.fnmatchcase(name, p) for p in self.cfg.include):
+                    role = "inbox" if name.upper() == "INBOX" else ""
+                    if any(name == n for n, _ in sent):
+                        role = "sent"
+                    add(name, role, status)
+        elif gmail:
+            # every Gmail message is in All Mail; Sent adds the role
+            for name, flags, status in usable:
+                if "\\all" in flags:
+                    add(name, "all", status)
+            for name, status in sent:
+                add(name, "sent", status)
+            if not chosen:  # a Gmail-like server without SPECIAL-USE flags
+                for name, _flags, status in usable:
+                    if name.upper() == "INBOX":
+                        add(name, "inbox", status)
+        else:
+            for name, _flags, status in usable:
+                if name.upper() == "INBOX":
+                    add(name, "inbox", status)
+            for name, status in sent:
+                add(name, "sent", status)
+            for name, flags, status in usable:
+                if "\\archive" in flags:
+                    add(name, "archive", status)
+                elif "\\all" in flags:
+                    add(name, "all", status)
+        return [
+            f
+            for f in chosen.values()
+            if not any(fnmatch.fnmatchcase(f.name, p) for p in self.cfg.exclude)
+        ]
+
+    def check(self) -> list[ScopeInfo]:
+        conn = self._connection()
+        try:
+            return [
+                ScopeInfo(f.name, f.status.get("MESSAGES"), f.role)
+                for f in self.folders(conn, with_status=True)
+            ]
+        except _LINK_ERRORS as exc:
+            self._drop()
+            raise self._connect_error(exc) from None
+        except CommandFailed as exc:
+            raise SourceError(f"{self._where()}: {redact(str(exc))[:200]}") from None
+
+    # --------------------------------------------------------------- sync
+
+    def sync(self, ctx: SyncContext) -> Iterator[MailBatch]:
+        failures = 0
+        while True:
+            progressed = False
+            try:
+                conn = self._connection()
+                checkpoints = ctx.checkpoints()  # re-read: the last committed positions
+                for folder in self.folders(conn, with_status=True):
+                    if ctx.should_stop():
+                        return
+                    for batch in self._sync_folder(ctx, conn, folder, checkpoints.get(folder.name)):
+                        yield batch
+                        progressed = True
+                        failures = 0
+                        if ctx.should_stop():
+                            # the rest of a streamed FETCH is still arriving
+                            self._drop()
+                            return
+                return
+            except _LINK_ERRORS as exc:
+                self._drop()
+                failures = 0 if progressed else failures + 1
+                if failures > self.cfg.max_retries:
+                    raise self._connect_error(exc) from None
+                delay = min(30.0, 0.5 * 2 ** max(0, failures - 1))
+                log.warning(
+                    "%s: connection lost (%s); reconnecting in %.1f s and resuming from the"
+                    " last checkpoint",
+                    self.name,
+                    redact(str(exc) or type(exc).__name__)[:200],
+                    delay,
+                )
+                self.reconnects += 1
+                self._sleep(delay)
+            except CommandFailed as exc:
+                self._drop()
+                raise SourceError(f"{self._where()}: {redact(str(exc))[:200]}") from None
+
+    def _sync_folder(
+        self, ctx: SyncContext, conn: _Conn, folder: _Folder, saved: dict[str, Any] | None
+    ) -> Iterator[MailBatch]:
+        st = folder.status
+        saved = saved or {}
+        same_validity = saved.get("uidvalidity") == st.get("UIDVALIDITY")
+        if (
+            saved
+            and same_validity
+            and st.get("UIDNEXT") is not None
+            and (st["UIDNEXT"] == saved.get("uidnext") or st["UIDNEXT"] <= saved.get("uid", 0) + 1)
+            and (not conn.condstore or st.get("HIGHESTMODSEQ") == saved.get("modseq"))
+        ):
+            log.debug("%s: %s unchanged", self.name, folder.name)
+            return
+
+        try:
+            sel = conn.raw.examine(folder.name, condstore=conn.condstore)
+        except CommandFailed as exc:  # vanished since LIST, or not selectable after all
+            log.warning("%s: cannot open folder %s: %s", self.name, folder.name, exc.text)
+            return
+        validity = sel.get("UIDVALIDITY", 0)
+        modseq = sel.get("HIGHESTMODSEQ") if conn.condstore and "NOMODSEQ" not in sel else None
+        replace: str | None = None
+        if saved and saved.get("uidvalidity") != validity:
+            log.info(
+                "%s: %s has a new UIDVALIDITY (%s -> %s): rescanning the folder",
+                self.name,
+                folder.name,
+                saved.get("uidvalidity"),
+                validity,
+            )
+            replace = folder.name
+            saved = {}
+        last_uid = int(saved.get("uid", 0))
+        state: dict[str, Any] = {
+            "uidvalidity": validity,
+            "uid": last_uid,
+            "uidnext": sel.get("UIDNEXT"),
+            "modseq": modseq,
+            "messages": sel.get("EXISTS"),
+        }
+
+        # 1. flag changes of messages already stored
+        flag_updates: list[FlagUpdate] = []
+        if last_uid and sel.get("EXISTS"):
+            old_modseq = saved.get("modseq")
+            if modseq is not None and old_modseq is not None:
+                if modseq != old_modseq:
+                    for it in conn.raw.uid_fetch(
+                        f"1:{last_uid}", "UID FLAGS", f"CHANGEDSINCE {old_modseq}"
+                    ):
+                        if it.flags is not None and 0 < it.uid <= last_uid:
+                            flag_updates.append(FlagUpdate(folder.name, str(it.uid), it.flags))
+            else:  # no CONDSTORE: compare every message's flags with the store
+                known = ctx.known_uids(folder.name)
+                for it in conn.raw.uid_fetch(f"1:{last_uid}", "UID FLAGS"):
+                    key = str(it.uid)
+                    if it.flags is not None and key in known and known[key] != it.flags:
+                        flag_updates.append(FlagUpdate(folder.name, key, it.flags))
+
+        # 2. new messages, streamed and cut into batches
+        items = "UID FLAGS INTERNALDATE " + ("X-GM-MSGID X-GM-THRID " if conn.gmail else "")
+        items += _HEADER_ITEM
+        total = sel.get("EXISTS") if not last_uid else None
+        done = 0
+        records: list[MessageRecord] = []
+        chunk = self.cfg.chunk_size
+        account, name, sent = self.name, folder.name, folder.sent
+        if sel.get("EXISTS") and (sel.get("UIDNEXT") is None or sel["UIDNEXT"] > last_uid + 1):
+            for it in conn.raw.uid_fetch(f"{last_uid + 1}:*", items):
+                if it.uid <= last_uid or it.header is None:
+                    # "N:*" always includes the highest UID; or an unsolicited FETCH
+                    continue
+                records.append(self._record(it, account, name, sent))
+                state["uid"] = max(state["uid"], it.uid)
+                if len(records) >= chunk:
+                    done += len(records)
+                    yield MailBatch(
+                        records=records,
+                        flag_updates=flag_updates,
+                        checkpoint=Checkpoint(self.name, name, dict(state, uidnext=None)),
+                        replace_folder=replace,
+                    )
+                    ctx.progress(name, done, total)
+                    records, flag_updates, replace = [], [], None
+                    if ctx.should_stop():
+                        return
+        done += len(records)
+        # the last batch saves UIDNEXT too: from now on STATUS alone tells "unchanged"
+        yield MailBatch(
+            records=records,
+            flag_updates=flag_updates,
+            checkpoint=Checkpoint(self.name, name, state),
+            replace_folder=replace,
+        )
+        ctx.progress(name, done, total if total is not None else done)
+
+    @staticmethod
+    def _record(it: FetchItem, account: str, folder: str, sent: bool) -> MessageRecord:
+        return record_from_headers(
+            it.header or b"",
+            account=account,
+            folder=folder,
+            uid=str(it.uid),
+            flags=it.flags or frozenset(),
+            internal_date=it.internal_date,
+            in_sent_folder=sent,
+            gm_msgid=it.gm_msgid,
+            gm_thrid=it.gm_thrid,
+        )
