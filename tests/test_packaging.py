@@ -1,0 +1,50 @@
+"""The wheel holds every subpackage of the mapped folders (setuptools package-dir)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO
+
+MAPPED = {
+    "src/kithkeep": "kithkeep",
+    "connectors": "kithkeep/connectors",
+    "rules": "kithkeep/rules",
+    "daemon": "kithkeep/daemon",
+}
+
+
+def _expected_packages() -> set[str]:
+    out: set[str] = set()
+    for folder, prefix in MAPPED.items():
+        root = REPO / folder
+        for init in root.rglob("__init__.py"):
+            rel = init.parent.relative_to(root)
+            out.add(prefix if str(rel) == "." else f"{prefix}/{rel.as_posix()}")
+    return out
+
+
+@pytest.mark.slow
+def test_wheel_contains_every_subpackage(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("kithkeep-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    packages = {n.rsplit("/", 1)[0] for n in names if n.endswith("/__init__.py")}
+    missing = _expected_packages() - packages
+    assert not missing, (
+        f"subpackages missing from the wheel (add them to pyproject packages): {missing}"
+    )
+    # nothing installs a top-level daemon/rules/connectors package
+    assert not {n.split("/", 1)[0] for n in names} & {"daemon", "rules", "connectors"}
+    assert "kithkeep/py.typed" in names
+    assert "kithkeep/config.example.toml" in names
+    assert any(n.startswith("kithkeep/migrations/versions/0001") for n in names)

@@ -1,0 +1,105 @@
+"""The store: migrations on open, batches committed with their checkpoint."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from kithkeep.errors import StoreError
+from kithkeep.records import Address, Checkpoint, MailBatch, MessageRecord
+from kithkeep.schema import Message
+from kithkeep.store import Store, head_revision
+
+
+def rec(uid: str, folder: str = "INBOX") -> MessageRecord:
+    return MessageRecord(
+        account="acct",
+        folder=folder,
+        uid=uid,
+        message_id=f"{uid}@x",
+        date=datetime(2026, 1, 1, tzinfo=UTC),
+        from_=(Address("Ana", "ana@example.org"),),
+        to=(Address("", "sam@example.org"),),
+    )
+
+
+def test_open_migrates_and_is_wal(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sub' / 'k.sqlite3'}"
+    with Store.open(url) as store, store.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        version = c.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        assert version == head_revision()
+    with Store.open(url) as store:  # opening again is a no-op migration
+        assert store.count(Message) == 0
+
+
+def test_batch_and_checkpoint_commit_together(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'k.sqlite3'}")
+    cp = Checkpoint("acct", "INBOX", {"uidvalidity": 1, "uidnext": 3})
+    store.apply_mail_batch(MailBatch(records=[rec("1"), rec("2")], checkpoint=cp), "acct")
+    assert store.checkpoints("acct") == {"INBOX": {"uidvalidity": 1, "uidnext": 3}}
+    # the same batch again changes nothing (upsert by location)
+    store.apply_mail_batch(MailBatch(records=[rec("1"), rec("2")], checkpoint=cp), "acct")
+    assert store.count(Message) == 2
+
+    # a failing batch leaves neither its records nor its checkpoint
+    bad = MailBatch(
+        records=[
+            rec("3"),
+            rec("4").__class__(**{**_fields(rec("4")), "date": datetime(2026, 1, 1)}),
+        ],
+        checkpoint=Checkpoint("acct", "INBOX", {"uidvalidity": 1, "uidnext": 5}),
+    )
+    with pytest.raises((ValueError, sa.exc.StatementError)):
+        store.apply_mail_batch(bad, "acct")
+    assert store.count(Message) == 2
+    assert store.checkpoints("acct")["INBOX"]["uidnext"] == 3
+
+    # replace_folder (new UIDVALIDITY) drops the folder's records in the same transaction
+    store.apply_mail_batch(
+        MailBatch(
+            records=[rec("10")],
+            replace_folder="INBOX",
+            checkpoint=Checkpoint("acct", "INBOX", {"uidvalidity": 2, "uidnext": 11}),
+        ),
+        "acct",
+    )
+    assert sorted(m.uid for m in store.iter_messages()) == ["10"]
+    store.close()
+
+
+def _fields(r: MessageRecord) -> dict[str, object]:
+    return {s: getattr(r, s) for s in MessageRecord.__slots__}
+
+
+def test_unopenable_store_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store.open(f"sqlite:///{blocker / 'db.sqlite3'}")
+
+
+def test_records_round_trip(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'k.sqlite3'}")
+    r = MessageRecord(
+        account="a",
+        folder="Sent",
+        uid="7",
+        message_id="m@x",
+        date=datetime(2026, 3, 1, 12, tzinfo=UTC),
+        from_=(Address("Sam", "sam@x.org"),),
+        to=(Address("Ana Ü", "ana@x.org"),),
+        cc=(Address("", "ben@x.org"),),
+        references=("a@x", "b@x"),
+        subject="Grüße",
+        flags=frozenset({"\\Seen", "\\Answered"}),
+        in_sent_folder=True,
+        parse_errors=("date",),
+    )
+    store.apply_mail_batch(MailBatch(records=[r]), "a")
+    (back,) = store.iter_messages()
+    assert back == r
+    store.close()
