@@ -5,14 +5,18 @@ from it. Reconciling compares the desired reminders with the events kithkeep
 finds in the sink and with what it last wrote there (``reminder_state``):
 
 - missing and never written -> create, in the first free working slot;
-- present -> keep the sink's start (the user may have moved it), update the
-  text if it changed;
+- present -> keep the sink's start and end (the user may have moved or
+  stretched it), update the text if it changed;
 - written before but gone from the sink -> the user deleted it: dismissed,
-  never written again;
-- present but no longer desired -> delete (the finding resolved).
+  never written again (also when the sink itself refuses to re-create the
+  event because the user deleted it: Google answers 409, see
+  :class:`UserDeleted`);
+- present but no longer desired -> delete (the finding resolved);
+- gone from the sink and no longer desired -> forget the bookkeeping row.
 
 If the sink suddenly shows none of the events kithkeep had written, it
-refuses to act (like vdirsyncer's StorageEmpty) unless forced.
+refuses to act (like vdirsyncer's StorageEmpty) unless forced; forcing
+accepts the sink as it is, so the missing events count as deleted by the user.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from kithkeep.config import WEEKDAYS, Config, RemindersConfig, parse_hours
-from kithkeep.errors import SinkRefused
+from kithkeep.errors import SinkError, SinkRefused
 from kithkeep.interfaces import Reminder, ReminderSink, SinkEvent
 from kithkeep.rules.base import Finding
 from kithkeep.schema import Base
@@ -39,6 +43,11 @@ log = logging.getLogger(__name__)
 REMINDER_STATE: sa.Table = Base.metadata.tables["reminder_state"]
 SLOT_MINUTES = 15
 SEARCH_DAYS = 60
+
+
+class UserDeleted(SinkError):
+    """Raised by ``ReminderSink.create`` when the sink keeps a tombstone of the
+    event: the user deleted it, so the reminder counts as dismissed."""
 
 
 def reminder_uid(key: str) -> str:
@@ -54,11 +63,21 @@ def user_timezone(config: Config) -> tzinfo:
 
 
 def describe(f: Finding) -> str:
+    """Explanation, suggestion, evidence and the command that shows the person.
+
+    No trailing newline: some calendars strip it, and the next run would see a
+    changed description and rewrite the event.
+    """
     evidence = "\n".join(f"  {k}: {v}" for k, v in f.evidence.items())
     return (
         f"{f.explanation}\n\nSuggested: {f.suggestion}\n\nEvidence ({f.rule}):\n{evidence}\n\n"
-        f"Details: kithkeep show {f.person_id}\n"
+        f"Details: kithkeep show {f.person_id}"
     )
+
+
+def _same_text(a: str, b: str) -> bool:
+    """Equal up to line endings and surrounding whitespace (servers normalize both)."""
+    return a.replace("\r\n", "\n").strip() == b.replace("\r\n", "\n").strip()
 
 
 def content_hash(title: str, description: str, duration: timedelta) -> str:
@@ -110,7 +129,10 @@ class SlotFinder:
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # "create" | "update" | "delete" | "forget" (user deleted) | "adopt" (record only)
+    # "create" | "update" | "delete" write to the sink; "forget" (the user deleted
+    # it: dismissed), "adopt" (record what the sink has) and "drop" (remove a
+    # stale bookkeeping row) only touch the store
+    kind: str
     key: str
     reminder: Reminder | None = None
     current: SinkEvent | None = None
@@ -205,7 +227,7 @@ def plan(
         raise SinkRefused(
             f"the sink shows none of the {len(written)} reminders kithkeep wrote there; "
             "refusing to act in case it is the wrong calendar or came back empty",
-            hint="check the sink, then run again with --force to accept",
+            hint="check the sink, then run again with --force to accept it as it is",
         )
     actions: list[Action] = []
     wanted = {r.key for r in desired}
@@ -213,24 +235,34 @@ def plan(
         current = actual.get(r.key)
         st = state.get(r.key)
         if current is None:
-            if st is not None and st.status == "written" and not force:
-                actions.append(Action("forget", r.key, r))  # the user deleted it: dismissed
+            if st is not None and st.status == "written":
+                # written before, gone now: the user deleted it (with --force too:
+                # forcing accepts the sink as it is)
+                actions.append(Action("forget", r.key, r))
             else:
                 actions.append(Action("create", r.key, r))
             continue
-        # keep the start the sink has: the user may have moved it
-        r_kept = replace(r, start=current.start, end=current.start + (r.end - r.start))
-        if (
-            current.title != r_kept.title
-            or current.description != r_kept.description
-            or current.end - current.start != r_kept.end - r_kept.start
+        # keep the start and end the sink has: the user may have moved or stretched it
+        r_kept = replace(r, start=current.start, end=current.end)
+        if not _same_text(current.title, r.title) or not _same_text(
+            current.description, r.description
         ):
             actions.append(Action("update", r.key, r_kept, current))
-        elif st is None or st.status != "written" or st.start != current.start:
+        elif (
+            st is None
+            or st.status != "written"
+            or st.start != current.start
+            or st.end != current.end
+        ):
             actions.append(Action("adopt", r.key, r_kept, current))
     for key, current in sorted(actual.items()):
         if key not in wanted:
             actions.append(Action("delete", key, None, current))
+    for key, st in sorted(state.items()):
+        if st.status == "written" and key not in wanted and key not in actual:
+            # resolved after the user had deleted it: nothing to do in the sink,
+            # but a stale "written" row would trip the empty-sink check one day
+            actions.append(Action("drop", key))
     return actions
 
 
@@ -238,41 +270,60 @@ def apply(sink: ReminderSink, actions: Sequence[Action], store: Store) -> dict[s
     """Carry out a plan, make it durable in the sink, then record it in the store.
 
     A crash after the sink write and before the store commit is harmless: the
-    next run finds the events by key and adopts them (no duplicates).
+    next run finds the events by key and adopts them (no duplicates). When a
+    write fails half-way, what was done so far is still flushed and recorded
+    before the error propagates, so the next run starts from the truth.
     """
     counts: dict[str, int] = {}
     results: list[tuple[Action, SinkEvent | None]] = []
-    for a in actions:
-        ev: SinkEvent | None = None
-        if a.kind == "create" and a.reminder:
-            ev = sink.create(a.reminder)
-        elif a.kind == "update" and a.reminder and a.current:
-            ev = sink.update(a.current, a.reminder)
-        elif a.kind == "delete" and a.current:
-            sink.delete(a.current)
-        elif a.kind == "adopt":
-            ev = a.current
-        results.append((a, ev))
-        counts[a.kind] = counts.get(a.kind, 0) + 1
+    try:
+        for a in actions:
+            ev: SinkEvent | None = None
+            if a.kind == "create" and a.reminder:
+                try:
+                    ev = sink.create(a.reminder)
+                except UserDeleted:
+                    log.info("%s: %s was deleted by the user: dismissed", sink.name, a.key)
+                    a = replace(a, kind="forget")  # noqa: PLW2901 - the action it turned into
+            elif a.kind == "update" and a.reminder and a.current:
+                ev = sink.update(a.current, a.reminder)
+            elif a.kind == "delete" and a.current:
+                sink.delete(a.current)
+            elif a.kind == "adopt":
+                ev = a.current
+            results.append((a, ev))
+            counts[a.kind] = counts.get(a.kind, 0) + 1
+    except BaseException:
+        # keep what was done before the failure; a failing flush records nothing,
+        # since file sinks only make their writes durable there
+        sink.flush()
+        _record(store, sink.name, results)
+        raise
     sink.flush()
+    _record(store, sink.name, results)
+    return counts
+
+
+def _record(store: Store, sink: str, results: Sequence[tuple[Action, SinkEvent | None]]) -> None:
+    if not results:
+        return
     now = datetime.now(UTC)
     with store.transaction() as s:
         for a, ev in results:
-            cond = sa.and_(REMINDER_STATE.c.sink == sink.name, REMINDER_STATE.c.key == a.key)
-            if a.kind == "delete":
-                s.execute(sa.delete(REMINDER_STATE).where(cond))
+            cond = sa.and_(REMINDER_STATE.c.sink == sink, REMINDER_STATE.c.key == a.key)
+            s.execute(sa.delete(REMINDER_STATE).where(cond))
+            if a.kind in ("delete", "drop"):
                 continue
             r = a.reminder
             assert r is not None
             status = "dismissed" if a.kind == "forget" else "written"
             start = ev.start if ev else r.start
             end = ev.end if ev else r.end
-            s.execute(sa.delete(REMINDER_STATE).where(cond))
             s.execute(
                 sa.insert(REMINDER_STATE).values(
-                    sink=sink.name,
+                    sink=sink,
                     key=a.key,
-                    uid=r.uid,
+                    uid=ev.uid if ev else r.uid,
                     start=start,
                     end=end,
                     content_hash=content_hash(r.title, r.description, end - start),
@@ -280,7 +331,6 @@ def apply(sink: ReminderSink, actions: Sequence[Action], store: Store) -> dict[s
                     updated_at=now,
                 )
             )
-    return counts
 
 
 def reconcile(

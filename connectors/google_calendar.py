@@ -1,0 +1,619 @@
+"""Google Calendar: a calendar source and a reminders sink (Calendar API v3).
+
+Source: ``events.list`` with ``singleEvents`` (Google expands recurring
+events) and sync tokens. The first run, and every run after Google answers
+410 Gone (the token expired), is a full sync that replaces the calendar's
+stored events; the other runs fetch only what changed, deletions included.
+Each page is one batch; the new sync token is saved with the last page, so an
+interrupted sync starts again from the previous token and re-applies pages
+idempotently. A full sync is also forced every ``resync_days`` so that
+occurrences of recurring events move into the window as the clock does.
+
+Sink: reminders in one calendar (``primary``, an id, or a calendar named
+"kithkeep" that kithkeep creates). The event id is the base32hex of a hash of
+the reminder key, so the same key always means the same event and a retried
+insert cannot duplicate it; the key also sits in
+``extendedProperties.private``, which is how kithkeep finds its own events and
+how the source marks them ``own``. A user who deletes a reminder leaves a
+cancelled event behind, and Google refuses to insert that id again (409):
+that reminder counts as dismissed. Free slots come from ``freebusy.query``.
+
+Every request goes through :class:`Retrying`: 403 rateLimitExceeded, 429 and
+5xx (and dropped connections) are retried with exponential backoff and full
+jitter, a bounded number of times; then a SourceError or SinkError says what
+failed. The sleep is injectable so tests do not wait.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+
+from kithkeep.config import Config as KithkeepConfig
+from kithkeep.errors import AuthError, KithkeepError, SinkError, SourceError
+from kithkeep.interfaces import (
+    CalendarSource,
+    Reminder,
+    ReminderSink,
+    ScopeInfo,
+    SinkEvent,
+    SyncContext,
+)
+from kithkeep.records import Attendee, Checkpoint, EventBatch, EventRecord
+from kithkeep.reminders import UserDeleted
+
+log = logging.getLogger(__name__)
+
+# extendedProperties.private keys on kithkeep's own events
+MARK_PROP = "kithkeep"
+KEY_PROP = "kithkeepKey"
+
+RETRY_BASE_SECONDS = 1.0
+RETRY_CAP_SECONDS = 32.0
+_RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+
+_PARTSTAT = {
+    "needsAction": "NEEDS-ACTION",
+    "declined": "DECLINED",
+    "tentative": "TENTATIVE",
+    "accepted": "ACCEPTED",
+}
+
+Sleep = Callable[[float], None]
+
+
+def event_id_for_key(key: str) -> str:
+    """A valid Google event id for a reminder key: base32hex (a-v, 0-9), 52 characters.
+
+    Google allows 5-1024 characters of lower-case base32hex; a hash keeps any
+    key (whatever its characters or length) within that.
+    """
+    digest = hashlib.sha256(key.encode()).digest()
+    return base64.b32hexencode(digest).decode("ascii").rstrip("=").lower()
+
+
+# ------------------------------------------------------------------ retries
+
+
+def _status(exc: Exception) -> int | None:
+    resp = getattr(exc, "resp", None)
+    status = getattr(resp, "status", None)
+    return int(status) if status is not None else None
+
+
+def _reasons(exc: Exception) -> set[str]:
+    """The ``error.errors[].reason`` values of a Google error response."""
+    content = getattr(exc, "content", b"")
+    try:
+        data = json.loads(content.decode("utf-8") if isinstance(content, bytes) else content)
+        errors = data.get("error", {}).get("errors", [])
+        return {str(e.get("reason", "")) for e in errors if isinstance(e, dict)}
+    except (ValueError, AttributeError):
+        return set()
+
+
+def _is_transient(exc: Exception) -> bool:
+    status = _status(exc)
+    if status is None:
+        # no HTTP status: a dropped connection or a timeout (httplib2, socket)
+        return isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith(
+            "httplib2"
+        )
+    if status == 429 or status >= 500:
+        return True
+    return status == 403 and bool(_reasons(exc) & _RATE_REASONS)
+
+
+class Retrying:
+    """Executes API requests with bounded exponential backoff and full jitter."""
+
+    def __init__(
+        self,
+        what: str,
+        error: type[KithkeepError],
+        *,
+        max_retries: int = 5,
+        sleep: Sleep = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.what = what
+        self.error = error
+        self.max_retries = max_retries
+        self.sleep = sleep
+        self.jitter = jitter
+
+    def execute(
+        self, request: Any, action: str, *, passthrough: frozenset[int] = frozenset()
+    ) -> Any:
+        """Run ``request``; HTTP statuses in ``passthrough`` propagate for the caller."""
+        attempt = 0
+        while True:
+            try:
+                return request.execute()
+            except Exception as exc:
+                status = _status(exc)
+                if status is not None and status in passthrough:
+                    raise
+                if not _is_transient(exc):
+                    raise self._translate(exc, action) from exc
+                if attempt >= self.max_retries:
+                    raise self.error(
+                        f"{self.what}: {action} failed {attempt + 1} times "
+                        f"({_describe(exc)}); giving up for now",
+                        hint="nothing was lost: the next run tries again",
+                    ) from exc
+                delay = self.jitter() * min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt)
+                log.warning(
+                    "%s: %s: %s, retry %d of %d in %.1f s",
+                    self.what,
+                    action,
+                    _describe(exc),
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
+                self.sleep(delay)
+                attempt += 1
+
+    def _translate(self, exc: Exception, action: str) -> KithkeepError:
+        status = _status(exc)
+        if status == 401:
+            return AuthError(
+                f"{self.what}: Google refused the token while trying to {action}",
+                hint="run `kithkeep auth google` again",
+            )
+        if status == 403:
+            return self.error(
+                f"{self.what}: {action}: access denied ({_describe(exc)})",
+                hint="check the calendar id and that the token has the calendar scope "
+                "(`kithkeep auth google`)",
+            )
+        if status == 404:
+            return self.error(
+                f"{self.what}: {action}: not found", hint="check the calendar id in the config"
+            )
+        return self.error(f"{self.what}: {action} failed: {_describe(exc)}")
+
+
+def _describe(exc: Exception) -> str:
+    status = _status(exc)
+    if status is None:
+        return f"{type(exc).__name__}: {exc}"
+    reasons = ", ".join(sorted(r for r in _reasons(exc) if r))
+    return f"HTTP {status}" + (f" {reasons}" if reasons else "")
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def _parse_time(value: dict[str, Any], tz: tzinfo) -> tuple[datetime, bool]:
+    """A Google ``start``/``end``/``originalStartTime`` as aware UTC, and whether all-day."""
+    if value.get("dateTime"):
+        dt = datetime.fromisoformat(str(value["dateTime"]).replace("Z", "+00:00"))
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=tz)
+        return dt.astimezone(UTC), False
+    if value.get("date"):
+        d = date.fromisoformat(str(value["date"]))
+        return datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(UTC), True
+    raise ValueError(f"no dateTime or date in {value!r}")
+
+
+def _rfc3339(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def occurrence_key(item: dict[str, Any], tz: tzinfo) -> tuple[str, str]:
+    """(uid, recurrence_id) of an event or an occurrence of a recurring one."""
+    base = item.get("recurringEventId")
+    if base and item.get("originalStartTime"):
+        start, _ = _parse_time(item["originalStartTime"], tz)
+        return str(base), start.isoformat()
+    return str(item["id"]), ""
+
+
+def event_record(item: dict[str, Any], source: str, tz: tzinfo) -> EventRecord:
+    """An EventRecord from an ``events`` resource; raises ValueError/KeyError when unusable."""
+    uid, rid = occurrence_key(item, tz)
+    start, all_day = _parse_time(item["start"], tz)
+    end, _ = _parse_time(item["end"], tz) if "end" in item else (start, False)
+    attendees = []
+    my_status = None
+    for a in item.get("attendees", []):
+        email = str(a.get("email", "")).strip().lower()
+        if "@" not in email:
+            continue
+        partstat = _PARTSTAT.get(str(a.get("responseStatus", "")), "NEEDS-ACTION")
+        if a.get("self"):
+            my_status = partstat
+        attendees.append(
+            Attendee(
+                email=email,
+                name=str(a.get("displayName", "")),
+                partstat=partstat,
+                cutype="RESOURCE" if a.get("resource") else "INDIVIDUAL",
+                role="OPT-PARTICIPANT" if a.get("optional") else "REQ-PARTICIPANT",
+            )
+        )
+    organizer = item.get("organizer", {}).get("email")
+    private = item.get("extendedProperties", {}).get("private", {})
+    return EventRecord(
+        source=source,
+        uid=uid,
+        recurrence_id=rid,
+        start=start,
+        end=max(end, start),
+        all_day=all_day,
+        status=str(item.get("status", "confirmed")).upper(),
+        summary=str(item.get("summary", ""))[:500],
+        organizer=str(organizer).lower() if organizer else None,
+        attendees=tuple(attendees),
+        my_status=my_status,
+        own=KEY_PROP in private,
+    )
+
+
+def _build_service(what: str, error: type[KithkeepError]) -> Any:
+    """The Calendar API client with the stored OAuth token (discovery document offline)."""
+    from googleapiclient.discovery import build
+
+    from kithkeep.google_auth import load_credentials
+
+    try:
+        creds = load_credentials()
+    except AuthError as exc:
+        raise error(f"{what}: {exc.message}", hint=exc.hint) from exc
+    return build("calendar", "v3", credentials=creds, cache_discovery=False, static_discovery=True)
+
+
+# ------------------------------------------------------------------ source
+
+
+@dataclass(frozen=True)
+class GoogleCalendarSourceConfig:
+    # "primary" is the account's main calendar; other ids look like addresses
+    calendar_id: str = "primary"
+    # keep occurrences this many days back and ahead
+    past_days: int = 730
+    future_days: int = 60
+    # a full sync at least this often, so recurring occurrences follow the window
+    resync_days: int = 7
+    max_retries: int = 5
+
+
+class GoogleCalendarSource(CalendarSource):
+    Config = GoogleCalendarSourceConfig
+
+    def __init__(
+        self,
+        name: str,
+        cfg: GoogleCalendarSourceConfig,
+        service: Any,
+        tz: tzinfo,
+        *,
+        sleep: Sleep = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(name)
+        self.cfg = cfg
+        self.service = service
+        self.tz = tz
+        self.retry = Retrying(
+            f"source {name}",
+            SourceError,
+            max_retries=cfg.max_retries,
+            sleep=sleep,
+            jitter=jitter,
+        )
+
+    @classmethod
+    def from_config(
+        cls, name: str, cfg: GoogleCalendarSourceConfig, config: KithkeepConfig
+    ) -> GoogleCalendarSource:
+        from kithkeep.connectors.ics import _zone
+
+        service = _build_service(f"source {name}", SourceError)
+        return cls(name, cfg, service, _zone(config.general.timezone))
+
+    def me_addresses(self) -> set[str]:
+        cid = self.cfg.calendar_id.lower()
+        # a calendar id that is an address (not a group or resource calendar) is its owner
+        if "@" in cid and not cid.endswith(".calendar.google.com"):
+            return {cid}
+        return set()
+
+    def check(self) -> list[ScopeInfo]:
+        cal = self.retry.execute(
+            self.service.calendars().get(calendarId=self.cfg.calendar_id), "read the calendar"
+        )
+        return [ScopeInfo(str(cal.get("summary", self.cfg.calendar_id)), None)]
+
+    def sync(self, ctx: SyncContext) -> Iterator[EventBatch]:
+        scope = self.cfg.calendar_id
+        saved = ctx.checkpoints().get(scope) or {}
+        now = datetime.now(UTC)
+        token = saved.get("sync_token")
+        full_at = saved.get("full_at")
+        if token and full_at:
+            age = now - datetime.fromisoformat(str(full_at))
+            if age > timedelta(days=self.cfg.resync_days):
+                log.info("%s: periodic full sync (last one %d days ago)", self.name, age.days)
+                token = None
+        if token:
+            try:
+                yield from self._list(scope, now, str(token), str(full_at))
+                return
+            except _TokenExpired:
+                log.info("%s: sync token expired (410 Gone): full sync", self.name)
+        yield from self._list(scope, now, None, now.isoformat())
+
+    def _list(
+        self, scope: str, now: datetime, token: str | None, full_at: str
+    ) -> Iterator[EventBatch]:
+        lo = now - timedelta(days=self.cfg.past_days)
+        hi = now + timedelta(days=self.cfg.future_days)
+        page_token: str | None = None
+        first = True
+        done = 0
+        while True:
+            # timeMin/timeMax cannot be combined with sync tokens: the window is applied here
+            params: dict[str, Any] = {
+                "calendarId": self.cfg.calendar_id,
+                "singleEvents": True,
+                "maxResults": 250,
+            }
+            if token:
+                params["syncToken"] = token
+            if page_token:
+                params["pageToken"] = page_token
+            try:
+                page = self.retry.execute(
+                    self.service.events().list(**params),
+                    "list events",
+                    passthrough=frozenset({410}),
+                )
+            except Exception as exc:
+                if _status(exc) == 410:
+                    raise _TokenExpired from exc
+                raise
+            records: list[EventRecord] = []
+            deleted: list[tuple[str, str]] = []
+            for item in page.get("items", []):
+                try:
+                    if item.get("status") == "cancelled":
+                        deleted.append(occurrence_key(item, self.tz))
+                        continue
+                    rec = event_record(item, self.name, self.tz)
+                except (KeyError, ValueError, TypeError) as exc:
+                    log.warning("%s: skipped event %s: %s", self.name, item.get("id", "?"), exc)
+                    continue
+                if rec.end < lo or rec.start > hi:
+                    deleted.append((rec.uid, rec.recurrence_id))  # it may have moved out
+                    continue
+                records.append(rec)
+            page_token = page.get("nextPageToken")
+            next_sync = page.get("nextSyncToken")
+            checkpoint = None
+            if not page_token and next_sync:
+                checkpoint = Checkpoint(
+                    self.name, scope, {"sync_token": next_sync, "full_at": full_at}
+                )
+            done += len(records)
+            yield EventBatch(
+                records=records,
+                deleted=deleted,
+                checkpoint=checkpoint,
+                replace=first and token is None,
+            )
+            first = False
+            if not page_token:
+                return
+
+
+class _TokenExpired(Exception):
+    pass
+
+
+# ------------------------------------------------------------------ sink
+
+
+@dataclass(frozen=True)
+class GoogleCalendarSinkConfig:
+    # "primary", or the id of another calendar the account may write to
+    calendar_id: str = "primary"
+    # true: write into a calendar named calendar_name instead, created if missing
+    create_calendar: bool = False
+    calendar_name: str = "kithkeep"
+    # calendars whose busy times the reminders avoid (the sink's own is added)
+    busy_calendars: tuple[str, ...] = ("primary",)
+    max_retries: int = 5
+
+
+def _sink_event(item: dict[str, Any]) -> SinkEvent:
+    start, _ = _parse_time(item["start"], UTC)
+    end, _ = _parse_time(item["end"], UTC)
+    return SinkEvent(
+        key=str(item["extendedProperties"]["private"][KEY_PROP]),
+        uid=str(item["id"]),
+        start=start,
+        end=end,
+        title=str(item.get("summary", "")),
+        description=str(item.get("description", "")),
+        etag=item.get("etag"),
+    )
+
+
+def event_body(r: Reminder) -> dict[str, Any]:
+    """The ``events`` resource written for a reminder (without its id)."""
+    return {
+        "summary": r.title,
+        "description": r.description,
+        "start": {"dateTime": _rfc3339(r.start)},
+        "end": {"dateTime": _rfc3339(r.end)},
+        # a reminder is no meeting: it must not make the user look busy
+        "transparency": "transparent",
+        "reminders": {
+            "useDefault": False,
+            "overrides": [{"method": "popup", "minutes": r.alarm_minutes}],
+        },
+        "extendedProperties": {"private": {MARK_PROP: "1", KEY_PROP: r.key}},
+    }
+
+
+class GoogleCalendarSink(ReminderSink):
+    Config = GoogleCalendarSinkConfig
+
+    def __init__(
+        self,
+        name: str,
+        cfg: GoogleCalendarSinkConfig,
+        service: Any,
+        *,
+        sleep: Sleep = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(name)
+        self.cfg = cfg
+        self.service = service
+        self.retry = Retrying(
+            f"sink {name}", SinkError, max_retries=cfg.max_retries, sleep=sleep, jitter=jitter
+        )
+        self._calendar: str | None = None if cfg.create_calendar else cfg.calendar_id
+
+    @classmethod
+    def from_config(
+        cls, name: str, cfg: GoogleCalendarSinkConfig, config: KithkeepConfig
+    ) -> GoogleCalendarSink:
+        return cls(name, cfg, _build_service(f"sink {name}", SinkError))
+
+    @property
+    def calendar_id(self) -> str:
+        if self._calendar is None:
+            self._calendar = self._find_or_create_calendar()
+        return self._calendar
+
+    def _find_or_create_calendar(self) -> str:
+        page_token: str | None = None
+        while True:
+            params: dict[str, Any] = {"minAccessRole": "owner"}
+            if page_token:
+                params["pageToken"] = page_token
+            page = self.retry.execute(self.service.calendarList().list(**params), "list calendars")
+            for item in page.get("items", []):
+                if item.get("summary") == self.cfg.calendar_name:
+                    return str(item["id"])
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                break
+        log.info("%s: creating calendar %r", self.name, self.cfg.calendar_name)
+        created = self.retry.execute(
+            self.service.calendars().insert(body={"summary": self.cfg.calendar_name}),
+            "create the calendar",
+        )
+        return str(created["id"])
+
+    def list_own(self) -> list[SinkEvent]:
+        out: list[SinkEvent] = []
+        page_token: str | None = None
+        while True:
+            params: dict[str, Any] = {
+                "calendarId": self.calendar_id,
+                "privateExtendedProperty": f"{MARK_PROP}=1",
+                "maxResults": 250,
+            }
+            if page_token:
+                params["pageToken"] = page_token
+            page = self.retry.execute(self.service.events().list(**params), "list reminders")
+            for item in page.get("items", []):
+                if item.get("status") == "cancelled":
+                    continue
+                try:
+                    out.append(_sink_event(item))
+                except (KeyError, ValueError) as exc:
+                    log.warning("%s: unreadable own event %s: %s", self.name, item.get("id"), exc)
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return out
+
+    def busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        ids = list(dict.fromkeys([*self.cfg.busy_calendars, self.calendar_id]))
+        body = {
+            "timeMin": _rfc3339(start),
+            "timeMax": _rfc3339(end),
+            "items": [{"id": i} for i in ids],
+        }
+        result = self.retry.execute(self.service.freebusy().query(body=body), "query free/busy")
+        out: list[tuple[datetime, datetime]] = []
+        for cid, cal in result.get("calendars", {}).items():
+            if cal.get("errors"):
+                log.warning("%s: no free/busy for %s: %s", self.name, cid, cal["errors"])
+            for b in cal.get("busy", []):
+                out.append(
+                    (
+                        _parse_time({"dateTime": b["start"]}, UTC)[0],
+                        _parse_time({"dateTime": b["end"]}, UTC)[0],
+                    )
+                )
+        return sorted(out)
+
+    def create(self, reminder: Reminder) -> SinkEvent:
+        event_id = event_id_for_key(reminder.key)
+        body = {"id": event_id, **event_body(reminder)}
+        try:
+            item = self.retry.execute(
+                self.service.events().insert(calendarId=self.calendar_id, body=body),
+                "create a reminder",
+                passthrough=frozenset({409}),
+            )
+        except Exception as exc:
+            if _status(exc) != 409:
+                raise
+            return self._existing(event_id, reminder)
+        return _sink_event(item)
+
+    def _existing(self, event_id: str, reminder: Reminder) -> SinkEvent:
+        """After a 409: the id is taken by a cancelled event (the user deleted the
+        reminder) or by a live one (an earlier insert that did go through)."""
+        item = self.retry.execute(
+            self.service.events().get(calendarId=self.calendar_id, eventId=event_id),
+            "read a reminder",
+        )
+        if item.get("status") == "cancelled":
+            raise UserDeleted(f"sink {self.name}: {reminder.key} was deleted in the calendar")
+        return _sink_event(item)
+
+    def update(self, current: SinkEvent, reminder: Reminder) -> SinkEvent:
+        req = self.service.events().patch(
+            calendarId=self.calendar_id, eventId=current.uid, body=event_body(reminder)
+        )
+        if current.etag:
+            # only if the user has not changed it since we listed it
+            req.headers["If-Match"] = current.etag
+        try:
+            item = self.retry.execute(req, "update a reminder", passthrough=frozenset({412}))
+        except Exception as exc:
+            if _status(exc) != 412:
+                raise
+            log.info("%s: %s changed meanwhile; next run updates it", self.name, reminder.key)
+            return current
+        return _sink_event(item)
+
+    def delete(self, current: SinkEvent) -> None:
+        try:
+            self.retry.execute(
+                self.service.events().delete(calendarId=self.calendar_id, eventId=current.uid),
+                "delete a reminder",
+                passthrough=frozenset({404, 410}),
+            )
+        except Exception as exc:
+            if _status(exc) not in (404, 410):
+                raise
+            log.debug("%s: %s was already gone", self.name, current.key)
