@@ -55,7 +55,7 @@ from kithkeep.connectors.imap_fetch import (
 
 from kithkeep.config import Config as KithkeepConfig
 from kithkeep.errors import AuthError, ConfigError, ConnectError, SourceError
-from kithkeep.headers import HEADER_FIELDS, record_from_headers
+from kithkeep.headers import HEADER_FIELDS, record_from_headers_fast
 from kithkeep.interfaces import MailSource, ScopeInfo, SyncContext
 from kithkeep.records import Checkpoint, FlagUpdate, MailBatch, MessageRecord
 from kithkeep.secrets import redact, remember, resolve_secret, run_secret_command
@@ -529,7 +529,7 @@ class ImapSource(MailSource):
 
     @staticmethod
     def _record(it: FetchItem, account: str, folder: str, sent: bool) -> MessageRecord:
-        return record_from_headers(
+        return record_from_headers_fast(
             it.header or b"",
             account=account,
             folder=folder,
