@@ -81,6 +81,14 @@ class RemindersConfig:
 
 
 @dataclass(frozen=True)
+class DaemonConfig:
+    # minutes between syncs of each source (fractions allowed, for tests and impatient users)
+    interval_minutes: float = 15.0
+    # a failing source is retried after interval, 2x, 4x, ... up to this many minutes
+    max_backoff_minutes: float = 240.0
+
+
+@dataclass(frozen=True)
 class ConnectorConfig:
     """A source or sink table before its options are validated by its connector."""
 
@@ -97,6 +105,7 @@ class Config:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
     sources: tuple[ConnectorConfig, ...] = ()
     sinks: tuple[ConnectorConfig, ...] = ()
 
@@ -224,6 +233,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "analysis": AnalysisConfig,
     "rules": RulesConfig,
     "reminders": RemindersConfig,
+    "daemon": DaemonConfig,
 }
 
 
@@ -275,6 +285,9 @@ def _check_values(config: Config, file: str) -> None:
     for key in ("silence_days", "max_recipients", "max_meeting_size", "half_life_days"):
         if getattr(config.analysis, key) <= 0:
             raise ConfigError(f"{file}: [analysis]: {key} must be positive")
+    for key in ("interval_minutes", "max_backoff_minutes"):
+        if getattr(config.daemon, key) <= 0:
+            raise ConfigError(f"{file}: [daemon]: {key} must be positive")
     names = [s.name for s in config.sources]
     if len(set(names)) != len(names):  # TOML already forbids this; kept for dict input
         raise ConfigError(f"{file}: [sources]: duplicate source name")

@@ -174,6 +174,26 @@ class Decision(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class SourceStatus(Base):
+    """How the daemon's last runs of a source (or the reminders sink) went.
+
+    Operational data, not derived: it records attempts and errors that cannot
+    be recomputed. ``kind`` is ``source`` or ``sink`` (a sink and a source may
+    share a name). ``failures`` counts failures in a row; ``next_run`` is when
+    the daemon will try again (later and later while a source keeps failing).
+    """
+
+    __tablename__ = "source_status"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_success: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_run: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 # ------------------------------------------------------------- derived
 
 

@@ -1,0 +1,415 @@
+"""The background service: a foreground loop that systemd supervises.
+
+Every ``[daemon] interval_minutes`` each source is synced on its own schedule,
+then the store is analyzed, judged and the reminders reconciled
+(:func:`kithkeep.pipeline.analyze_and_act`, the same code as ``kithkeep run``).
+
+- **Readiness**: READY=1 as soon as the config is loaded, the lock taken and
+  the store open, before the first sync; a long first sync reports progress
+  through STATUS= instead of delaying readiness.
+- **Backoff**: a failing source is retried after 1, 2, 4, ... intervals (up to
+  ``max_backoff_minutes``); the others keep their schedule. Failures in a row
+  survive a restart (``source_status``), so a crash loop does not hammer a
+  server that refuses the password.
+- **Signals**: SIGTERM and SIGINT set a flag that the sync checks between
+  batches: the current chunk commits with its checkpoint, the rest is skipped
+  and the process exits 0. SIGHUP reloads the config at the next quiet moment;
+  a config that does not load keeps the old one, and says why in the log.
+- **One instance per store**: :class:`~kithkeep.daemon.lock.StoreLock`.
+
+Signal handlers only set flags (and send STOPPING=1): all work happens in the
+main loop, between batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from kithkeep.daemon import status as run_status
+from kithkeep.daemon.lock import StoreLock
+from kithkeep.daemon.notify import Notifier, Watchdog, watchdog_interval
+
+from kithkeep.config import Config, ConnectorConfig
+from kithkeep.errors import KithkeepError
+from kithkeep.pipeline import analyze_and_act, sync_all
+from kithkeep.store import Store
+
+log = logging.getLogger(__name__)
+
+# The loop never sleeps longer than this in one go: a wait on the monotonic
+# clock does not advance while a laptop is suspended, so after a resume the
+# wall-clock schedule is looked at again within this many seconds.
+MAX_SLEEP = 30.0
+# At most one STATUS= per this many seconds during a sync: systemd keeps only
+# the last one, and a datagram per batch of a 100 000-message mailbox is noise.
+STATUS_EVERY = 1.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fmt(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclass
+class _Schedule:
+    """One source's place in the loop (in memory; mirrored into source_status)."""
+
+    options: ConnectorConfig
+    next_run: datetime
+    failures: int = 0
+    last_attempt: datetime | None = None
+    me: set[str] = field(default_factory=set)
+
+
+class Daemon:
+    """The service. ``load_config`` is called at start and on every SIGHUP."""
+
+    def __init__(
+        self,
+        load_config: Callable[[], Config],
+        *,
+        environ: Mapping[str, str] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self._load_config = load_config
+        self._environ = environ
+        self.notifier = notifier or Notifier(environ)
+        self.config: Config | None = None
+        self.store: Store | None = None
+        self._lock: StoreLock | None = None
+        self._watchdog: Watchdog | None = None
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._wake = threading.Event()
+        self._schedule: dict[str, _Schedule] = {}
+        self._analysis_due = True
+        self._sink_failures = 0
+        self._last_status = 0.0
+        self.cycles = 0
+
+    # ------------------------------------------------------------ signals
+
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        if not self._stop.is_set():
+            log.info("%s: finishing the current chunk, then exiting", signal.Signals(signum).name)
+            self.notifier.stopping(f"stopping ({signal.Signals(signum).name})")
+        self._stop.set()
+        self._wake.set()
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self._reload.set()
+        self._wake.set()
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop (what SIGTERM does), from any thread."""
+        self._stop.set()
+        self._wake.set()
+
+    # -------------------------------------------------------------- hooks
+
+    def _beat(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.beat()
+
+    def _should_stop(self) -> bool:
+        self._beat()  # called between batches: the loop is alive
+        return self._stop.is_set()
+
+    def _progress(self, source: str, scope: str, done: int, total: int | None) -> None:
+        self._beat()
+        now = time.monotonic()
+        if now - self._last_status < STATUS_EVERY:
+            return
+        self._last_status = now
+        of = f"/{total}" if total is not None else ""
+        self.notifier.status(f"syncing {source}: {scope} {done}{of}")
+
+    # ---------------------------------------------------------- lifecycle
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; 0 on a graceful stop.
+
+        Startup errors raise: ConfigError (exit 2), LockedError and StoreError (exit 1).
+        """
+        config = self._load_config()
+        self._lock = StoreLock(config.database_url)
+        self._lock.acquire()
+        try:
+            self._install_signals()
+            self.store = Store.open(config.database_url)
+            self.config = config
+            self._init_schedule(config, self.store)
+            log.info(
+                "kithkeep daemon started: %d sources every %g minutes, store %s",
+                len(config.sources),
+                config.daemon.interval_minutes,
+                self.store.url,
+            )
+            self.notifier.ready(status="started; first sync")
+            timeout = watchdog_interval(self._environ)
+            if timeout is not None:
+                self._watchdog = Watchdog(self.notifier, timeout)
+                self._watchdog.start()
+            self._loop()
+        finally:
+            self._shutdown()
+        log.info("kithkeep daemon stopped")
+        return 0
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        if self.store is not None:
+            self.store.close()
+        if self._lock is not None:
+            self._lock.release()
+        self.notifier.close()
+
+    # ----------------------------------------------------------- schedule
+
+    def _interval(self, config: Config) -> timedelta:
+        return timedelta(minutes=config.daemon.interval_minutes)
+
+    def _init_schedule(self, config: Config, store: Store) -> None:
+        """Everything is due now, except sources still backing off from before a restart."""
+        now = _now()
+        saved = run_status.load(store)
+        for cc in config.sources:
+            st = saved.get((run_status.SOURCE, cc.name))
+            sched = _Schedule(options=cc, next_run=now)
+            if st is not None and st.failures > 0 and st.next_run is not None:
+                sched.failures = st.failures
+                sched.next_run = max(now, st.next_run)
+                if sched.next_run > now:
+                    log.info(
+                        "source %s failed %d times in a row before; next try %s",
+                        cc.name,
+                        st.failures,
+                        _fmt(sched.next_run),
+                    )
+            self._schedule[cc.name] = sched
+        sink = saved.get((run_status.SINK, config.reminders.sink))
+        self._sink_failures = sink.failures if sink is not None else 0
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._beat()
+            if self._reload.is_set():
+                self._reload.clear()
+                self._do_reload()
+            now = _now()
+            # sources due within a moment join this cycle: one analysis for all
+            # of them, and their schedules stay aligned
+            slack = min(timedelta(seconds=60), self._interval(self._config()) / 10)
+            due = [n for n, s in self._schedule.items() if s.next_run <= now + slack]
+            if due or self._analysis_due:
+                self._cycle(due)
+                continue  # look at signals and the clock again before sleeping
+            self._idle()
+
+    def _idle(self) -> None:
+        wake_at = min((s.next_run for s in self._schedule.values()), default=None)
+        if wake_at is None:  # no sources: only signals wake us
+            wake_at = _now() + self._interval(self._config())
+        failing = sorted(n for n, s in self._schedule.items() if s.failures)
+        note = f"; failing: {', '.join(failing)}" if failing else ""
+        self.notifier.status(f"idle; next sync {_fmt(wake_at)}{note}")
+        while not self._stop.is_set() and not self._reload.is_set():
+            left = (wake_at - _now()).total_seconds()
+            if left <= 0:
+                return
+            self._beat()  # waiting is what a healthy daemon does
+            if self._wake.wait(min(left, MAX_SLEEP)):
+                self._wake.clear()
+
+    def _config(self) -> Config:
+        assert self.config is not None
+        return self.config
+
+    def _store(self) -> Store:
+        assert self.store is not None
+        return self.store
+
+    # -------------------------------------------------------------- cycle
+
+    def _cycle(self, due: list[str]) -> None:
+        started = _now()
+        for name in due:
+            if self._stop.is_set():
+                return
+            self._sync_one(name, started)
+        if self._stop.is_set():
+            return  # exit promptly: the next start analyzes what was committed
+        self._analyze()
+        self.cycles += 1
+
+    def _sync_one(self, name: str, started: datetime) -> None:
+        """Sync one source; its next run counts from ``started``, the cycle's start."""
+        config, store = self._config(), self._store()
+        sched = self._schedule[name]
+        sched.last_attempt = started
+        self.notifier.status(f"syncing {name}")
+        error: str | None = None
+        stopped = False
+        try:
+            results, errors, me = sync_all(
+                config,
+                store,
+                progress=self._progress,
+                should_stop=self._should_stop,
+                only={name},
+            )
+        except KithkeepError as exc:
+            error = exc.format_message()
+            log.error("source %s failed: %s", name, error)
+        except Exception as exc:  # a bug must not take the other sources down
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            log.exception("source %s failed with an internal error", name)
+        else:
+            error = errors.get(name)  # sync_all has logged it
+            sched.me = me or sched.me
+            stopped = any(r.stopped for r in results)
+        interval = self._interval(config)
+        if error is None:
+            sched.failures = 0
+            sched.next_run = started + interval
+            if stopped:
+                # interrupted by a stop: not a full success, and due again at the next start
+                run_status.set_next_run(store, run_status.SOURCE, name, None)
+                return
+            run_status.record_success(store, run_status.SOURCE, name, _now(), sched.next_run)
+            return
+        sched.failures += 1
+        delay = run_status.backoff_delay(
+            sched.failures, interval, timedelta(minutes=config.daemon.max_backoff_minutes)
+        )
+        sched.next_run = started + delay
+        log.warning(
+            "source %s: %d failure(s) in a row; next try %s",
+            name,
+            sched.failures,
+            _fmt(sched.next_run),
+        )
+        run_status.record_failure(
+            store, run_status.SOURCE, name, error, _now(), sched.failures, sched.next_run
+        )
+
+    def _analyze(self) -> None:
+        config, store = self._config(), self._store()
+        self._analysis_due = False
+        self.notifier.status("analyzing")
+        now = _now()
+        me: set[str] = set()
+        for s in self._schedule.values():
+            me |= s.me
+        sink = config.reminders.sink
+        try:
+            report = analyze_and_act(config, store, now, extra_me=me)
+        except KithkeepError as exc:
+            log.error("analysis or reminders failed: %s", exc.format_message())
+            if sink:
+                self._sink_failures += 1
+                run_status.record_failure(
+                    store,
+                    run_status.SINK,
+                    sink,
+                    exc.format_message(),
+                    _now(),
+                    self._sink_failures,
+                    None,
+                )
+            return
+        except Exception as exc:
+            log.exception("analysis failed with an internal error")
+            if sink:
+                self._sink_failures += 1
+                run_status.record_failure(
+                    store,
+                    run_status.SINK,
+                    sink,
+                    f"internal error: {type(exc).__name__}: {exc}",
+                    _now(),
+                    self._sink_failures,
+                    None,
+                )
+            return
+        if sink:
+            self._sink_failures = 0
+            run_status.record_success(store, run_status.SINK, sink, _now(), None)
+        people = len(report.analysis.people) if report.analysis else 0
+        changes = ", ".join(f"{v} {k}" for k, v in sorted(report.reminders.items()) if v)
+        log.info(
+            "analyzed %d people: %d findings; reminders: %s",
+            people,
+            len(report.findings),
+            changes or "no change",
+        )
+
+    # ------------------------------------------------------------- reload
+
+    def _do_reload(self) -> None:
+        old = self._config()
+        self.notifier.send(RELOADING=1, MONOTONIC_USEC=time.monotonic_ns() // 1000)
+        try:
+            new = self._load_config()
+        except KithkeepError as exc:
+            log.error(
+                "config reload refused, keeping the previous config: %s", exc.format_message()
+            )
+            self.notifier.send(READY=1, STATUS="config reload refused (see the log)")
+            return
+        except Exception as exc:  # a bug in loading must not kill a running service
+            log.exception("config reload failed, keeping the previous config")
+            self.notifier.send(READY=1, STATUS=f"config reload failed: {type(exc).__name__}")
+            return
+        if new.database_url != old.database_url:
+            log.error(
+                "config reload refused, keeping the previous config: [general] database "
+                "changed; restart the service to switch stores"
+            )
+            self.notifier.send(READY=1, STATUS="config reload refused (see the log)")
+            return
+        now = _now()
+        interval = self._interval(new)
+        old_schedule, self._schedule = self._schedule, {}
+        added: list[str] = []
+        changed: list[str] = []
+        for cc in new.sources:
+            prev = old_schedule.get(cc.name)
+            if prev is None or prev.options != cc:
+                # new or changed options: sync it now, with a clean slate
+                (added if prev is None else changed).append(cc.name)
+                self._schedule[cc.name] = _Schedule(options=cc, next_run=now)
+                continue
+            if not prev.failures and prev.last_attempt is not None:
+                # a new interval applies from the last run, so a shorter one takes effect now
+                prev.next_run = prev.last_attempt + interval
+            self._schedule[cc.name] = prev
+        removed = sorted(set(old_schedule) - set(self._schedule))
+        self.config = new
+        self._analysis_due = True  # rules, thresholds or the sink may have changed
+        log.info(
+            "config reloaded from %s: %d sources (added: %s; changed: %s; removed: %s)",
+            new.path or "<config>",
+            len(new.sources),
+            ", ".join(added) or "none",
+            ", ".join(changed) or "none",
+            ", ".join(removed) or "none",
+        )
+        self.notifier.send(READY=1, STATUS="config reloaded")

@@ -1,0 +1,108 @@
+"""Per-source run status (table ``source_status``) and the backoff schedule.
+
+The daemon writes one row per source (and one for the reminders sink) after
+every attempt: when it last succeeded, the last error, how many failures in a
+row, and when it will run next. ``kithkeep status`` reads the rows. A failing
+source is retried after one interval, then two, four, ... up to the
+configured maximum, while the other sources keep their own schedule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from kithkeep.schema import Base
+from kithkeep.store import Store
+
+SOURCE_STATUS: sa.Table = Base.metadata.tables["source_status"]
+
+SOURCE = "source"
+SINK = "sink"
+
+
+def backoff_delay(failures: int, interval: timedelta, max_backoff: timedelta) -> timedelta:
+    """How long to wait before the next attempt after ``failures`` failures in a row.
+
+    No failure: the interval. Then interval x 2^(failures-1), capped at
+    ``max_backoff`` but never below the interval itself.
+    """
+    if failures <= 0:
+        return interval
+    # cap the exponent: 2**60 intervals would overflow timedelta long before the cap applies
+    factor = 2 ** min(failures - 1, 30)
+    delay: timedelta = max(interval, min(interval * factor, max_backoff))
+    return delay
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    kind: str
+    source: str
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    failures: int = 0
+    next_run: datetime | None = None
+
+
+def load(store: Store) -> dict[tuple[str, str], RunStatus]:
+    """Every row, by (kind, name)."""
+    t = SOURCE_STATUS
+    with store.engine.connect() as c:
+        rows = c.execute(sa.select(t)).all()
+    return {
+        (r.kind, r.source): RunStatus(
+            kind=r.kind,
+            source=r.source,
+            last_success=r.last_success,
+            last_error=r.last_error,
+            last_error_at=r.last_error_at,
+            failures=r.failures,
+            next_run=r.next_run,
+        )
+        for r in rows
+    }
+
+
+def _upsert(store: Store, kind: str, name: str, values: dict[str, object]) -> None:
+    t = SOURCE_STATUS
+    with store.transaction() as s:
+        res = s.execute(sa.update(t).where(t.c.kind == kind, t.c.source == name).values(**values))
+        if res.rowcount == 0:  # type: ignore[attr-defined]
+            s.execute(sa.insert(t).values(kind=kind, source=name, **{"failures": 0, **values}))
+
+
+def record_success(
+    store: Store, kind: str, name: str, at: datetime, next_run: datetime | None
+) -> None:
+    """A run went through: failures reset; the last error stays for reference."""
+    _upsert(store, kind, name, {"last_success": at, "failures": 0, "next_run": next_run})
+
+
+def record_failure(
+    store: Store,
+    kind: str,
+    name: str,
+    error: str,
+    at: datetime,
+    failures: int,
+    next_run: datetime | None,
+) -> None:
+    _upsert(
+        store,
+        kind,
+        name,
+        {
+            "last_error": error,
+            "last_error_at": at,
+            "failures": failures,
+            "next_run": next_run,
+        },
+    )
+
+
+def set_next_run(store: Store, kind: str, name: str, next_run: datetime | None) -> None:
+    _upsert(store, kind, name, {"next_run": next_run})
