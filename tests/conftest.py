@@ -6,4 +6,8 @@ server) and are registered here.
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = ["tests.fixtures.dovecot"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.dovecot",
+    "tests.fixtures.postgres",
+    "tests.fixtures.radicale",
+]
