@@ -20,9 +20,13 @@ SOURCES: dict[str, str] = {
     "mbox": "kithkeep.connectors.mbox:MboxSource",
     "imap": "kithkeep.connectors.imap:ImapSource",
     "ics": "kithkeep.connectors.ics:IcsSource",
+    "google": "kithkeep.connectors.google_calendar:GoogleCalendarSource",
+    "caldav": "kithkeep.connectors.caldav_dav:CalDavSource",
 }
 SINKS: dict[str, str] = {
     "ics": "kithkeep.connectors.ics:IcsSink",
+    "google": "kithkeep.connectors.google_calendar:GoogleCalendarSink",
+    "caldav": "kithkeep.connectors.caldav_dav:CalDavSink",
 }
 
 
