@@ -1,4 +1,20 @@
-"""The rules engine: run every enabled rule over every person, then budget reminders."""
+"""The rules engine: run every enabled rule over every person, apply the
+user's decisions, then budget reminders.
+
+Order of work for each person:
+
+1. decisions that change the facts: ``ignore`` drops the person, ``done``
+   counts as a two-way contact at its time, ``tier`` sets the tier (the model
+   applies it too; here it is a no-op then), ``cadence`` overrides
+   ``neglected``'s cadence;
+2. every rule evaluates the adjusted statistics;
+3. ``unanswered`` suppresses ``neglected`` (don't be pushy);
+4. ``snooze`` and ``dismiss`` set the status of what is left: such findings
+   stay visible in ``kithkeep review --all`` but never become reminders.
+
+Finally the open findings that want a reminder are ranked by severity and
+only the first ``max_per_week`` keep it.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +22,107 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from kithkeep.rules import neglected
+from kithkeep.rules import meeting_followup, neglected, one_way_ask, reply_owed, unanswered
 from kithkeep.rules.base import Finding
 
 from kithkeep.config import RemindersConfig, RulesConfig
-from kithkeep.decisions import DecisionRecord
-from kithkeep.model.stats import PersonStats
+from kithkeep.decisions import DecisionIndex, DecisionRecord, PersonDecisions
+from kithkeep.model.stats import TIERS, PersonStats
+
+RULE_NAMES: tuple[str, ...] = (
+    neglected.NAME,
+    reply_owed.NAME,
+    meeting_followup.NAME,
+    unanswered.NAME,
+    one_way_ask.NAME,
+)
+# rules whose findings may become calendar reminders (the others are review only)
+REMINDING: frozenset[str] = frozenset(
+    m.NAME for m in (neglected, reply_owed, meeting_followup, unanswered, one_way_ask) if m.REMINDS
+)
 
 
-def evaluate_person(p: PersonStats, now: datetime, cfg: RulesConfig) -> list[Finding]:
-    found = [neglected.evaluate(p, now, cfg.neglected)]
-    return [f for f in found if f is not None]
+def _later(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
+def apply_facts(p: PersonStats, d: PersonDecisions) -> PersonStats:
+    """The statistics as the user's decisions say they are.
+
+    ``done`` means contact happened outside mail at that time, both ways: it
+    is the last contact, answers a pending message, ends an unanswered streak
+    and follows up a meeting before it.
+    """
+    if d.tier in TIERS and p.tier_source != "user":
+        p = replace(p, tier=d.tier, tier_source="user", is_tie=True)
+    at = d.done_at
+    if at is None:
+        return p
+    pending = p.pending_inbound
+    return replace(
+        p,
+        last_contact=_later(p.last_contact, at),
+        last_in=_later(p.last_in, at),
+        last_out=_later(p.last_out, at),
+        pending_inbound=pending if pending is not None and pending.date > at else None,
+        unanswered_streak=(
+            p.unanswered_streak if p.last_out is not None and p.last_out > at else 0
+        ),
+    )
+
+
+def evaluate_person(
+    p: PersonStats, now: datetime, cfg: RulesConfig, *, cadence_override: float | None = None
+) -> list[Finding]:
+    """Every rule's finding for one person, with ``unanswered`` suppressing ``neglected``."""
+    found = [
+        neglected.evaluate(p, now, cfg.neglected, cadence_override=cadence_override),
+        reply_owed.evaluate(p, now, cfg.reply_owed),
+        meeting_followup.evaluate(p, now, cfg.meeting_followup),
+        unanswered.evaluate(p, now, cfg.unanswered),
+        one_way_ask.evaluate(p, now, cfg.one_way_ask),
+    ]
+    out = [f for f in found if f is not None]
+    if any(f.rule == unanswered.NAME for f in out):
+        out = [f for f in out if f.rule != neglected.NAME]
+    return out
+
+
+def apply_status(f: Finding, p: PersonStats, d: PersonDecisions, now: datetime) -> Finding:
+    """Snoozed or dismissed findings keep their content but lose the reminder."""
+    until = d.snoozed_until(f.rule, now)
+    if until is not None:
+        return replace(
+            f, status="snoozed", status_note=f"until {until:%Y-%m-%d %H:%M}", remind=False
+        )
+    if d.dismissed(f.rule, f.episode, p.last_contact):
+        return replace(f, status="dismissed", status_note="until new evidence", remind=False)
+    return f
+
+
+def judge_person(
+    p: PersonStats, now: datetime, cfg: RulesConfig, d: PersonDecisions
+) -> list[Finding]:
+    if d.ignored or p.ignored:
+        return []
+    adjusted = apply_facts(p, d)
+    found = evaluate_person(adjusted, now, cfg, cadence_override=d.cadence_days)
+    return [apply_status(f, adjusted, d, now) for f in found]
+
+
+def budget(findings: list[Finding], max_reminders: int) -> list[Finding]:
+    """Highest severity first; open findings beyond the budget keep no reminder."""
+    findings = sorted(findings, key=lambda f: (-f.severity, f.due, f.person_id, f.rule))
+    left = max_reminders
+    out = []
+    for f in findings:
+        if f.remind and f.status == "open":
+            if left > 0:
+                left -= 1
+            else:
+                f = replace(f, remind=False, over_budget=True)  # noqa: PLW2901 - budgeted copy
+        out.append(f)
+    return out
 
 
 def judge(
@@ -26,19 +132,11 @@ def judge(
     reminders: RemindersConfig,
     decisions: Sequence[DecisionRecord] = (),
 ) -> list[Finding]:
-    """All findings, highest severity first; only the top ``max_per_week`` keep ``remind``.
+    """All findings (every status), highest severity first.
 
-    ``decisions`` (snooze, dismiss, done, cadence) are not applied yet.
+    Only open findings keep ``remind``, and of those only the top
+    ``max_per_week``.
     """
-    findings = [f for p in people for f in evaluate_person(p, now, cfg)]
-    findings.sort(key=lambda f: (-f.severity, f.due, f.person_id, f.rule))
-    budget = reminders.max_per_week
-    out = []
-    for f in findings:
-        if f.remind:
-            if budget > 0:
-                budget -= 1
-            else:
-                f = replace(f, remind=False)  # noqa: PLW2901 - the budgeted copy replaces it
-        out.append(f)
-    return out
+    index = DecisionIndex.build(decisions)
+    findings = [f for p in people for f in judge_person(p, now, cfg, index.for_person(p.addresses))]
+    return budget(findings, reminders.max_per_week)

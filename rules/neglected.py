@@ -2,42 +2,55 @@
 
 The cadence is the larger of the tier's cadence and ``rhythm_multiple`` times
 the person's own usual gap: a tie who talks yearly is not neglected after 70
-days; one who talks every two weeks is after six.
+days; one who talks every two weeks is after six. A cadence the user set
+(``kithkeep cadence PERSON 30d``) replaces both.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from kithkeep.rules.base import Finding
+from kithkeep.rules.base import Finding, days_between, display_name
 
 from kithkeep.config import NeglectedConfig
 from kithkeep.model.stats import PersonStats
 
 NAME = "neglected"
+REMINDS = True
 
 
 def tier_days(cfg: NeglectedConfig, tier: str | None) -> int:
     return {"inner": cfg.inner_days, "close": cfg.close_days}.get(tier or "", cfg.wider_days)
 
 
-def evaluate(p: PersonStats, now: datetime, cfg: NeglectedConfig) -> Finding | None:
+def evaluate(
+    p: PersonStats,
+    now: datetime,
+    cfg: NeglectedConfig,
+    *,
+    cadence_override: float | None = None,
+) -> Finding | None:
     if not cfg.enabled or not p.is_tie or p.ignored or p.last_contact is None:
         return None
     base = tier_days(cfg, p.tier)
     rhythm = cfg.rhythm_multiple * p.cadence_days if p.cadence_days else 0.0
-    cadence = max(float(base), rhythm)
-    silence = (now - p.last_contact).total_seconds() / 86400
+    if cadence_override is not None and cadence_override > 0:
+        cadence = float(cadence_override)
+        basis = f"the cadence you set, {cadence:g} days"
+    else:
+        cadence = max(float(base), rhythm)
+        basis = (
+            f"{cfg.rhythm_multiple:g} x your usual gap of {p.cadence_days:g} days"
+            if rhythm > base
+            else f"the {p.tier or 'wider'} tier's {base} days"
+        )
+    source = "user" if cadence_override else ("rhythm" if rhythm > base else "tier")
+    silence = days_between(p.last_contact, now)
     if silence <= cadence:
         return None
     overdue = silence / cadence
     severity = min(100, int(40 + 20 * (overdue - 1)) + (15 if p.tier == "inner" else 0))
-    who = p.name or p.addresses[0]
-    basis = (
-        f"{cfg.rhythm_multiple:g} x your usual gap of {p.cadence_days:g} days"
-        if rhythm > base
-        else f"the {p.tier or 'wider'} tier's {base} days"
-    )
+    who = display_name(p.name, p.addresses)
     return Finding(
         rule=NAME,
         person_id=p.person_id,
@@ -45,6 +58,7 @@ def evaluate(p: PersonStats, now: datetime, cfg: NeglectedConfig) -> Finding | N
         severity=severity,
         due=p.last_contact + timedelta(days=cadence),
         title=f"Reconnect with {who}",
+        summary=f"silent {silence:.0f} days; cadence {cadence:.0f}",
         explanation=(
             f"No contact for {silence:.0f} days (last {p.last_contact:%Y-%m-%d}); "
             f"the cadence for this tie is {cadence:.0f} days ({basis}). "
@@ -56,14 +70,17 @@ def evaluate(p: PersonStats, now: datetime, cfg: NeglectedConfig) -> Finding | N
         evidence={
             "silence_days": round(silence, 1),
             "cadence_days": round(cadence, 1),
+            "cadence_source": source,
             "tier": p.tier,
             "tier_days": base,
             "personal_cadence_days": p.cadence_days,
             "rhythm_multiple": cfg.rhythm_multiple,
+            "cadence_override_days": cadence_override,
             "last_contact": p.last_contact.isoformat(),
             "messages_out": p.messages_out,
             "messages_in": p.messages_in,
         },
-        remind=True,
+        remind=REMINDS,
         episode=p.last_contact.date().isoformat(),
+        last_contact=p.last_contact,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -51,6 +52,9 @@ class AnalysisConfig:
     role_local_parts: tuple[str, ...] = ()
     # a vCard file whose contacts group addresses into people
     contacts_file: str = ""
+    # a tie's tier comes from the peak of its decayed strength (see README, People)
+    inner_strength: float = 40.0
+    close_strength: float = 12.0
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,103 @@ class NeglectedConfig:
 
 
 @dataclass(frozen=True)
+class ReplyOwedConfig:
+    enabled: bool = True
+    # a direct message from a tie still unanswered after this many days
+    after_days: float = 3.0
+    # only personal messages: at most this many recipients, the user among them in To
+    max_recipients: int = 3
+    # after this many days it is no longer a reply owed but a (neglected) tie; 0: never
+    expire_days: int = 30
+
+
+@dataclass(frozen=True)
+class MeetingFollowupConfig:
+    enabled: bool = True
+    # a small meeting (at most this many attendees, you included) ...
+    max_attendees: int = 4
+    # ... that ended at least this many days ago, with no message to them since
+    after_days: float = 1.0
+    # the moment has passed after this many days
+    expire_days: float = 7.0
+
+
+@dataclass(frozen=True)
+class UnansweredConfig:
+    enabled: bool = True
+    # the user's last N messages went unanswered: give them room
+    min_streak: int = 3
+
+
+# Subjects that ask for something, in several languages (Python regular
+# expressions, matched case-insensitively anywhere in the subject).
+DEFAULT_ASK_PATTERNS: tuple[str, ...] = (
+    r"\?",
+    r"\bfavou?r",
+    r"\bhelp",
+    r"\bintro(duc|\b)",
+    r"\breferr?al",
+    r"\brefer\b",
+    r"\bask(ing)?\b",
+    r"\bquestion",
+    r"\bfrage\b",
+    r"\bpregunta",
+    r"\bcould you\b",
+    r"\bwould you\b",
+    r"\bgefallen\b",
+    r"\bhilfe\b",
+    r"\bbitte\b",
+    r"\bayuda",
+    r"\bfavore\b",
+    r"\baiuto\b",
+    r"\bajuda\b",
+    r"\baide\b",
+    r"\bservice\b",
+    r"\bcoup de main\b",
+    r"\bpomoc",
+    r"\bprzysług",
+    r"помощ|помоги|просьб|одолж",
+    r"お願い|頼み",
+    r"帮忙|请教|拜托",
+)
+
+
+@dataclass(frozen=True)
+class OneWayAskConfig:
+    enabled: bool = True
+    # judge a side only once it has opened at least this many exchanges
+    min_initiations: int = 3
+    # an opening after at least this many days of silence is "out of the blue"
+    long_silence_days: int = 60
+    # the side opens mostly after long silences ...
+    min_silence_share: float = 0.6
+    # ... mostly to ask (subject matches one of ask_patterns) ...
+    min_ask_share: float = 0.6
+    # ... and answers at most this share of the other side's openings
+    max_answer_rate: float = 0.34
+    # with fewer openings from the other side, there was nothing to answer:
+    # the first two conditions decide alone
+    min_other_initiations: int = 2
+    ask_patterns: tuple[str, ...] = DEFAULT_ASK_PATTERNS
+
+    def __post_init__(self) -> None:
+        for pat in self.ask_patterns:
+            try:
+                re.compile(pat)
+            except re.error as exc:
+                raise ConfigError(
+                    f"[rules.one_way_ask]: ask_patterns has an invalid regular expression "
+                    f"{pat!r}: {exc}"
+                ) from None
+
+
+@dataclass(frozen=True)
 class RulesConfig:
     neglected: NeglectedConfig = field(default_factory=NeglectedConfig)
+    reply_owed: ReplyOwedConfig = field(default_factory=ReplyOwedConfig)
+    meeting_followup: MeetingFollowupConfig = field(default_factory=MeetingFollowupConfig)
+    unanswered: UnansweredConfig = field(default_factory=UnansweredConfig)
+    one_way_ask: OneWayAskConfig = field(default_factory=OneWayAskConfig)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from kithkeep.config import Config
 from kithkeep.connectors import registry
 from kithkeep.decisions import active_decisions
 from kithkeep.errors import KithkeepError
-from kithkeep.model.analyze import Analysis, analyze_store
+from kithkeep.model.analyze import Analysis, analyze_store, load_people
+from kithkeep.model.stats import PersonStats
 from kithkeep.reminders import reconcile
 from kithkeep.rules.base import Finding
 from kithkeep.rules.engine import judge
@@ -30,6 +31,7 @@ from kithkeep.sync import Progress, SyncResult, sync_source
 log = logging.getLogger(__name__)
 
 FINDINGS: sa.Table = Base.metadata.tables["derived_findings"]
+REMINDER_STATE: sa.Table = Base.metadata.tables["reminder_state"]
 
 
 @dataclass
@@ -83,7 +85,7 @@ def save_findings(store: Store, findings: list[Finding]) -> None:
             "explanation": f.explanation,
             "suggestion": f.suggestion,
             "evidence_json": json.dumps(f.evidence, sort_keys=True, default=str),
-            "status": "open",
+            "status": f.status,
             "remind": f.remind,
         }
         for f in findings
@@ -92,6 +94,43 @@ def save_findings(store: Store, findings: list[Finding]) -> None:
         s.execute(sa.delete(FINDINGS))
         if rows:
             s.execute(sa.insert(FINDINGS), rows)
+
+
+@dataclass(frozen=True)
+class ReminderInfo:
+    """Where a finding's reminder sits, from ``reminder_state``."""
+
+    sink: str
+    start: datetime
+    uid: str
+
+
+def reminder_index(store: Store, prefer_sink: str = "") -> dict[str, ReminderInfo]:
+    """Reminders kithkeep wrote and believes present, by finding key.
+
+    Rows the user deleted (status ``dismissed``) are not reminders any more.
+    With several sinks holding the same key, ``prefer_sink`` wins.
+    """
+    out: dict[str, ReminderInfo] = {}
+    with store.engine.connect() as c:
+        rows = c.execute(
+            sa.select(REMINDER_STATE).where(REMINDER_STATE.c.status == "written")
+        ).all()
+    for r in sorted(rows, key=lambda r: (r.sink == prefer_sink, r.sink)):
+        out[r.key] = ReminderInfo(r.sink, r.start, r.uid)
+    return out
+
+
+def judge_stored(
+    config: Config, store: Store, now: datetime
+) -> tuple[list[PersonStats], list[Finding]]:
+    """Judge the last analysis again with today's clock and today's decisions.
+
+    Judging is cheap and pure, so ``kithkeep review`` and the decision
+    commands see a decision at once, without a sync or a new analysis.
+    """
+    people = load_people(store)
+    return people, judge(people, now, config.rules, config.reminders, active_decisions(store))
 
 
 def analyze_and_act(

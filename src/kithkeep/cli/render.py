@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -35,22 +35,52 @@ def ago(when: datetime | None, now: datetime | None = None) -> str:
     return f"{days} days ago"
 
 
-def findings_table(findings: Sequence[Finding], now: datetime, title: str) -> Table:
+def reminder_cell(f: Finding, reminders: Mapping[str, datetime] | None) -> str:
+    """Where the finding stands with the calendar, in a few words."""
+    if f.status != "open":
+        return f"{f.status} {f.status_note}".strip()
+    if reminders is not None and f.key in reminders:
+        return f"{reminders[f.key]:%Y-%m-%d %H:%M}"
+    if f.remind:
+        return "in calendar" if reminders is None else "next run"
+    if f.over_budget:
+        return "over weekly budget"
+    return "review only"
+
+
+def findings_table(
+    findings: Sequence[Finding],
+    now: datetime,
+    title: str,
+    *,
+    reminders: Mapping[str, datetime] | None = None,
+    show_all: bool = False,
+) -> Table:
+    """Findings by severity: who, which rule, a one-line why, what to do, and the reminder.
+
+    Snoozed and dismissed findings only with ``show_all``. ``reminders`` maps
+    finding keys to reminder starts; without it the column says whether the
+    finding has one.
+    """
+    shown = [f for f in findings if show_all or f.status == "open"]
     t = Table(title=title, title_justify="left", expand=False)
     t.add_column("sev", justify="right")
     t.add_column("person")
     t.add_column("rule")
     t.add_column("why")
+    t.add_column("last contact")
     t.add_column("suggested")
     t.add_column("reminder")
-    for f in findings:
+    for f in shown:
         t.add_row(
             str(f.severity),
             f.person_name,
             f.rule,
-            f.explanation,
+            f.summary or f.explanation,
+            ago(f.last_contact, now),
             f.suggestion,
-            "yes" if f.remind else "review only",
+            reminder_cell(f, reminders),
+            style="dim" if f.status != "open" else None,
         )
     return t
 

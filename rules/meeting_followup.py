@@ -1,0 +1,67 @@
+"""meeting_followup: a small meeting ended and no message went to them since.
+
+Follow up while it is fresh: from ``after_days`` after the meeting until
+``expire_days``. Only small meetings (``max_attendees``, the user included)
+count; analysis already drops cancelled, declined and not yet ended ones,
+rooms, and kithkeep's own events.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from kithkeep.rules.base import Finding, days_between, display_name
+
+from kithkeep.config import MeetingFollowupConfig
+from kithkeep.model.stats import PersonStats
+
+NAME = "meeting_followup"
+REMINDS = True
+
+
+def evaluate(p: PersonStats, now: datetime, cfg: MeetingFollowupConfig) -> Finding | None:
+    met = p.last_meeting
+    if not cfg.enabled or p.ignored or met is None:
+        return None
+    size = p.last_meeting_size
+    if size is None or size > cfg.max_attendees:
+        return None
+    if p.last_out is not None and p.last_out >= met:
+        return None
+    since = days_between(met, now)
+    if since < cfg.after_days or since > cfg.expire_days:
+        return None
+    who = display_name(p.name, p.addresses)
+    # fresher is more useful: the severity fades over the follow-up window
+    window = max(cfg.expire_days - cfg.after_days, 1.0)
+    severity = int(65 - 20 * (since - cfg.after_days) / window)
+    return Finding(
+        rule=NAME,
+        person_id=p.person_id,
+        person_name=who,
+        severity=severity,
+        due=met + timedelta(days=cfg.after_days),
+        title=f"Follow up with {who} after your meeting",
+        summary=f"met {since:.0f} days ago ({size} people), no message since",
+        explanation=(
+            f"You met {who} on {met:%Y-%m-%d} ({size} attendees, at most "
+            f"{cfg.max_attendees} count as small) and sent nothing since; "
+            f"{since:.1f} days ago (follow-ups are suggested from day {cfg.after_days:g} "
+            f"to day {cfg.expire_days:g})."
+        ),
+        suggestion=(
+            "Follow up while it is fresh: thank them, recap what you agreed, send what you offered."
+        ),
+        evidence={
+            "meeting_end": met.isoformat(),
+            "attendees": size,
+            "max_attendees": cfg.max_attendees,
+            "days_since": round(since, 1),
+            "after_days": cfg.after_days,
+            "expire_days": cfg.expire_days,
+            "last_out": p.last_out.isoformat() if p.last_out else None,
+        },
+        remind=REMINDS,
+        episode=met.astimezone(UTC).strftime("%Y-%m-%dT%H%MZ"),
+        last_contact=p.last_contact,
+    )

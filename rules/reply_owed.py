@@ -1,0 +1,70 @@
+"""reply_owed: a direct, personal message from a tie is still unanswered.
+
+Personal means the user was in To (not only Cc), there were at most
+``max_recipients`` recipients, and it was not bulk or list mail (analysis
+already leaves those out). A reply anywhere, the ``\\Answered`` flag, or a
+meeting after the message all count as answered. After ``expire_days`` the
+moment has passed and ``neglected`` takes over.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from kithkeep.rules.base import Finding, days_between, display_name, short_hash
+
+from kithkeep.config import ReplyOwedConfig
+from kithkeep.model.stats import PersonStats
+
+NAME = "reply_owed"
+REMINDS = True
+
+
+def evaluate(p: PersonStats, now: datetime, cfg: ReplyOwedConfig) -> Finding | None:
+    msg = p.pending_inbound
+    if not cfg.enabled or not p.is_tie or p.ignored or msg is None:
+        return None
+    if msg.recipients > cfg.max_recipients:
+        return None
+    # contact since the message means it was dealt with, by mail or in person
+    for later in (p.last_out, p.last_meeting):
+        if later is not None and later >= msg.date:
+            return None
+    waited = days_between(msg.date, now)
+    if waited < cfg.after_days:
+        return None
+    if cfg.expire_days and waited > cfg.expire_days:
+        return None
+    overdue = waited - cfg.after_days
+    # a reply to the user's own message ("thanks!") is less pressing than a new question
+    severity = min(90, int(60 + 3 * overdue)) - (10 if msg.is_reply else 0)
+    who = display_name(p.name, p.addresses)
+    subject = msg.subject or "(no subject)"
+    return Finding(
+        rule=NAME,
+        person_id=p.person_id,
+        person_name=who,
+        severity=severity,
+        due=msg.date + timedelta(days=cfg.after_days),
+        title=f"Reply to {who}: {subject}",
+        summary=f"wrote {waited:.0f} days ago, not answered",
+        explanation=(
+            f"{who} wrote to you directly on {msg.date:%Y-%m-%d} ({subject!r}, "
+            f"{msg.recipients} recipient{'s' if msg.recipients != 1 else ''}); "
+            f"no reply after {waited:.0f} days (threshold {cfg.after_days:g})."
+        ),
+        suggestion="Reply, even briefly: say when you will get back properly.",
+        evidence={
+            "message_date": msg.date.isoformat(),
+            "subject": subject,
+            "recipients": msg.recipients,
+            "max_recipients": cfg.max_recipients,
+            "waited_days": round(waited, 1),
+            "after_days": cfg.after_days,
+            "expire_days": cfg.expire_days,
+            "is_reply": msg.is_reply,
+        },
+        remind=REMINDS,
+        episode="m" + short_hash(msg.message_id),
+        last_contact=p.last_contact,
+    )
