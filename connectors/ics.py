@@ -1,10 +1,12 @@
 """iCalendar files: a calendar source and a reminders sink.
 
-Source: an .ics file; recurring events are expanded within a window with
-recurring-ical-events. The checkpoint is the content hash: an unchanged file
-costs one read; a changed one replaces the source's events in one
-transaction. A broken file is a clear error; a broken event is skipped and
-logged, the others are kept.
+Source: an .ics file or an http(s) URL (``webcal://`` is read as https);
+recurring events are expanded within a window with recurring-ical-events.
+The checkpoint is the content hash (and, for a URL, the server's ETag and
+Last-Modified for a conditional GET): an unchanged calendar costs one read or
+one 304; a changed one replaces the source's events in one transaction. A
+broken file is a clear error; a broken event is skipped and logged, the
+others are kept.
 
 Sink: reminder events written to one .ics file atomically (temp file +
 rename), each with a UID derived from its key, the key in ``X-KITHKEEP-KEY``
@@ -15,6 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -26,7 +31,7 @@ import icalendar
 import recurring_ical_events
 
 from kithkeep.config import Config as KithkeepConfig
-from kithkeep.errors import SinkError, SourceError
+from kithkeep.errors import ConfigError, ConnectError, SinkError, SourceError
 from kithkeep.interfaces import (
     CalendarSource,
     Reminder,
@@ -171,10 +176,30 @@ def expand_events(
 
 @dataclass(frozen=True)
 class IcsSourceConfig:
-    path: str
+    # a local file; or set url instead
+    path: str = ""
+    # an http(s) or webcal URL (a published or shared calendar)
+    url: str = ""
     # expansion window for recurring events, in days before and after today
     past_days: int = 730
     future_days: int = 60
+    # seconds to wait for the server of a URL
+    timeout: int = 60
+
+
+def _http_url(url: str) -> str:
+    if url.lower().startswith("webcal://"):
+        return "https://" + url[len("webcal://") :]
+    return url
+
+
+def _safe_url(url: str) -> str:
+    """The URL without credentials or query (secret links carry tokens there)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class IcsSource(CalendarSource):
@@ -184,15 +209,27 @@ class IcsSource(CalendarSource):
         super().__init__(name)
         self.cfg = cfg
         self.tz = tz
+        self.url = _http_url(cfg.url) if cfg.url else ""
         self.path = Path(cfg.path).expanduser()
+        self.where = _safe_url(self.url) if self.url else str(self.path)
 
     @classmethod
     def from_config(cls, name: str, cfg: IcsSourceConfig, config: KithkeepConfig) -> IcsSource:
+        where = f"{config.path or '<config>'}: [sources.{name}]"
+        if bool(cfg.path) == bool(cfg.url):
+            raise ConfigError(f"{where}: set exactly one of path and url")
+        if cfg.url:
+            scheme = urllib.parse.urlsplit(_http_url(cfg.url)).scheme.lower()
+            if scheme not in ("http", "https"):
+                raise ConfigError(f"{where}: url must be http, https or webcal, not {scheme!r}")
         return cls(name, cfg, _zone(config.general.timezone))
 
-    def _read(self) -> bytes:
+    def _read(self, saved: dict[str, Any] | None = None) -> tuple[bytes | None, dict[str, str]]:
+        """The calendar's bytes (None: unchanged since ``saved``) and HTTP validators."""
+        if self.url:
+            return self._fetch(saved or {})
         try:
-            return self.path.read_bytes()
+            return self.path.read_bytes(), {}
         except FileNotFoundError:
             raise SourceError(f"source {self.name}: {self.path} does not exist") from None
         except OSError as exc:
@@ -200,19 +237,57 @@ class IcsSource(CalendarSource):
                 f"source {self.name}: cannot read {self.path}: {exc.strerror}"
             ) from None
 
+    def _fetch(self, saved: dict[str, Any]) -> tuple[bytes | None, dict[str, str]]:
+        headers = {"User-Agent": "kithkeep", "Accept": "text/calendar, */*;q=0.5"}
+        if saved.get("etag"):
+            headers["If-None-Match"] = str(saved["etag"])
+        if saved.get("last_modified"):
+            headers["If-Modified-Since"] = str(saved["last_modified"])
+        req = urllib.request.Request(self.url, headers=headers)  # noqa: S310 - scheme checked in from_config
+        try:
+            with urllib.request.urlopen(req, timeout=self.cfg.timeout) as resp:  # noqa: S310
+                data: bytes = resp.read()
+                validators = {
+                    k: v
+                    for k, v in (
+                        ("etag", resp.headers.get("ETag")),
+                        ("last_modified", resp.headers.get("Last-Modified")),
+                    )
+                    if v
+                }
+                return data, validators
+        except urllib.error.HTTPError as exc:
+            if exc.code == 304:
+                return None, {}
+            raise SourceError(f"source {self.name}: {self.where}: HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ConnectError(f"source {self.name}: cannot fetch {self.where}: {reason}") from None
+
     def check(self) -> list[ScopeInfo]:
-        cal = parse_calendar(self._read(), f"source {self.name}: {self.path}")
-        return [ScopeInfo(self.path.name, len(cal.walk("VEVENT")))]
+        data, _ = self._read()
+        assert data is not None  # no validators sent: never a 304
+        cal = parse_calendar(data, f"source {self.name}: {self.where}")
+        name = self.path.name if not self.url else self.where
+        return [ScopeInfo(name, len(cal.walk("VEVENT")))]
 
     def sync(self, ctx: SyncContext) -> Iterator[EventBatch]:
-        data = self._read()
-        digest = hashlib.sha256(data).hexdigest()
+        saved = ctx.checkpoints().get("file") or {}
         now = datetime.now(UTC)
+        today = now.date().isoformat()
         # the window moves with the clock: re-expand at most daily even when unchanged
-        state = {"sha256": digest, "day": now.date().isoformat()}
-        if ctx.checkpoints().get("file") == state:
+        data, validators = self._read(saved if saved.get("day") == today else None)
+        if data is None:  # 304 Not Modified, same day
             return
-        cal = parse_calendar(data, f"source {self.name}: {self.path}")
+        digest = hashlib.sha256(data).hexdigest()
+        state: dict[str, Any] = {"sha256": digest, "day": today, **validators}
+        if saved == state:
+            return
+        if {k: saved.get(k) for k in ("sha256", "day")} == {"sha256": digest, "day": today}:
+            # same content, new validators: only the checkpoint changes
+            yield EventBatch(checkpoint=Checkpoint(self.name, "file", state))
+            return
+        cal = parse_calendar(data, f"source {self.name}: {self.where}")
         events, skipped = expand_events(
             cal,
             self.name,

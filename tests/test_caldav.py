@@ -1,0 +1,267 @@
+"""CalDAV against a real Radicale: the sink contract, conditional writes, and the source."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from caldav.davclient import DAVClient
+from kithkeep.connectors.caldav_dav import (
+    CalDavSink,
+    CalDavSinkConfig,
+    CalDavSource,
+    CalDavSourceConfig,
+)
+
+from kithkeep.errors import AuthError, SinkError
+from kithkeep.interfaces import ReminderSink, SinkEvent
+from kithkeep.records import EventRecord
+from kithkeep.store import Store
+from kithkeep.sync import sync_source
+from tests.contract_sink import NOW, SinkContract, reminder
+from tests.fixtures.radicale import RadicaleUser
+
+
+def _client(user: RadicaleUser) -> Any:
+    return DAVClient(url=user.url, username=user.username, password=user.password)
+
+
+class TestCalDavSink(SinkContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, radicale_user: RadicaleUser, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.user = radicale_user
+        monkeypatch.setenv("KK_TEST_DAV_PW", radicale_user.password)
+        # the user's calendar app
+        self.app = _client(radicale_user)
+
+    def make_sink(self) -> ReminderSink:
+        cfg = CalDavSinkConfig(
+            url=self.user.url, username=self.user.username, password_env="KK_TEST_DAV_PW"
+        )
+        return CalDavSink("dav", cfg)
+
+    def _object(self, ev: SinkEvent) -> Any:
+        cal = next(
+            c for c in self.app.principal().calendars() if c.get_display_name() == "kithkeep"
+        )
+        return cal.event_by_uid(ev.uid)
+
+    def user_move(self, ev: SinkEvent, start: datetime, end: datetime) -> None:
+        obj = self._object(ev)
+        comp = obj.icalendar_component
+        comp.pop("DTSTART")
+        comp.pop("DTEND")
+        comp.add("DTSTART", start)
+        comp.add("DTEND", end)
+        obj.save()
+
+    def user_delete(self, ev: SinkEvent) -> None:
+        self._object(ev).delete()
+
+
+def test_writes_are_conditional(
+    radicale_user: RadicaleUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KK_TEST_DAV_PW", radicale_user.password)
+    cfg = CalDavSinkConfig(
+        url=radicale_user.url, username=radicale_user.username, password_env="KK_TEST_DAV_PW"
+    )
+    sink = CalDavSink("dav", cfg)
+    sent: list[tuple[str, dict[str, str]]] = []
+    client = sink.client
+    real_request = client.request
+
+    def spy(url: str, method: str = "GET", body: str = "", headers: Any = None, *a: Any) -> Any:
+        if method in ("PUT", "DELETE"):
+            sent.append((method, dict(headers or {})))
+        return real_request(url, method, body, headers, *a)
+
+    monkeypatch.setattr(client, "request", spy)
+    created = sink.create(reminder("k:1", NOW))
+    assert created.etag
+    # a second create of the same key does not overwrite: If-None-Match refuses it
+    again = sink.create(reminder("k:1", NOW + timedelta(hours=1), title="other"))
+    assert again.start == NOW and again.title == "Reconnect with Ana Silva"
+    listed = sink.list_own()[0]
+    # the user edits the event: our ETag is stale, the update must not overwrite it
+    app = _client(radicale_user)
+    obj = next(
+        c for c in app.principal().calendars() if c.get_display_name() == "kithkeep"
+    ).event_by_uid(listed.uid)
+    obj.icalendar_component["SUMMARY"] = "my own title"
+    obj.save()
+    stale = sink.update(listed, reminder("k:1", NOW, title="kithkeep's title"))
+    assert stale == listed
+    sink.delete(listed)  # stale ETag: refused, kept
+    assert sink.list_own()[0].title == "my own title"
+    assert [m for m, _ in sent] == ["PUT", "PUT", "PUT", "DELETE"]
+    assert sent[0][1]["If-None-Match"] == "*"
+    assert sent[1][1]["If-None-Match"] == "*"
+    assert sent[2][1]["If-Match"] == listed.etag
+    assert sent[3][1]["If-Match"] == listed.etag
+    # with a fresh listing the delete goes through
+    sink.delete(sink.list_own()[0])
+    assert sink.list_own() == []
+
+
+def test_wrong_password_is_a_clear_error(
+    radicale_user: RadicaleUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KK_TEST_DAV_PW", "wrong")
+    src = CalDavSource(
+        "dav",
+        CalDavSourceConfig(
+            url=radicale_user.url, username=radicale_user.username, password_env="KK_TEST_DAV_PW"
+        ),
+        UTC,
+    )
+    with pytest.raises(AuthError, match="refused the credentials"):
+        src.check()
+    sink = CalDavSink(
+        "dav",
+        CalDavSinkConfig(
+            url=radicale_user.url, username=radicale_user.username, password_env="KK_TEST_DAV_PW"
+        ),
+    )
+    with pytest.raises(SinkError):
+        sink.list_own()
+
+
+# ---------------------------------------------------------------- source
+
+MEETING = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:test
+BEGIN:VEVENT
+UID:{uid}
+DTSTAMP:20260101T000000Z
+DTSTART:{start}
+DTEND:{end}
+SUMMARY:{summary}
+ORGANIZER:mailto:me@example.org
+ATTENDEE;CN=Ana Silva;PARTSTAT=ACCEPTED:mailto:Ana@Example.org
+ATTENDEE;CUTYPE=ROOM;PARTSTAT=ACCEPTED:mailto:room1@example.org
+{extra}END:VEVENT
+END:VCALENDAR
+"""
+
+
+def _meeting(uid: str, start: datetime, summary: str = "Coffee", extra: str = "") -> str:
+    fmt = "%Y%m%dT%H%M%SZ"
+    return MEETING.format(
+        uid=uid,
+        start=start.strftime(fmt),
+        end=(start + timedelta(hours=1)).strftime(fmt),
+        summary=summary,
+        extra=extra,
+    ).replace("\n", "\r\n")
+
+
+def _events(store: Store) -> dict[tuple[str, str], EventRecord]:
+    return {(e.uid, e.recurrence_id): e for e in store.iter_events()}
+
+
+@pytest.mark.parametrize("sync_collection", [True, False], ids=["sync-collection", "etags"])
+def test_source_follows_changes(
+    radicale_user: RadicaleUser,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    sync_collection: bool,
+) -> None:
+    monkeypatch.setenv("KK_TEST_DAV_PW", radicale_user.password)
+    app = _client(radicale_user)
+    cal = app.principal().make_calendar(name="work")
+    other = app.principal().make_calendar(name="home")
+    now = datetime.now(UTC).replace(microsecond=0)
+    cal.save_event(_meeting("m1", now - timedelta(days=3)))
+    cal.save_event(_meeting("m2", now - timedelta(days=2)))
+    cal.save_event(
+        _meeting("weekly", now - timedelta(days=20), extra="RRULE:FREQ=WEEKLY;COUNT=3\n")
+    )
+    cal.save_event(_meeting("own", now - timedelta(days=1), extra="X-KITHKEEP-KEY:neglected:p:1\n"))
+    other.save_event(_meeting("h1", now - timedelta(days=5)))
+    cfg = CalDavSourceConfig(
+        url=radicale_user.url,
+        username=radicale_user.username,
+        password_env="KK_TEST_DAV_PW",
+        calendars=("work",),
+        sync_collection=sync_collection,
+    )
+    store = Store.open(f"sqlite:///{tmp_path / 'kk.sqlite3'}")
+    src = CalDavSource("dav", cfg, UTC)
+    sync_source(store, src)
+    got = _events(store)
+    assert {k[0] for k in got} == {"m1", "m2", "weekly", "own"}  # not the home calendar
+    assert len([k for k in got if k[0] == "weekly"]) == 3
+    m1 = got[("m1", "")]
+    assert m1.organizer == "me@example.org"
+    assert [(a.email, a.partstat, a.cutype) for a in m1.attendees] == [
+        ("ana@example.org", "ACCEPTED", "INDIVIDUAL"),
+        ("room1@example.org", "ACCEPTED", "ROOM"),
+    ]
+    assert got[("own", "")].own and not m1.own
+
+    # nothing changed: nothing fetched
+    fetched: list[str] = []
+    real = src.client.request
+
+    def spy(url: str, method: str = "GET", *a: Any) -> Any:
+        if method == "GET":
+            fetched.append(url)
+        return real(url, method, *a)
+
+    monkeypatch.setattr(src.client, "request", spy)
+    sync_source(store, src)
+    assert fetched == []
+    assert _events(store) == got
+
+    # change one, delete one, add one
+    obj = cal.event_by_uid("m1")
+    obj.icalendar_component["SUMMARY"] = "Lunch"
+    obj.save()
+    cal.event_by_uid("m2").delete()
+    cal.save_event(_meeting("m3", now - timedelta(hours=5)))
+    sync_source(store, src)
+    after = _events(store)
+    assert after[("m1", "")].summary == "Lunch"
+    assert ("m2", "") not in after
+    assert ("m3", "") in after
+    assert len(fetched) == 2  # only m1 and m3
+    store.close()
+    src.close()
+
+
+def test_expired_sync_token_means_full_listing(
+    radicale_user: RadicaleUser, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("KK_TEST_DAV_PW", radicale_user.password)
+    app = _client(radicale_user)
+    cal = app.principal().make_calendar(name="work")
+    now = datetime.now(UTC).replace(microsecond=0)
+    cal.save_event(_meeting("m1", now - timedelta(days=3)))
+    cfg = CalDavSourceConfig(
+        url=radicale_user.url, username=radicale_user.username, password_env="KK_TEST_DAV_PW"
+    )
+    store = Store.open(f"sqlite:///{tmp_path / 'kk.sqlite3'}")
+    src = CalDavSource("dav", cfg, UTC)
+    sync_source(store, src)
+    scope, state = next(iter(store.checkpoints("dav").items()))
+    # the server forgot the token (Radicale answers 403 valid-sync-token)
+    from kithkeep.records import Checkpoint, EventBatch
+
+    store.apply_event_batch(
+        EventBatch(
+            checkpoint=Checkpoint(
+                "dav", scope, {**state, "sync_token": "http://radicale.org/ns/sync/gone"}
+            )
+        ),
+        "dav",
+    )
+    cal.event_by_uid("m1").delete()
+    cal.save_event(_meeting("m4", now - timedelta(days=1)))
+    sync_source(store, src)
+    assert {e.uid for e in store.iter_events()} == {"m4"}
+    assert store.checkpoints("dav")[scope]["sync_token"] != "http://radicale.org/ns/sync/gone"
+    store.close()
+    src.close()
