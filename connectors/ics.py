@@ -15,6 +15,7 @@ and a VALARM. Any calendar app can subscribe to the file.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import urllib.error
@@ -243,7 +244,16 @@ class IcsSource(CalendarSource):
             headers["If-None-Match"] = str(saved["etag"])
         if saved.get("last_modified"):
             headers["If-Modified-Since"] = str(saved["last_modified"])
-        req = urllib.request.Request(self.url, headers=headers)  # noqa: S310 - scheme checked in from_config
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.username is not None:
+            # user:password@ in a subscription URL is Basic auth; urllib would
+            # take it for part of the host name
+            user = urllib.parse.unquote(parts.username)
+            pair = f"{user}:{urllib.parse.unquote(parts.password or '')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+        req = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked in from_config
         try:
             with urllib.request.urlopen(req, timeout=self.cfg.timeout) as resp:  # noqa: S310
                 data: bytes = resp.read()
