@@ -39,17 +39,37 @@ def is_ask(subject: str, patterns: tuple[str, ...]) -> bool:
     return bool(rx and rx.search(subject))
 
 
+def answered_in_exchange(inits: Sequence[Initiation], k: int) -> bool:
+    """Whether the other side answered initiation ``k`` before the next exchange.
+
+    The model marks an initiation answered when the other side wrote before
+    this side's next opening, even if that was months later and to ask
+    something new. When the next opening is the other side's and nothing at
+    all happened in between (its gap equals the time since ``k``), it opened
+    a new exchange rather than answering.
+    """
+    it = inits[k]
+    if not it.answered:
+        return False
+    if k + 1 < len(inits):
+        nxt = inits[k + 1]
+        since = (nxt.date - it.date).total_seconds() / 86400
+        if nxt.side != it.side and nxt.gap_days is not None and abs(nxt.gap_days - since) < 0.1:
+            return False
+    return True
+
+
 def side_numbers(
     inits: Sequence[Initiation], side: str, cfg: OneWayAskConfig
 ) -> dict[str, float | int | None]:
     """The evidence for one side: counts and shares of its openings, and how it answered."""
     own = [i for i in inits if i.side == side]
-    other = [i for i in inits if i.side != side]
+    other = [k for k, i in enumerate(inits) if i.side != side]
     # the very first message of a relationship has no silence before it to judge
     gapped = [i for i in own if i.gap_days is not None]
     after_silence = sum(1 for i in gapped if (i.gap_days or 0) >= cfg.long_silence_days)
     asks = sum(1 for i in own if is_ask(i.subject, cfg.ask_patterns))
-    answered = sum(1 for i in other if i.answered)
+    answered = sum(1 for k in other if answered_in_exchange(inits, k))
     return {
         "initiations": len(own),
         "after_long_silence": after_silence,

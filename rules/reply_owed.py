@@ -3,8 +3,10 @@
 Personal means the user was in To (not only Cc), there were at most
 ``max_recipients`` recipients, and it was not bulk or list mail (analysis
 already leaves those out). A reply anywhere, the ``\\Answered`` flag, or a
-meeting after the message all count as answered. After ``expire_days`` the
-moment has passed and ``neglected`` takes over.
+meeting after the message all count as answered. A message that replies to
+the user's own usually closes the exchange, so it counts only with
+``include_replies``. After ``expire_days`` the moment has passed and
+``neglected`` takes over.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def evaluate(p: PersonStats, now: datetime, cfg: ReplyOwedConfig) -> Finding | N
         return None
     if msg.recipients > cfg.max_recipients:
         return None
+    if msg.is_reply and not cfg.include_replies:
+        return None
     # contact since the message means it was dealt with, by mail or in person
     for later in (p.last_out, p.last_meeting):
         if later is not None and later >= msg.date:
@@ -36,7 +40,7 @@ def evaluate(p: PersonStats, now: datetime, cfg: ReplyOwedConfig) -> Finding | N
     if cfg.expire_days and waited > cfg.expire_days:
         return None
     overdue = waited - cfg.after_days
-    # a reply to the user's own message ("thanks!") is less pressing than a new question
+    # a reply to the user's own message is less pressing than a new question
     severity = min(90, int(60 + 3 * overdue)) - (10 if msg.is_reply else 0)
     who = display_name(p.name, p.addresses)
     subject = msg.subject or "(no subject)"
@@ -63,6 +67,7 @@ def evaluate(p: PersonStats, now: datetime, cfg: ReplyOwedConfig) -> Finding | N
             "after_days": cfg.after_days,
             "expire_days": cfg.expire_days,
             "is_reply": msg.is_reply,
+            "include_replies": cfg.include_replies,
         },
         remind=REMINDS,
         episode="m" + short_hash(msg.message_id),

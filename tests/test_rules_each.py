@@ -179,6 +179,17 @@ def test_reply_owed_only_from_ties_and_not_after_a_reply_or_meeting() -> None:
         assert reply_owed.evaluate(owed(pending_inbound=None), now, cfg) is None
 
 
+def test_reply_owed_skips_replies_unless_configured() -> None:
+    p = owed()
+    assert p.pending_inbound is not None
+    reply = replace(p, pending_inbound=replace(p.pending_inbound, is_reply=True))
+    with clock(MSG_AT + timedelta(days=4)) as now:
+        assert reply_owed.evaluate(reply, now, ReplyOwedConfig()) is None
+        f = reply_owed.evaluate(reply, now, ReplyOwedConfig(include_replies=True))
+        plain = reply_owed.evaluate(p, now, ReplyOwedConfig())
+    assert f is not None and plain is not None and f.severity < plain.severity
+
+
 def test_reply_owed_expires() -> None:
     cfg = ReplyOwedConfig(expire_days=30)
     with clock(MSG_AT + timedelta(days=30)) as now:
@@ -292,8 +303,15 @@ def test_one_way_ask_them() -> None:
 
 def test_one_way_ask_thresholds() -> None:
     with clock(T0) as now:
-        # answering the other side often enough clears them
-        answered = tuple(replace(i, answered=True) if i.side == "me" else i for i in ASKER)
+        # answering the other side's openings (a reply 3 days later) clears them
+        answered = tuple(
+            replace(i, answered=True)
+            if i.side == "me"
+            else replace(i, gap_days=97.0)
+            if k > 0 and ASKER[k - 1].side == "me"
+            else i
+            for k, i in enumerate(ASKER)
+        )
         assert one_way_ask.evaluate(tie(initiations=answered), now, OneWayAskConfig()) is None
         # openings that follow short silences are a rhythm, not out of the blue
         cfg = OneWayAskConfig(long_silence_days=101)
@@ -306,6 +324,18 @@ def test_one_way_ask_thresholds() -> None:
         # too few openings to judge
         few = OneWayAskConfig(min_initiations=6)
         assert one_way_ask.evaluate(tie(initiations=ASKER), now, few) is None
+
+
+def test_a_new_opening_months_later_is_not_an_answer() -> None:
+    # the model marks "me" answered because they wrote before the user's next
+    # opening; but nothing happened in between: they opened a new exchange
+    mine = init(200, "me", "Photos", True, 100.0)
+    theirs = init(100, "them", "Quick favor?", True, 100.0)
+    assert not one_way_ask.answered_in_exchange((mine, theirs), 0)
+    replied = replace(theirs, gap_days=97.0)  # contact three days after the user wrote
+    assert one_way_ask.answered_in_exchange((mine, replied), 0)
+    assert not one_way_ask.answered_in_exchange((replace(mine, answered=False), replied), 0)
+    assert one_way_ask.answered_in_exchange((mine,), 0)
 
 
 def test_one_way_ask_me() -> None:

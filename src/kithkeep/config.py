@@ -76,6 +76,9 @@ class ReplyOwedConfig:
     max_recipients: int = 3
     # after this many days it is no longer a reply owed but a (neglected) tie; 0: never
     expire_days: int = 30
+    # a message that replies to one of yours ("sounds good, see you then") usually
+    # closes the exchange; true flags those too
+    include_replies: bool = False
 
 
 @dataclass(frozen=True)
