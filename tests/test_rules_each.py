@@ -6,6 +6,7 @@ passed in as ``now``, the way the pipeline calls them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -382,3 +383,15 @@ def test_ask_patterns_are_configurable_and_validated() -> None:
     assert not one_way_ask.is_ask("Quick favor?", ("kannst du",))
     with pytest.raises(ConfigError, match=r"\[rules.one_way_ask\]: ask_patterns"):
         OneWayAskConfig(ask_patterns=("(unclosed",))
+
+
+def test_example_config_documents_the_rule_defaults() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from kithkeep.config import RulesConfig, build_dataclass
+
+    example = Path(__file__).resolve().parents[1] / "config.example.toml"
+    data = tomllib.loads(example.read_text("utf-8"))
+    assert set(data["rules"]) == {f.name for f in dataclasses.fields(RulesConfig)}
+    assert build_dataclass(RulesConfig, data["rules"], "[rules]") == RulesConfig()
