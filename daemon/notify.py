@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
 
+SEND_TIMEOUT = 0.5
+
 
 def _address(value: str) -> str | bytes | None:
     if value.startswith("@"):
@@ -43,7 +45,9 @@ class Notifier:
         if raw and self._address is None:
             log.warning("NOTIFY_SOCKET=%s is not a path or @name; not notifying systemd", raw)
         self._sock: socket.socket | None = None
-        self._lock = threading.Lock()  # the watchdog thread and the main loop both send
+        # the watchdog thread and the main loop both send; reentrant so that a
+        # signal handler interrupting a send in the main thread cannot deadlock
+        self._lock = threading.RLock()
 
     @property
     def enabled(self) -> bool:
@@ -60,6 +64,9 @@ class Notifier:
                     self._sock = socket.socket(
                         socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
                     )
+                    # a datagram to a full queue blocks: a listener that stopped
+                    # reading must not stall the service (the message is dropped)
+                    self._sock.settimeout(SEND_TIMEOUT)
                 self._sock.sendto(payload, self._address)
             except OSError as exc:
                 # systemd gone or the socket vanished: the service itself must go on

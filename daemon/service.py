@@ -89,6 +89,8 @@ class Daemon:
         self._lock: StoreLock | None = None
         self._watchdog: Watchdog | None = None
         self._stop = threading.Event()
+        self._stop_signal: str | None = None
+        self._stop_announced = False
         self._reload = threading.Event()
         self._wake = threading.Event()
         self._schedule: dict[str, _Schedule] = {}
@@ -100,11 +102,23 @@ class Daemon:
     # ------------------------------------------------------------ signals
 
     def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
-        if not self._stop.is_set():
-            log.info("%s: finishing the current chunk, then exiting", signal.Signals(signum).name)
-            self.notifier.stopping(f"stopping ({signal.Signals(signum).name})")
+        # only flags here: the handler may interrupt the main loop anywhere,
+        # even inside a logging call; the loop logs and notifies (_stopping)
+        if self._stop_signal is None:
+            self._stop_signal = signal.Signals(signum).name
         self._stop.set()
         self._wake.set()
+
+    def _stopping(self) -> bool:
+        """True once a stop was asked for; says so once, in the log and to systemd."""
+        if not self._stop.is_set():
+            return False
+        if not self._stop_announced:
+            self._stop_announced = True
+            why = self._stop_signal or "stop requested"
+            log.info("%s: finishing the current chunk, then exiting", why)
+            self.notifier.stopping(f"stopping ({why})")
+        return True
 
     def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
         self._reload.set()
@@ -115,11 +129,6 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
 
-    def request_stop(self) -> None:
-        """Ask the loop to stop (what SIGTERM does), from any thread."""
-        self._stop.set()
-        self._wake.set()
-
     # -------------------------------------------------------------- hooks
 
     def _beat(self) -> None:
@@ -128,7 +137,7 @@ class Daemon:
 
     def _should_stop(self) -> bool:
         self._beat()  # called between batches: the loop is alive
-        return self._stop.is_set()
+        return self._stopping()
 
     def _progress(self, source: str, scope: str, done: int, total: int | None) -> None:
         self._beat()
@@ -208,7 +217,7 @@ class Daemon:
         self._sink_failures = sink.failures if sink is not None else 0
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping():
             self._beat()
             if self._reload.is_set():
                 self._reload.clear()
@@ -251,10 +260,10 @@ class Daemon:
     def _cycle(self, due: list[str]) -> None:
         started = _now()
         for name in due:
-            if self._stop.is_set():
+            if self._stopping():
                 return
             self._sync_one(name, started)
-        if self._stop.is_set():
+        if self._stopping():
             return  # exit promptly: the next start analyzes what was committed
         self._analyze()
         self.cycles += 1
@@ -284,7 +293,8 @@ class Daemon:
         else:
             error = errors.get(name)  # sync_all has logged it
             sched.me = me or sched.me
-            stopped = any(r.stopped for r in results)
+            # a source may notice the stop itself and just end: the flag tells
+            stopped = self._stop.is_set() or any(r.stopped for r in results)
         interval = self._interval(config)
         if error is None:
             sched.failures = 0
