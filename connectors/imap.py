@@ -396,7 +396,12 @@ class ImapSource(MailSource):
         while True:
             progressed = False
             try:
-                conn = self._connection()
+                try:
+                    conn = self._connection()
+                except ConnectError:
+                    if not failures:
+                        raise  # the first attempt: unreachable is one clear line, now
+                    raise ConnectionLost("reconnect failed") from None
                 checkpoints = ctx.checkpoints()  # re-read: the last committed positions
                 for folder in self.folders(conn, with_status=True):
                     if ctx.should_stop():
