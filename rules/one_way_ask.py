@@ -130,16 +130,16 @@ def evaluate(p: PersonStats, now: datetime, cfg: OneWayAskConfig) -> Finding | N
             summary = f"writes after long silences to ask ({n['asks']}/{n['initiations']})"
             explanation = f"{who}: {shares}."
             suggestion = (
-                "Next time they ask, help if you can and propose a real conversation: "
-                "a call or coffee, not only the favor."
+                "Propose a real conversation: next time they ask, help if you can and "
+                "suggest a call or a coffee, not only the favor."
             )
         else:
             title = f"Give before your next ask to {who}"
             summary = f"you write after long silences to ask ({n['asks']}/{n['initiations']})"
             explanation = f"You, to {who}: {shares}."
             suggestion = (
-                "Give before the next ask: share something useful to them, or answer what "
-                "they send, before you need something."
+                "Give before your next ask: share something useful to them, or answer "
+                "what they send, before you need something."
             )
         return Finding(
             rule=NAME,

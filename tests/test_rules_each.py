@@ -345,7 +345,7 @@ def test_one_way_ask_me() -> None:
         f = one_way_ask.evaluate(tie(initiations=mine), now, OneWayAskConfig())
     assert f is not None and f.evidence["side"] == "me"
     assert f.title.startswith("Give before your next ask")
-    assert "Give before the next ask" in f.suggestion
+    assert f.suggestion.startswith("Give before your next ask:")
 
 
 @pytest.mark.parametrize(

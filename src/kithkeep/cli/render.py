@@ -78,7 +78,7 @@ def findings_table(
             f.rule,
             f.summary or f.explanation,
             ago(f.last_contact, now),
-            f.suggestion,
+            f.suggestion.split(":", 1)[0],  # the action; the details are in the reminder
             reminder_cell(f, reminders),
             style="dim" if f.status != "open" else None,
         )
