@@ -7,12 +7,14 @@ asserts on every request the client sends: method, path, query and body.
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from freezegun import freeze_time
@@ -25,7 +27,8 @@ from kithkeep.connectors.google_calendar import (
     event_id_for_key,
 )
 
-from kithkeep.errors import SourceError
+from kithkeep import google_auth
+from kithkeep.errors import AuthError, SourceError
 from kithkeep.reminders import load_state, reconcile
 from kithkeep.store import Store
 from kithkeep.sync import sync_source
@@ -460,3 +463,156 @@ def test_sink_creates_its_calendar(store: Store) -> None:
             None,
         ),
     ]
+
+
+# ------------------------------------------------------------------ OAuth token
+
+
+class _TokenEndpoint(http.server.BaseHTTPRequestHandler):
+    posts: ClassVar[list[dict[str, list[str]]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        _TokenEndpoint.posts.append(urllib.parse.parse_qs(self.rfile.read(length).decode()))
+        body = json.dumps(
+            {
+                "access_token": "ya29.fresh-token",
+                "expires_in": 3599,
+                "token_type": "Bearer",
+                "refresh_token": "1//refresh-token",
+                "scope": google_auth.CALENDAR_SCOPE,
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def token_endpoint() -> Iterator[str]:
+    _TokenEndpoint.posts = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenEndpoint)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/token"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state" / "kithkeep" / "google-token.json"
+
+
+def test_console_flow_stores_the_token_privately(
+    token_endpoint: str, state_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # oauthlib insists on https; the fake token endpoint is plain http on 127.0.0.1
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    secrets = tmp_path / "client.json"
+    secrets.write_text(
+        json.dumps(
+            {
+                "installed": {
+                    "client_id": "123.apps.googleusercontent.com",
+                    "client_secret": "client-secret-value",
+                    "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+                    "token_uri": token_endpoint,
+                    "redirect_uris": ["http://localhost"],
+                }
+            }
+        )
+    )
+    said: list[str] = []
+    creds = google_auth.authorize_console(
+        secrets,
+        [google_auth.CALENDAR_SCOPE],
+        ask=lambda _prompt: "http://127.0.0.1:1/?state=x&code=4/0AVG-code&scope=calendar",
+        say=said.append,
+    )
+    assert "https://accounts.google.com/o/oauth2/auth?" in said[0]
+    assert "access_type=offline" in said[0]
+    assert _TokenEndpoint.posts[0]["code"] == ["4/0AVG-code"]
+    assert _TokenEndpoint.posts[0]["redirect_uri"] == [google_auth.CONSOLE_REDIRECT]
+    path = google_auth.save_credentials(creds)
+    assert path == state_home
+    assert path.stat().st_mode & 0o777 == 0o600
+    stored = json.loads(path.read_text())
+    assert stored["token"] == "ya29.fresh-token"
+    assert stored["refresh_token"] == "1//refresh-token"
+
+
+class _FakeTokenTransport:
+    """google.auth.transport.Request at the seam: Google's token endpoint, answered here."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, list[str]]]] = []
+
+    def __call__(
+        self, url: str, method: str = "GET", body: Any = None, headers: Any = None, **kw: Any
+    ) -> Any:
+        from google.auth.transport import Response
+
+        form = urllib.parse.parse_qs(body.decode() if isinstance(body, bytes) else body)
+        self.calls.append((method, url, form))
+
+        class _Resp(Response):  # type: ignore[misc]
+            status = 200
+            headers: ClassVar[dict[str, str]] = {"content-type": "application/json"}
+            data = json.dumps(
+                {"access_token": "ya29.fresh-token", "expires_in": 3599, "token_type": "Bearer"}
+            ).encode()
+
+        return _Resp()
+
+
+def test_expired_token_is_refreshed_and_saved(state_home: Path) -> None:
+    state_home.parent.mkdir(parents=True)
+    state_home.write_text(
+        json.dumps(
+            {
+                "token": "ya29.old",
+                "refresh_token": "1//refresh-token",
+                "token_uri": "https://oauth2.googleapis.com/token",
+                "client_id": "123.apps.googleusercontent.com",
+                "client_secret": "client-secret-value",
+                "scopes": [google_auth.CALENDAR_SCOPE],
+                "expiry": "2026-11-23T06:00:00Z",
+            }
+        )
+    )
+    transport = _FakeTokenTransport()
+    creds = google_auth.load_credentials(transport=transport)
+    assert creds.token == "ya29.fresh-token"
+    [(method, url, form)] = transport.calls
+    assert (method, url) == ("POST", "https://oauth2.googleapis.com/token")
+    assert form["grant_type"] == ["refresh_token"]
+    assert form["refresh_token"] == ["1//refresh-token"]
+    assert json.loads(state_home.read_text())["token"] == "ya29.fresh-token"
+    assert state_home.stat().st_mode & 0o777 == 0o600
+    # still valid: no second request
+    google_auth.load_credentials(transport=transport)
+    assert len(transport.calls) == 1
+
+
+def test_missing_token_says_what_to_run(state_home: Path) -> None:
+    with pytest.raises(AuthError) as info:
+        google_auth.load_credentials()
+    assert "kithkeep auth google" in info.value.format_message()
+
+
+def test_pasted_address_or_code() -> None:
+    assert (
+        google_auth.code_from_pasted(" http://127.0.0.1:1/?state=s&code=4/abc&scope=x ") == "4/abc"
+    )
+    assert google_auth.code_from_pasted("4/abc") == "4/abc"
+    with pytest.raises(AuthError):
+        google_auth.code_from_pasted("http://127.0.0.1:1/?error=access_denied&code=")

@@ -125,8 +125,11 @@ def authorize_console(
     return flow.credentials
 
 
-def load_credentials(path: Path | None = None) -> Any:
-    """The stored credentials, refreshed (and saved) when expired."""
+def load_credentials(path: Path | None = None, *, transport: Any = None) -> Any:
+    """The stored credentials, refreshed (and saved) when expired.
+
+    ``transport`` is a ``google.auth.transport.Request`` (tests pass their own).
+    """
     from google.auth.exceptions import RefreshError, TransportError
     from google.auth.transport.requests import Request
     from google.oauth2.credentials import Credentials
@@ -157,7 +160,7 @@ def load_credentials(path: Path | None = None) -> Any:
                 hint="run `kithkeep auth google` again",
             )
         try:
-            creds.refresh(Request())
+            creds.refresh(transport or Request())
         except RefreshError:
             raise AuthError(
                 "Google refused to refresh the token (revoked or expired)",
