@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -265,3 +270,61 @@ def test_expired_sync_token_means_full_listing(
     assert store.checkpoints("dav")[scope]["sync_token"] != "http://radicale.org/ns/sync/gone"
     store.close()
     src.close()
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def _kk(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from kithkeep.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def test_cli_run_writes_reminders_to_caldav_and_reads_them_back_as_own(
+    radicale_user: RadicaleUser, tmp_path: Path
+) -> None:
+    env = {**os.environ, "KK_TEST_DAV_PW": radicale_user.password}
+    d = tmp_path / "demo"
+    assert _kk("demo", "--dir", str(d), env=env).returncode == 0
+    config = d / "config.toml"
+    text = config.read_text().replace('sink = "reminders"', 'sink = "dav"')
+    text += f"""
+[sinks.dav]
+type = "caldav"
+url = "{radicale_user.url}"
+username = "{radicale_user.username}"
+password_env = "KK_TEST_DAV_PW"
+
+[sources.dav]
+type = "caldav"
+url = "{radicale_user.url}"
+username = "{radicale_user.username}"
+password_env = "KK_TEST_DAV_PW"
+"""
+    config.write_text(text)
+    first = _kk("--config", str(config), "run", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["sink"] == "dav"
+    created = report["reminders"].get("create", 0)
+    assert created >= 1
+    app = _client(radicale_user)
+    cal = next(c for c in app.principal().calendars() if c.get_display_name() == "kithkeep")
+    titles = sorted(str(e.icalendar_component["SUMMARY"]) for e in cal.events())
+    assert len(titles) == created
+    assert "Reconnect with Ana Silva" in titles
+    # the second run reads the reminders back through the source (own events, never
+    # meetings) and changes nothing
+    second = _kk("--config", str(config), "run", "--json", env=env)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["reminders"] == {}
+    store = Store.open(f"sqlite:///{d / 'kithkeep.sqlite3'}")
+    dav_events = [e for e in store.iter_events() if e.source == "dav"]
+    store.close()
+    assert len(dav_events) == created and all(e.own for e in dav_events)
