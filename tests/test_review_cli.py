@@ -241,3 +241,13 @@ def test_usage_errors(demo: Path) -> None:
     res = kk(demo, "tier", "Ana Silva", "bestie")
     assert isinstance(res.exception, UsageError)
     assert UsageError.exit_code == 2
+
+
+def test_review_before_any_analysis(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[general]\ndatabase = "sqlite:///{tmp_path / "kk.sqlite3"}"\n')
+    assert review(config) == []
+    res = kk(config, "review")
+    assert res.exit_code == 0 and "kithkeep run" in res.output
+    res = kk(config, "snooze", "Ana", "--for", "2w")
+    assert isinstance(res.exception, UsageError) and "no people" in str(res.exception)
