@@ -157,10 +157,10 @@ class DaemonProcess:
             time.sleep(0.05)
         raise AssertionError(f"{text!r} not in the daemon log:\n{self.log()}")
 
-    def stop(self, timeout: float = 10.0) -> tuple[int, float]:
-        """SIGTERM; the exit code and how long it took."""
+    def stop(self, timeout: float = 10.0, sig: int = signal.SIGTERM) -> tuple[int, float]:
+        """SIGTERM (or ``sig``); the exit code and how long it took."""
         t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(sig)
         rc = self.proc.wait(timeout)
         return rc, time.monotonic() - t0
 
@@ -449,13 +449,18 @@ max_retries = 0
     write_maildir_message(box, "k2", message(2, tag="local"))
     wait_until(lambda: "local2@example.com" in message_ids(db), what="the healthy source")
     notify.wait_for(lambda m: "failing: down" in m.get("STATUS", ""))
+    # backing off: the failing source is tried less and less often than the healthy one
+    d.wait_log("source down: 4 failure(s) in a row", timeout=30)
+    log_text = d.log()
+    assert log_text.count("synced local:") > log_text.count("source down failed") + 1
     (err,) = db_query(db, "SELECT last_error FROM source_status WHERE source='down'")
     assert err[0] and "pw-secret-value" not in err[0]
     st = kk("--config", str(cfg), "status")
     assert st.returncode == 0, st.stderr
     assert "down" in st.stdout and "running" in st.stdout
-    rc, took = d.stop()
+    rc, took = d.stop(sig=signal.SIGINT)  # Ctrl-C in a terminal: the same graceful stop
     assert rc == 0 and took < 10
+    assert "SIGINT: finishing the current chunk" in d.log()
     assert "pw-secret-value" not in d.log()
 
 
