@@ -1,0 +1,725 @@
+"""Crash anywhere: kill the process at every commit point, start again, compare.
+
+Like isync's test that exits at step N and resumes: a sync (the demo Maildir
+on SQLite and PostgreSQL, and a Dovecot IMAP mailbox) and a reminder
+reconcile (an .ics file sink, and a folder sink where every create, update and
+delete is one durable write, like CalDAV) run in a child process that dies by
+SIGKILL at kill point N, for every N:
+
+- sync, ``after-batch``: the source dies right before yielding batch N+1,
+  i.e. after batch N was committed;
+- sync, ``in-transaction``: the store dies inside the transaction of batch
+  N+1, after its statements were executed and before the commit;
+- reconcile, ``write``: after the Nth durable sink write;
+- reconcile, ``plan``: between plan and apply;
+- reconcile, ``commit``: inside the transaction that records what was written.
+
+Then a normal run, and the final state must equal an uninterrupted run's: the
+same message rows and checkpoints and the same people statistics from
+``analyze``; the same reminder events (no duplicate UID) and reminder state.
+Right after each crash the store must hold exactly the first N batches (never
+half of one).
+
+Children are forked (no new interpreter: several hundred kill points stay
+fast) and kill themselves with SIGKILL, so nothing is flushed or closed on the
+way out; a few kill points also run in a fresh ``python -c`` interpreter.
+The number of kill points exercised is printed at the end (``-s``) and kept in
+``KILL_POINTS``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import icalendar
+import pytest
+import sqlalchemy as sa
+from kithkeep.connectors.ics import KEY_PROP, IcsSink
+from kithkeep.connectors.imap import ImapConfig, ImapSource
+from kithkeep.connectors.maildir import MaildirConfig, MaildirSource
+from kithkeep.rules.base import Finding
+
+from kithkeep import reminders
+from kithkeep.config import AnalysisConfig, Config, parse_config
+from kithkeep.demo import ME, build_mailbox
+from kithkeep.interfaces import MailSource, Reminder, ReminderSink, SinkEvent, SyncContext
+from kithkeep.model.analyze import analyze
+from kithkeep.records import MailBatch, MessageRecord
+from kithkeep.schema import ReminderState
+from kithkeep.store import Store
+from kithkeep.sync import sync_source
+from tests.fixtures.dovecot import DovecotServer, ImapUser
+from tests.fixtures.postgres import PostgresServer
+from tests.helpers import REPO
+
+NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
+KILL_POINTS: Counter[str] = Counter()
+
+
+def die() -> None:
+    """Die the hard way: no flush, no close, no atexit."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def in_child(fn: Callable[[], None]) -> int:
+    """Run ``fn`` in a forked child; its exit code, or minus the signal that killed it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns into pytest
+        code = 0
+        try:
+            fn()
+        except BaseException:
+            traceback.print_exc()
+            code = 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+# ================================================================== sync
+
+
+class DyingStore(Store):
+    """A store that dies inside its Nth transaction, after the statements, before COMMIT."""
+
+    die_in: int | None = None
+    transactions = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.sessions.begin() as session:
+            yield session
+            n = self.transactions
+            self.transactions += 1
+            if n == self.die_in:
+                session.flush()
+                die()
+
+
+class DyingSource(MailSource):
+    """Wraps a source; dies right before yielding batch ``die_before`` (0-based).
+
+    With ``after_records``, dies instead right after the first batch that held
+    records was committed.
+    """
+
+    def __init__(self, inner: MailSource, die_before: int, *, after_records: bool = False) -> None:
+        super().__init__(inner.name)
+        self.inner = inner
+        self.die_before = die_before
+        self.after_records = after_records
+
+    def sync(self, ctx: SyncContext) -> Iterator[MailBatch]:
+        n = -1
+        stored = False
+        for n, batch in enumerate(self.inner.sync(ctx)):
+            if n == self.die_before or (self.after_records and stored):
+                die()
+            stored = bool(batch.records)
+            yield batch
+        if n + 1 == self.die_before:  # after the last batch was committed
+            die()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    messages: dict[tuple[str, str, str], MessageRecord]
+    checkpoints: dict[str, dict[str, Any]]
+    people: list[dict[str, Any]]
+
+
+def snapshot(url: str, source: str) -> Snapshot:
+    with Store.open(url) as store:
+        msgs = list(store.iter_messages())
+        checkpoints = store.checkpoints(source)
+    analysis = analyze(msgs, [], AnalysisConfig(), [ME[1]], NOW)
+    return Snapshot(
+        {(m.account, m.folder, m.uid): m for m in msgs},
+        checkpoints,
+        [p.to_json() for p in analysis.people],
+    )
+
+
+def counts(url: str, source: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    with Store.open(url) as store:
+        return sum(1 for _ in store.iter_messages()), store.checkpoints(source)
+
+
+@dataclass
+class Reference:
+    """An uninterrupted sync, and the store after each of its batches."""
+
+    final: Snapshot
+    after: list[tuple[int, dict[str, dict[str, Any]]]]  # after batch i: (messages, checkpoints)
+
+    @property
+    def batches(self) -> int:
+        return len(self.after) - 1
+
+
+class RecordingStore(Store):
+    """Remembers message counts and checkpoints after each committed batch."""
+
+    after: list[tuple[int, dict[str, dict[str, Any]]]]
+
+    def apply_mail_batch(self, batch: MailBatch, account: str) -> None:
+        super().apply_mail_batch(batch, account)
+        self.after.append((sum(1 for _ in self.iter_messages()), self.checkpoints(account)))
+
+
+def reference_run(url: str, make_source: Callable[[], MailSource]) -> Reference:
+    store = RecordingStore(Store.open(url).engine)
+    store.after = [(0, {})]
+    src = make_source()
+    try:
+        sync_source(store, src)
+    finally:
+        src.close()
+        store.close()
+    ref = Reference(snapshot(url, src.name), store.after)
+    assert ref.batches >= 5, "too few batches for the kill points to mean much"
+    return ref
+
+
+def crash_sync(url: str, make_source: Callable[[], MailSource], mode: str, n: int) -> int:
+    """Sync in a child that dies at kill point ``n`` of ``mode``; the child's status."""
+
+    def child() -> None:
+        store = DyingStore(Store.open(url).engine)
+        src = make_source()
+        if mode == "after-batch":
+            src = DyingSource(src, n)
+        elif mode == "after-records":
+            src = DyingSource(src, -1, after_records=True)
+        else:
+            store.die_in = n
+        sync_source(store, src)
+
+    return in_child(child)
+
+
+def check_kill_points(
+    label: str, new_url: Callable[[], str], make_source: Callable[[], MailSource]
+) -> None:
+    ref = reference_run(new_url(), make_source)
+    name = make_source().name
+    plan = [("after-batch", n) for n in range(ref.batches + 1)] + [
+        ("in-transaction", n) for n in range(ref.batches)
+    ]
+    for mode, n in plan:
+        url = new_url()
+        status = crash_sync(url, make_source, mode, n)
+        assert status == -signal.SIGKILL, (mode, n, status)
+        KILL_POINTS[f"sync {label} {mode}"] += 1
+        # right after the crash: exactly the first n batches, never half of one
+        assert counts(url, name) == ref.after[n], (mode, n)
+        # then a normal run converges to the uninterrupted result
+        with Store.open(url) as store:
+            src = make_source()
+            try:
+                sync_source(store, src)
+            finally:
+                src.close()
+        got = snapshot(url, name)
+        assert got.messages == ref.final.messages, (mode, n)
+        assert got.checkpoints == ref.final.checkpoints, (mode, n)
+        assert got.people == ref.final.people, (mode, n)
+
+
+def check_crash_after_every_first_commit(
+    new_url: Callable[[], str], make_source: Callable[[], MailSource]
+) -> None:
+    """Crash after the first batch with records of every run: each restart makes progress."""
+    ref = reference_run(new_url(), make_source)
+    url = new_url()
+    runs = 0
+    while True:
+        runs += 1
+        assert runs <= ref.batches + 1, "a restart made no progress"
+        status = crash_sync(url, make_source, "after-records", 0)
+        if status == 0:
+            break
+        assert status == -signal.SIGKILL
+        KILL_POINTS["sync repeated crashes"] += 1
+    assert snapshot(url, make_source().name) == ref.final
+
+
+@pytest.fixture(scope="module")
+def demo_maildir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo") / "Mail"
+    n = build_mailbox(root, NOW)
+    assert n > 500
+    return root
+
+
+def maildir_source(root: Path) -> Callable[[], MailSource]:
+    return lambda: MaildirSource("mail", MaildirConfig(path=str(root), chunk_size=60))
+
+
+def sqlite_urls(tmp_path: Path) -> Callable[[], str]:
+    counter = itertools.count()
+    return lambda: f"sqlite:///{tmp_path / f'k{next(counter)}.sqlite3'}"
+
+
+def test_maildir_sync_killed_at_every_batch_sqlite(tmp_path: Path, demo_maildir: Path) -> None:
+    check_kill_points("maildir/sqlite", sqlite_urls(tmp_path), maildir_source(demo_maildir))
+
+
+def test_maildir_sync_killed_at_every_batch_postgresql(
+    postgres_server: PostgresServer, demo_maildir: Path
+) -> None:
+    check_kill_points(
+        "maildir/postgresql", postgres_server.new_database, maildir_source(demo_maildir)
+    )
+
+
+def test_maildir_sync_crashing_after_each_first_commit(tmp_path: Path, demo_maildir: Path) -> None:
+    check_crash_after_every_first_commit(sqlite_urls(tmp_path), maildir_source(demo_maildir))
+
+
+CHILD = r"""
+import os, signal, sys
+from contextlib import contextmanager
+from kithkeep.connectors.maildir import MaildirConfig, MaildirSource
+from kithkeep.store import Store
+from kithkeep.sync import sync_source
+
+url, root, mode, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+class DyingStore(Store):
+    count = 0
+    @contextmanager
+    def transaction(self):
+        with self.sessions.begin() as session:
+            yield session
+            self.count += 1
+            if mode == "in-transaction" and self.count == n + 1:
+                session.flush()
+                os._exit(137)
+
+class DyingSource(MaildirSource):
+    def sync(self, ctx):
+        for i, batch in enumerate(super().sync(ctx)):
+            if mode == "after-batch" and i == n:
+                os._exit(137)
+            yield batch
+
+store = DyingStore.open(url)
+sync_source(store, DyingSource("mail", MaildirConfig(path=root, chunk_size=60)))
+"""
+
+
+@pytest.mark.parametrize(("mode", "n"), [("after-batch", 3), ("in-transaction", 3)])
+def test_a_fresh_interpreter_exiting_mid_sync(
+    tmp_path: Path, demo_maildir: Path, mode: str, n: int
+) -> None:
+    """The same with ``python -c`` and ``os._exit(137)``, as a user's process would die."""
+    make = maildir_source(demo_maildir)
+    ref = reference_run(f"sqlite:///{tmp_path / 'ref.sqlite3'}", make)
+    url = f"sqlite:///{tmp_path / 'k.sqlite3'}"
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, url, str(demo_maildir), mode, str(n)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 137, proc.stderr
+    KILL_POINTS[f"sync python -c {mode}"] += 1
+    assert counts(url, "mail") == ref.after[n]
+    with Store.open(url) as store:
+        sync_source(store, make())
+    assert snapshot(url, "mail") == ref.final
+
+
+# ------------------------------------------------------------------ IMAP
+
+
+def _imap_message(i: int, sent: bool) -> bytes:
+    people = [f"friend{k}@example.net" for k in range(8)]
+    other = people[i % len(people)]
+    frm, to = (ME[1], other) if sent else (other, ME[1])
+    day = NOW - timedelta(days=400 - i % 400, hours=i % 24)
+    return (
+        f"From: {frm}\r\nTo: {to}\r\nSubject: note {i}\r\n"
+        f"Date: {day.strftime('%a, %d %b %Y %H:%M:%S +0000')}\r\n"
+        f"Message-ID: <imap{i}.{int(sent)}@example.net>\r\n\r\nbody {i}\r\n"
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def imap_mailbox(dovecot_server: DovecotServer) -> ImapUser:
+    from imapclient import IMAPClient
+
+    user = dovecot_server.add_user()
+    c = IMAPClient(user.host, user.port, ssl=False, timeout=30)
+    c.login(user.username, user.password)
+    try:
+        for i in range(240):
+            c.append("INBOX", _imap_message(i, False), flags=(b"\\Seen",) if i % 3 else ())
+        for i in range(60):
+            c.append("Sent", _imap_message(i, True), flags=(b"\\Seen",))
+    finally:
+        c.logout()
+    return user
+
+
+def imap_source(user: ImapUser) -> Callable[[], MailSource]:
+    os.environ["KK_TEST_CRASH_IMAP_PW"] = user.password
+
+    def make() -> MailSource:
+        cfg = ImapConfig(
+            host=user.host,
+            port=user.port,
+            tls="none",
+            allow_plaintext=True,
+            username=user.username,
+            password_env="KK_TEST_CRASH_IMAP_PW",
+            chunk_size=25,
+            timeout=10,
+        )
+        src = ImapSource("imap", cfg)
+        src._sleep = lambda _s: None
+        return src
+
+    return make
+
+
+def test_imap_sync_killed_at_every_batch(tmp_path: Path, imap_mailbox: ImapUser) -> None:
+    check_kill_points("imap/sqlite", sqlite_urls(tmp_path), imap_source(imap_mailbox))
+
+
+# ============================================================= reminders
+
+
+class FolderSink(ReminderSink):
+    """Reminder events as one JSON file each in a folder; every write is durable at once.
+
+    Like a CalDAV or Google calendar (and unlike the .ics sink, which writes
+    once at flush), so a crash can fall between any two writes. A create
+    always adds a new file, even for a UID already there: a duplicate is
+    visible, not hidden.
+    """
+
+    def __init__(self, name: str, root: Path, on_write: Callable[[], None]) -> None:
+        super().__init__(name)
+        self.root = root
+        self.on_write = on_write
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _events(self) -> list[tuple[Path, dict[str, str]]]:
+        return [(p, json.loads(p.read_text())) for p in sorted(self.root.glob("*.json"))]
+
+    def _write(self, path: Path, data: dict[str, str]) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        os.replace(tmp, path)
+        self.on_write()
+
+    @staticmethod
+    def _event(path: Path, d: dict[str, str]) -> SinkEvent:
+        return SinkEvent(
+            key=d["key"],
+            uid=d["uid"],
+            start=datetime.fromisoformat(d["start"]),
+            end=datetime.fromisoformat(d["end"]),
+            title=d["title"],
+            description=d["description"],
+            etag=path.name,
+        )
+
+    def list_own(self) -> list[SinkEvent]:
+        return [self._event(p, d) for p, d in self._events()]
+
+    @staticmethod
+    def _data(r: Reminder) -> dict[str, str]:
+        return {
+            "key": r.key,
+            "uid": r.uid,
+            "start": r.start.isoformat(),
+            "end": r.end.isoformat(),
+            "title": r.title,
+            "description": r.description,
+        }
+
+    def create(self, reminder: Reminder) -> SinkEvent:
+        n = 1 + max((int(p.stem) for p, _ in self._events()), default=0)
+        path = self.root / f"{n:06d}.json"
+        self._write(path, self._data(reminder))
+        return self._event(path, self._data(reminder))
+
+    def update(self, current: SinkEvent, reminder: Reminder) -> SinkEvent:
+        assert current.etag is not None
+        path = self.root / current.etag
+        self._write(path, self._data(reminder))
+        return self._event(path, self._data(reminder))
+
+    def delete(self, current: SinkEvent) -> None:
+        assert current.etag is not None
+        (self.root / current.etag).unlink()
+        self.on_write()
+
+
+def finding(n: int, *, title: str = "", explanation: str = "") -> Finding:
+    return Finding(
+        rule="neglected",
+        person_id=f"p{n:010d}",
+        person_name=f"Person {n}",
+        severity=90 - n,
+        due=NOW + timedelta(days=n % 3),
+        title=title or f"Reconnect with Person {n}",
+        explanation=explanation or f"No contact for {30 + n} days",
+        suggestion="Send them something useful",
+        evidence={"days_silent": 30 + n},
+        episode=f"2026-10-{n:02d}",
+    )
+
+
+# Three runs: the first creates six reminders; the second updates two,
+# deletes two (resolved) and creates two; the third has nothing to do.
+PHASES: list[list[Finding]] = [
+    [finding(n) for n in range(1, 7)],
+    [
+        finding(1),
+        finding(2, title="Reconnect with Person 2 (it has been a while)"),
+        finding(5),
+        finding(6, explanation="No contact for 99 days"),
+        finding(7),
+        finding(8),
+    ],
+    [
+        finding(1),
+        finding(2, title="Reconnect with Person 2 (it has been a while)"),
+        finding(5),
+        finding(6, explanation="No contact for 99 days"),
+        finding(7),
+        finding(8),
+    ],
+]
+
+
+def reminder_config() -> Config:
+    return parse_config(
+        {"general": {"timezone": "Europe/Berlin"}, "reminders": {"max_per_day": 2}}, None
+    )
+
+
+@dataclass
+class Hooks:
+    """Kill switches for one child run; ``writes`` counts durable sink writes."""
+
+    die_at_write: int | None = None
+    die_at_plan: int | None = None  # phase index
+    writes: int = 0
+
+    def wrote(self) -> None:
+        self.writes += 1
+        if self.writes == self.die_at_write:
+            die()
+
+
+def make_sink(kind: str, root: Path, hooks: Hooks) -> ReminderSink:
+    if kind == "folder":
+        return FolderSink("reminders", root / "sink", hooks.wrote)
+
+    class CountingIcsSink(IcsSink):
+        def flush(self) -> None:
+            dirty = self._dirty
+            super().flush()
+            if dirty:
+                hooks.wrote()
+
+    return CountingIcsSink("reminders", root / "reminders.ics")
+
+
+def run_phases(
+    kind: str, root: Path, url: str, phases: Sequence[int], hooks: Hooks, die_in_tx: int | None
+) -> None:
+    """Reconcile the given phases in order; a marker file records each finished phase."""
+    config = reminder_config()
+    store = DyingStore(Store.open(url).engine)
+    store.die_in = die_in_tx
+    real_apply = reminders.apply
+
+    for phase in phases:
+
+        def apply(
+            sink: ReminderSink, actions: Sequence[reminders.Action], st: Store, _p: int = phase
+        ) -> dict[str, int]:
+            if hooks.die_at_plan == _p:
+                die()
+            return real_apply(sink, actions, st)
+
+        reminders.apply = apply  # type: ignore[assignment]
+        try:
+            sink = make_sink(kind, root, hooks)
+            reminders.reconcile(sink, PHASES[phase], config, store, NOW)
+            sink.close()
+        finally:
+            reminders.apply = real_apply
+        (root / f"phase-{phase}.done").touch()
+    store.close()
+
+
+def sink_state(kind: str, root: Path) -> list[tuple[str, str, str, str, str, str]]:
+    """The reminder events in the sink: (uid, key, start, end, title, description)."""
+    if kind == "folder":
+        return sorted(
+            (e.uid, e.key, e.start.isoformat(), e.end.isoformat(), e.title, e.description)
+            for e in FolderSink("x", root / "sink", lambda: None).list_own()
+        )
+    path = root / "reminders.ics"
+    if not path.exists():
+        return []
+    cal: Any = icalendar.Calendar.from_ical(path.read_bytes())
+    return sorted(
+        (
+            str(e["UID"]),
+            str(e[KEY_PROP]),
+            e["DTSTART"].dt.isoformat(),
+            e["DTEND"].dt.isoformat(),
+            str(e["SUMMARY"]),
+            str(e["DESCRIPTION"]),
+        )
+        for e in cal.walk("VEVENT")
+    )
+
+
+def store_state(url: str) -> list[tuple[Any, ...]]:
+    with Store.open(url) as store, store.engine.connect() as c:
+        return sorted(
+            (r.sink, r.key, r.uid, r.start, r.end, r.status, r.content_hash)
+            for r in c.execute(sa.select(ReminderState))
+        )
+
+
+def count_points(kind: str, tmp: Path) -> tuple[int, int]:
+    """Durable sink writes and recording transactions of an uninterrupted run."""
+    hooks = Hooks()
+    url = f"sqlite:///{tmp / 'count.sqlite3'}"
+    transactions = 0
+    real = DyingStore.transaction
+
+    @contextmanager
+    def counting(self: DyingStore) -> Iterator[Any]:
+        nonlocal transactions
+        with real(self) as s:
+            yield s
+        transactions += 1
+
+    DyingStore.transaction = counting  # type: ignore[method-assign]
+    try:
+        run_phases(kind, tmp / "count", url, range(len(PHASES)), hooks, None)
+    finally:
+        DyingStore.transaction = real  # type: ignore[method-assign]
+    return hooks.writes, transactions
+
+
+@pytest.mark.parametrize("kind", ["folder", "ics"])
+def test_reconcile_killed_at_every_write_plan_and_commit(tmp_path: Path, kind: str) -> None:
+    ref_root = tmp_path / "ref"
+    ref_url = f"sqlite:///{tmp_path / 'ref.sqlite3'}"
+    run_phases(kind, ref_root, ref_url, range(len(PHASES)), Hooks(), None)
+    want_sink = sink_state(kind, ref_root)
+    want_store = store_state(ref_url)
+    # the reference did something in every phase worth crashing in
+    assert len(want_sink) == 6
+    assert {t for _uid, _k, _s, _e, t, _d in want_sink} >= {
+        "Reconnect with Person 2 (it has been a while)",
+        "Reconnect with Person 8",
+    }
+    assert all(r[5] == "written" for r in want_store) and len(want_store) == 6
+
+    writes, transactions = count_points(kind, tmp_path)
+    assert writes >= (2 if kind == "ics" else 12)
+    points: list[tuple[str, int]] = (
+        [("write", w) for w in range(1, writes + 1)]
+        + [("plan", p) for p in range(len(PHASES))]
+        + [("commit", t) for t in range(transactions)]
+    )
+    for i, (point, n) in enumerate(points):
+        root = tmp_path / f"run{i}"
+        url = f"sqlite:///{tmp_path / f'run{i}.sqlite3'}"
+        hooks = Hooks(
+            die_at_write=n if point == "write" else None,
+            die_at_plan=n if point == "plan" else None,
+        )
+        status = in_child(
+            functools.partial(
+                run_phases,
+                kind,
+                root,
+                url,
+                range(len(PHASES)),
+                hooks,
+                n if point == "commit" else None,
+            )
+        )
+        assert status == -signal.SIGKILL, (point, n, status)
+        KILL_POINTS[f"reconcile {kind} {point}"] += 1
+        # a normal run of every phase that had not finished
+        left = [p for p in range(len(PHASES)) if not (root / f"phase-{p}.done").exists()]
+        assert left, (point, n)
+        run_phases(kind, root, url, left, Hooks(), None)
+        got_sink = sink_state(kind, root)
+        uids = [e[0] for e in got_sink]
+        assert len(uids) == len(set(uids)), f"duplicate UID after a kill at {point} {n}"
+        assert got_sink == want_sink, (point, n)
+        # what reconcile depends on; content_hash: see the xfail below
+        assert [r[:6] for r in store_state(url)] == [r[:6] for r in want_store], (point, n)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reminders.plan: after a kill between an update's sink write and the state "
+    "commit, the next run finds the sink already right and neither updates nor adopts, so "
+    "reminder_state.content_hash keeps describing the old text (fix: adopt when the stored "
+    "content_hash differs from the desired reminder's)",
+)
+def test_the_state_hash_matches_the_sink_after_a_kill_during_an_update(tmp_path: Path) -> None:
+    ref_url = f"sqlite:///{tmp_path / 'ref.sqlite3'}"
+    run_phases("folder", tmp_path / "ref", ref_url, range(len(PHASES)), Hooks(), None)
+    url = f"sqlite:///{tmp_path / 'k.sqlite3'}"
+    run_phases("folder", tmp_path / "k", url, [0], Hooks(), None)
+    # phase 1 starts with the update of Person 2's reminder: die right after that write
+    hooks = Hooks(die_at_write=1)
+    status = in_child(
+        functools.partial(run_phases, "folder", tmp_path / "k", url, [1], hooks, None)
+    )
+    assert status == -signal.SIGKILL
+    run_phases("folder", tmp_path / "k", url, [1, 2], Hooks(), None)
+    assert sink_state("folder", tmp_path / "k") == sink_state("folder", tmp_path / "ref")
+    assert store_state(url) == store_state(ref_url)
+
+
+def test_report_the_kill_points() -> None:
+    """Runs last in this module: print the figures for the README (pytest -s)."""
+    total = sum(KILL_POINTS.values())
+    print(f"\nkill points exercised: {total}")
+    for k, v in sorted(KILL_POINTS.items()):
+        print(f"  {k}: {v}")
+    if not KILL_POINTS:
+        pytest.skip("run with the whole module to count the kill points")
