@@ -27,6 +27,7 @@ from kithkeep.decisions import (
     parse_span_days,
 )
 from kithkeep.errors import UsageError
+from kithkeep.model.analyze import load_people
 from kithkeep.model.lookup import resolve_person
 from kithkeep.model.stats import TIERS, PersonStats
 from kithkeep.pipeline import ReminderInfo, judge_stored, reminder_index
@@ -63,7 +64,7 @@ def finding_json(
 
 
 def _people(app: App) -> list[PersonStats]:
-    people, _ = judge_stored(app.config(), app.store(), datetime.now(UTC))
+    people = load_people(app.store())
     if not people:
         raise UsageError(
             "no people known yet", hint="run `kithkeep run` (or `kithkeep sync`) first"
