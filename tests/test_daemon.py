@@ -476,6 +476,35 @@ def test_broken_config_at_start_exits_2_before_ready(
     assert all("READY" not in m for m in notify.messages)
 
 
+def test_status_before_the_daemon_ever_ran(tmp_path: Path) -> None:
+    box = tmp_path / "Mail"
+    write_maildir_message(box, "k1", message(1))
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f'[general]\ndatabase = "sqlite:///{tmp_path / "kk.sqlite3"}"\n'
+        f'[sources.local]\ntype = "maildir"\npath = "{box}"\n'
+    )
+    res = kk("--config", str(cfg), "status", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["daemon"] == {"running": False, "pid": None}
+    assert out["sources"] == [
+        {
+            "name": "local",
+            "kind": "source",
+            "type": "maildir",
+            "last_success": None,
+            "last_error": None,
+            "last_error_at": None,
+            "failures": 0,
+            "next_run": None,
+        }
+    ]
+    human = kk("--config", str(cfg), "status")
+    assert human.returncode == 0, human.stderr
+    assert "not running" in human.stdout and "never" in human.stdout
+
+
 # --------------------------------------------------------------- the pieces
 
 
