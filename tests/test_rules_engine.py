@@ -11,7 +11,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from freezegun import freeze_time
-from kithkeep.rules.engine import judge
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kithkeep.rules.engine import REMINDING, judge
 
 from kithkeep.config import RemindersConfig, RulesConfig
 from kithkeep.decisions import DecisionRecord, dismissal_value
@@ -228,3 +230,57 @@ def test_snoozed_findings_do_not_use_the_budget() -> None:
     by = {f.person_id: f for f in found}
     assert by["p1"].status == "snoozed" and not by["p1"].remind
     assert by["p2"].remind and by["p3"].remind
+
+
+# ------------------------------------------------------------ properties
+
+people_st = st.lists(
+    st.builds(
+        lambda n, silent, tier, streak, cadence: person(
+            n,
+            tier=tier,
+            unanswered_streak=streak,
+            cadence_days=cadence,
+            last_contact=T0 - timedelta(days=silent),
+            last_in=T0 - timedelta(days=silent),
+            last_out=T0 - timedelta(days=silent),
+        ),
+        st.integers(1, 10_000),
+        st.floats(0, 1000),
+        st.sampled_from(["inner", "close", "wider", None]),
+        st.integers(0, 6),
+        st.one_of(st.none(), st.floats(1, 400)),
+    ),
+    max_size=25,
+    unique_by=lambda p: p.person_id,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(people=people_st, max_per_week=st.integers(0, 6), snoozed=st.sets(st.integers(1, 10_000)))
+def test_budget_and_status_invariants(
+    people: list[PersonStats], max_per_week: int, snoozed: set[int]
+) -> None:
+    decisions = [
+        decision("snooze", f"person{n}@example.net", until=T0 + timedelta(days=1)) for n in snoozed
+    ]
+    found = judge(people, T0, RULES, RemindersConfig(max_per_week=max_per_week), decisions)
+    again = judge(list(reversed(people)), T0, RULES, RemindersConfig(max_per_week=max_per_week),
+                  list(reversed(decisions)))  # fmt: skip
+    assert found == again  # deterministic, whatever the order of people and decisions
+    reminded = [f for f in found if f.remind]
+    assert len(reminded) <= max_per_week
+    assert all(f.status == "open" and f.rule in REMINDING for f in reminded)
+    over = [f for f in found if f.over_budget]
+    if over:
+        assert len(reminded) == max_per_week
+        assert min((f.severity for f in reminded), default=101) >= max(f.severity for f in over)
+    for f in found:
+        assert 1 <= f.severity <= 100
+        assert (f.status == "snoozed") == (int(f.person_id[1:]) in snoozed)
+        assert f.evidence
+    # unanswered always suppresses neglected for the same person
+    rules_by_person: dict[str, set[str]] = {}
+    for f in found:
+        rules_by_person.setdefault(f.person_id, set()).add(f.rule)
+    assert not any({"unanswered", "neglected"} <= r for r in rules_by_person.values())
