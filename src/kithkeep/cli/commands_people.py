@@ -1,27 +1,302 @@
-"""People: who kithkeep knows, with their statistics."""
+"""People: who kithkeep knows, with their statistics; show one; merge and unmerge.
+
+``people --json`` prints :meth:`PersonStats.to_json` for each person; the field
+names are a public interface documented in the README (People and statistics).
+``merge`` and ``unmerge`` store user decisions and re-analyze at once, so the
+listing shows the result; findings and reminders follow on the next ``run``.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import click
+from rich.table import Table
 
 from kithkeep.cli.app import App, print_json
-from kithkeep.cli.render import console, people_table
-from kithkeep.model.analyze import load_people
+from kithkeep.cli.render import ago, console
+from kithkeep.decisions import active_decisions, add_decision, deactivate
+from kithkeep.errors import UsageError
+from kithkeep.model.analyze import analyze_store, load_people
+from kithkeep.model.history import contacts_of
+from kithkeep.model.identity import normalize
+from kithkeep.model.lookup import resolve_person
+from kithkeep.model.merges import suggest_merges
+from kithkeep.model.stats import PersonStats
+from kithkeep.store import Store
+
+SPARK = " ▁▂▃▄▅▆▇█"
+LAST_EXCHANGES = 12
+
+
+def sparkline(counts: tuple[int, ...] | list[int]) -> str:
+    """One character per month, scaled to the busiest month (a blank is no contact)."""
+    top = max(counts, default=0)
+    if top == 0:
+        return " " * len(counts)
+    return "".join(SPARK[0] if c == 0 else SPARK[max(1, round(c / top * 8))] for c in counts)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0%}"
+
+
+def _num(v: float | None, unit: str = "") -> str:
+    return "-" if v is None else f"{v:g}{unit}"
+
+
+def _tie_label(p: PersonStats) -> str:
+    if p.ignored:
+        return "ignored"
+    if not p.is_tie:
+        return "contact"
+    return f"{p.tier} (you)" if p.tier_source == "user" else (p.tier or "tie")
+
+
+def people_table(people: list[PersonStats], now: datetime) -> Table:
+    t = Table(title=f"{len(people)} people", title_justify="left")
+    t.add_column("id", no_wrap=True)
+    t.add_column("name")
+    t.add_column("address")
+    t.add_column("tie")
+    t.add_column("out", justify="right")
+    t.add_column("in", justify="right")
+    t.add_column("last contact")
+    t.add_column("cadence", justify="right")
+    t.add_column("they answer", justify="right")
+    t.add_column("unanswered", justify="right")
+    for p in people:
+        extra = f" +{len(p.addresses) - 1}" if len(p.addresses) > 1 else ""
+        t.add_row(
+            p.person_id,
+            p.name,
+            (p.addresses[0] if p.addresses else "") + extra,
+            _tie_label(p),
+            str(p.messages_out),
+            str(p.messages_in),
+            ago(p.last_contact, now),
+            _num(p.cadence_days, "d"),
+            _pct(p.reply_rate_them),
+            str(p.unanswered_streak or ""),
+        )
+    return t
+
+
+def _load(store: Store) -> list[PersonStats]:
+    found = load_people(store)
+    if not found:
+        raise UsageError(
+            "no people known yet", hint="run `kithkeep run` (or `kithkeep sync`) first"
+        )
+    return found
+
+
+def _reanalyze(app: App) -> list[PersonStats]:
+    cfg = app.config()
+    store = app.store()
+    analyze_store(
+        store,
+        cfg.analysis,
+        cfg.general.me,
+        datetime.now(UTC),
+        decisions=active_decisions(store),
+        previous_me=True,
+    )
+    return load_people(store)
+
+
+def _month_labels(now: datetime, months: int) -> tuple[str, str]:
+    first = now.year * 12 + now.month - 1 - (months - 1)
+    return f"{first // 12}-{first % 12 + 1:02d}", f"{now:%Y-%m}"
+
+
+def _stats_rows(p: PersonStats) -> list[tuple[str, str]]:
+    def date(d: datetime | None) -> str:
+        return f"{d:%Y-%m-%d}" if d else "-"
+
+    pending = p.pending_inbound
+    waiting = f"{pending.date:%Y-%m-%d} {pending.subject!r}" if pending else "-"
+    last = f"{date(p.last_in)} / {date(p.last_out)} / {date(p.last_meeting)}"
+    out = f"{p.messages_out} ({p.messages_out_direct} direct, {p.messages_out_cc} Cc)"
+    inc = f"{p.messages_in} ({p.messages_in_direct} to you, {p.messages_in_cc} Cc)"
+    they = f"{_pct(p.reply_rate_them)} ({p.initiations_me_answered} of {p.initiations_me})"
+    you = f"{_pct(p.reply_rate_me)} ({p.initiations_them_answered} of {p.initiations_them})"
+    latency = f"{_num(p.median_reply_hours_me, ' h')} / {_num(p.median_reply_hours_them, ' h')}"
+    return [
+        ("tie", _tie_label(p) + (f"  (source: {p.tier_source})" if p.tier_source else "")),
+        ("first / last contact", f"{date(p.first_contact)} / {date(p.last_contact)}"),
+        ("last in / out / meeting", last),
+        ("messages out", out),
+        ("messages in", inc),
+        ("meetings", str(p.meetings)),
+        ("exchanges / cadence", f"{p.exchanges} / every {_num(p.cadence_days, ' days')}"),
+        ("you started / they started", f"{p.initiations_me} / {p.initiations_them}"),
+        ("they answered your openings", they),
+        ("you answered theirs", you),
+        ("median reply: you / they", latency),
+        ("your unanswered messages", str(p.unanswered_streak)),
+        ("waiting for your reply", waiting),
+        ("strength now / peak", f"{p.strength:g} / {p.peak_strength:g}"),
+    ]
 
 
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.option("--ties", is_flag=True, help="Only established two-way ties.")
+    @click.option(
+        "--suggest-merges",
+        "suggest",
+        is_flag=True,
+        help="List people who may be one person, with the reason.",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see README).")
     @click.pass_obj
-    def people(app: App, ties: bool, as_json: bool) -> None:
+    def people(app: App, ties: bool, suggest: bool, as_json: bool) -> None:
         """List people with their statistics (from the last analysis)."""
-        found = load_people(app.store())
+        store = app.store()
+        found = load_people(store)
+        if suggest:
+            suggestions = suggest_merges(found, active_decisions(store))
+            if as_json:
+                print_json([s.to_json() for s in suggestions])
+                return
+            if not suggestions:
+                console.print("No merge suggestions.")
+                return
+            t = Table(title=f"{len(suggestions)} merge suggestions", title_justify="left")
+            t.add_column("person")
+            t.add_column("may be the same as")
+            t.add_column("why")
+            t.add_column("to merge")
+            for s in suggestions:
+                t.add_row(
+                    f"{s.a.name or '-'}\n{s.a.addresses[0]}",
+                    f"{s.b.name or '-'}\n{s.b.addresses[0]}",
+                    s.reason,
+                    f"kithkeep merge {s.a.addresses[0]} {s.b.addresses[0]}",
+                )
+            console.print(t)
+            return
         if ties:
             found = [p for p in found if p.is_tie]
         if as_json:
             print_json([p.to_json() for p in found])
         else:
             console.print(people_table(found, datetime.now(UTC)))
+
+    @cli.command()
+    @click.argument("person")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see README).")
+    @click.pass_obj
+    def show(app: App, person: str, as_json: bool) -> None:
+        """One person (by name, address or id): addresses, statistics, last exchanges."""
+        store = app.store()
+        p = resolve_person(_load(store), person)
+        now = datetime.now(UTC)
+        cfg = app.config()
+        contacts = contacts_of(store, p, cfg.analysis, cfg.general.me, now)
+        if as_json:
+            data: dict[str, Any] = p.to_json()
+            data["exchanges_list"] = [
+                {
+                    "date": c.date.isoformat(),
+                    "direction": c.direction,
+                    "subject": c.subject,
+                    "direct": c.direct,
+                }
+                for c in contacts
+            ]
+            print_json(data)
+            return
+        console.print(f"[bold]{p.name or p.addresses[0]}[/bold]  ({p.person_id})")
+        for a in p.addresses:
+            console.print(f"  {a}")
+        t = Table(show_header=False, box=None, pad_edge=False)
+        t.add_column(style="dim")
+        t.add_column()
+        for k, v in _stats_rows(p):
+            t.add_row(k, v)
+        console.print(t)
+        if p.monthly:
+            first, last = _month_labels(now, len(p.monthly))
+            console.print(
+                f"contact by month  {first} [{sparkline(p.monthly)}] {last}"
+                f"  (busiest month: {max(p.monthly)})"
+            )
+        if contacts:
+            t = Table(title="last exchanges", title_justify="left")
+            t.add_column("date")
+            t.add_column("", no_wrap=True)
+            t.add_column("subject")
+            arrows = {"in": "← in", "out": "→ out", "meeting": "◆ met"}
+            for c in contacts[-LAST_EXCHANGES:]:
+                cc = "" if c.direct else " (Cc)"
+                t.add_row(f"{c.date:%Y-%m-%d %H:%M}", arrows[c.direction] + cc, c.subject)
+            console.print(t)
+        if p.initiations:
+            opened = ", ".join(
+                f"{i.date:%Y-%m-%d} {'you' if i.side == 'me' else 'they'}"
+                f"{'' if i.answered else ' (unanswered)'}"
+                for i in p.initiations[-5:]
+            )
+            console.print(f"latest openings: {opened}")
+
+    @cli.command()
+    @click.argument("a")
+    @click.argument("b")
+    @click.pass_obj
+    def merge(app: App, a: str, b: str) -> None:
+        """Treat two people (names, addresses or ids) as one from now on."""
+        store = app.store()
+        people = load_people(store)
+        first = _address_of(people, a)
+        second = _address_of(people, b)
+        if first == second:
+            raise UsageError(f"{a!r} and {b!r} are already one person")
+        add_decision(store, "merge", first, value=second)
+        merged = resolve_person(_reanalyze(app), first)
+        console.print(
+            f"Merged: {merged.name or merged.addresses[0]} ({merged.person_id}) "
+            f"now has {', '.join(merged.addresses)}. "
+            "Findings and reminders follow on the next `kithkeep run`."
+        )
+
+    @cli.command()
+    @click.argument("address")
+    @click.pass_obj
+    def unmerge(app: App, address: str) -> None:
+        """Split an address off the person it was merged into (by you or the contacts file)."""
+        if "@" not in address:
+            raise UsageError("unmerge takes an address", hint="see `kithkeep show PERSON`")
+        addr = normalize(address)
+        store = app.store()
+        person = resolve_person(_load(store), addr)
+        others = [x for x in person.addresses if x != addr]
+        if not others:
+            raise UsageError(f"{addr} is not merged with another address")
+        undo = [
+            d.id
+            for d in active_decisions(store)
+            if d.kind == "merge" and addr in (normalize(d.person), normalize(d.value or ""))
+        ]
+        if undo:
+            deactivate(store, undo)
+        add_decision(store, "unmerge", addr, value=others[0])
+        _reanalyze(app)
+        console.print(
+            f"{addr} is now a person of its own; it will not be suggested with {others[0]} again."
+        )
+
+
+def _address_of(people: list[PersonStats], query: str) -> str:
+    """The primary address of the person ``query`` names; a bare address is taken as is."""
+    try:
+        p = resolve_person(people, query)
+    except UsageError:
+        if "@" in query:
+            return normalize(query)
+        raise
+    if "@" in query:
+        return normalize(query)  # the address the user named, even if it is not the primary
+    return p.addresses[0]

@@ -8,7 +8,8 @@ over-eager filter that hides friends is a bug.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Collection
 
 from kithkeep.records import MessageRecord
 
@@ -47,14 +48,67 @@ def normalize(email: str) -> str:
     return f"{local}@{domain}"
 
 
-def is_role_address(email: str, extra_roles: Iterable[str] = ()) -> bool:
-    local, _, domain = email.lower().rpartition("@")
-    base = local.split("+", 1)[0]
-    if base in ROLE_LOCAL_PARTS or base in set(extra_roles):
+def is_role_address(email: str, extra_roles: Collection[str] = ()) -> bool:
+    """A role, machine, no-reply or calendar-resource address: never a person."""
+    base = email.lower().rpartition("@")[0].split("+", 1)[0]
+    if base in ROLE_LOCAL_PARTS or base in extra_roles:
         return True
-    if _NOREPLY_RE.match(base) or "noreply" in base or "no-reply" in base:
-        return True
-    return bool(_RESOURCE_DOMAIN_RE.search(domain))
+    return is_noreply(email) or is_resource(email)
+
+
+def is_noreply(email: str) -> bool:
+    """No-reply and bounce addresses: nobody reads them, not even with a user decision."""
+    base = email.lower().rpartition("@")[0].split("+", 1)[0]
+    return bool(_NOREPLY_RE.match(base)) or "noreply" in base or "no-reply" in base
+
+
+def is_resource(email: str) -> bool:
+    """Calendar rooms and resources (Google's resource and group calendars)."""
+    return bool(_RESOURCE_DOMAIN_RE.search(email.lower().rpartition("@")[2]))
+
+
+def mailto_address(value: str | None) -> str | None:
+    """The address of a ``List-Post: <mailto:list@host>`` value (None for ``NO`` or URLs)."""
+    if not value or "mailto:" not in value.lower():
+        return None
+    low = value.lower()
+    addr = low.split("mailto:", 1)[1].split(">", 1)[0].split("?", 1)[0].strip()
+    return normalize(addr) if "@" in addr else None
+
+
+def list_id_address(value: str | None) -> str | None:
+    """The posting address a List-Id names by convention: ``<dev.lists.example.org>``.
+
+    RFC 2919 list ids are ``name.host``; Mailman, Sympa and Google Groups all
+    derive them from the posting address ``name@host``, so the first dot is
+    the ``@``. Only used to recognize the user's own posts to a list.
+    """
+    if not value:
+        return None
+    m = re.search(r"<([^<>\s]+)>", value)
+    ident = (m.group(1) if m else value).strip().lower()
+    name, dot, host = ident.partition(".")
+    if not dot or not name or "." not in host:
+        return None
+    return f"{name}@{host}"
+
+
+_NAME_JUNK_RE = re.compile(r"[\"'()\[\]<>]")
+_SPACES_RE = re.compile(r"\s+")
+
+
+def fold_name(name: str) -> str:
+    """A display name reduced for comparison: accents, case, quotes, "Last, First" order.
+
+    ``"Gómez, Isabel"`` and ``isabel gomez`` fold to the same string.
+    """
+    text = unicodedata.normalize("NFKD", name)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = _NAME_JUNK_RE.sub(" ", text).casefold()
+    if text.count(",") == 1:
+        last, first = text.split(",")
+        text = f"{first} {last}"
+    return _SPACES_RE.sub(" ", text).strip()
 
 
 def bulk_reason(msg: MessageRecord) -> str | None:

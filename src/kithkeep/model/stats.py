@@ -23,6 +23,8 @@ class PendingMessage:
     date: datetime
     subject: str
     recipients: int
+    # it replies to one of the user's messages (a "thanks!" may need no answer)
+    is_reply: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ class PersonStats:
     reply_rate_them: float | None = None
     median_reply_hours_me: float | None = None
     median_reply_hours_them: float | None = None
-    # median gap in days between exchanges (days with contact)
+    # median gap in days between the starts of exchanges (a reply, or contact within a
+    # day of the previous one, continues an exchange rather than starting one)
     cadence_days: float | None = None
     # the user's messages since the person last wrote
     unanswered_streak: int = 0
@@ -72,18 +75,29 @@ class PersonStats:
     ignored: bool = False
     # the most recent initiations, oldest first (for one_way_ask)
     initiations: tuple[Initiation, ...] = field(default=())
+    # added by the relationship model (issue 4); all have defaults
+    messages_out_direct: int = 0
+    messages_out_cc: int = 0
+    exchanges: int = 0
+    replies_me: int = 0  # the user's messages that reply to the person's
+    replies_them: int = 0  # the person's messages that reply to the user's
+    initiations_me_answered: int = 0
+    initiations_them_answered: int = 0
+    # messages plus meetings per calendar month, the last 24 months, oldest first
+    monthly: tuple[int, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
-        def conv(v: Any) -> Any:
-            if isinstance(v, datetime):
-                return v.isoformat()
-            if isinstance(v, tuple):
-                return [conv(x) for x in v]
-            if dataclasses.is_dataclass(v) and not isinstance(v, type):
-                return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
-            return v
-
-        return {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """Plain JSON values (ISO dates, lists). Written for speed: analysis saves thousands."""
+        out = {name: getattr(self, name) for name in _FIELD_NAMES}
+        for name in _DATE_FIELDS:
+            v = out[name]
+            if v is not None:
+                out[name] = v.isoformat()
+        out["addresses"] = list(self.addresses)
+        out["monthly"] = list(self.monthly)
+        out["pending_inbound"] = _nested(self.pending_inbound) if self.pending_inbound else None
+        out["initiations"] = [_nested(i) for i in self.initiations]
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PersonStats:
@@ -98,9 +112,20 @@ class PersonStats:
         kwargs["pending_inbound"] = (
             PendingMessage(**{**p, "date": datetime.fromisoformat(p["date"])}) if p else None
         )
+        kwargs["monthly"] = tuple(kwargs.get("monthly", ()))
         kwargs["initiations"] = tuple(
             Initiation(**{**i, "date": datetime.fromisoformat(i["date"])})
             for i in kwargs.get("initiations", ())
         )
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in kwargs.items() if k in known})
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(PersonStats))
+_DATE_FIELDS = ("first_contact", "last_contact", "last_in", "last_out", "last_meeting")
+
+
+def _nested(v: PendingMessage | Initiation) -> dict[str, Any]:
+    d = dict(v.__dict__)
+    d["date"] = v.date.isoformat()
+    return d
