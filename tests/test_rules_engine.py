@@ -10,13 +10,14 @@ import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kithkeep.rules.engine import REMINDING, judge
 
 from kithkeep.config import RemindersConfig, RulesConfig
-from kithkeep.decisions import DecisionRecord, dismissal_value
+from kithkeep.decisions import DecisionRecord, dismissal_value, parse_span_days
 from kithkeep.model.stats import Initiation, PendingMessage, PersonStats
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -284,3 +285,16 @@ def test_budget_and_status_invariants(
     for f in found:
         rules_by_person.setdefault(f.person_id, set()).add(f.rule)
     assert not any({"unanswered", "neglected"} <= r for r in rules_by_person.values())
+
+
+@pytest.mark.parametrize(
+    ("text", "days"), [("30d", 30), ("2w", 14), ("3m", 90), ("1y", 365), ("10", 10), ("1.5w", 10.5)]
+)
+def test_spans(text: str, days: float) -> None:
+    assert parse_span_days(text) == days
+
+
+@pytest.mark.parametrize("text", ["", "soon", "0d", "-3d", "2 weeks", "w"])
+def test_bad_spans(text: str) -> None:
+    with pytest.raises(ValueError, match="not a span"):
+        parse_span_days(text)
