@@ -213,6 +213,9 @@ sink = "reminders"
 
 
 def db_query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the daemon's store from outside, as another process (WAL allows it)."""
+    if not db.exists():
+        return []
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
         return con.execute(sql).fetchall()
