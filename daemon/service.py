@@ -97,7 +97,6 @@ class Daemon:
         self._analysis_due = True
         self._sink_failures = 0
         self._last_status = 0.0
-        self.cycles = 0
 
     # ------------------------------------------------------------ signals
 
@@ -266,7 +265,6 @@ class Daemon:
         if self._stopping():
             return  # exit promptly: the next start analyzes what was committed
         self._analyze()
-        self.cycles += 1
 
     def _sync_one(self, name: str, started: datetime) -> None:
         """Sync one source; its next run counts from ``started``, the cycle's start."""
