@@ -3,7 +3,8 @@
 Follow up while it is fresh: from ``after_days`` after the meeting until
 ``expire_days``. Only small meetings (``max_attendees``, the user included)
 count; analysis already drops cancelled, declined and not yet ended ones,
-rooms, and kithkeep's own events.
+rooms, and kithkeep's own events. The explanation and evidence do not
+depend on the clock: they are the reminder's text.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ def evaluate(p: PersonStats, now: datetime, cfg: MeetingFollowupConfig) -> Findi
         summary=f"met {since:.0f} days ago ({size} people), no message since",
         explanation=(
             f"You met {who} on {met:%Y-%m-%d} ({size} attendees, at most "
-            f"{cfg.max_attendees} count as small) and sent nothing since; "
-            f"{since:.1f} days ago (follow-ups are suggested from day {cfg.after_days:g} "
-            f"to day {cfg.expire_days:g})."
+            f"{cfg.max_attendees} count as small) and sent nothing since; a follow-up "
+            f"is suggested from {cfg.after_days:g} to {cfg.expire_days:g} days after, "
+            f"until {met + timedelta(days=cfg.expire_days):%Y-%m-%d}."
         ),
         suggestion=(
             "Follow up while it is fresh: thank them, recap what you agreed, send what you offered."
@@ -56,7 +57,6 @@ def evaluate(p: PersonStats, now: datetime, cfg: MeetingFollowupConfig) -> Findi
             "meeting_end": met.isoformat(),
             "attendees": size,
             "max_attendees": cfg.max_attendees,
-            "days_since": round(since, 1),
             "after_days": cfg.after_days,
             "expire_days": cfg.expire_days,
             "last_out": p.last_out.isoformat() if p.last_out else None,

@@ -4,6 +4,11 @@ The cadence is the larger of the tier's cadence and ``rhythm_multiple`` times
 the person's own usual gap: a tie who talks yearly is not neglected after 70
 days; one who talks every two weeks is after six. A cadence the user set
 (``kithkeep cadence PERSON 30d``) replaces both.
+
+The explanation and evidence hold dates, counts and thresholds but nothing
+that depends on the clock (the days of silence are only in the one-line
+summary): they become the reminder's text, which must not change from one
+run to the next while the episode lasts.
 """
 
 from __future__ import annotations
@@ -51,24 +56,24 @@ def evaluate(
     overdue = silence / cadence
     severity = min(100, int(40 + 20 * (overdue - 1)) + (15 if p.tier == "inner" else 0))
     who = display_name(p.name, p.addresses)
+    due = p.last_contact + timedelta(days=cadence)
     return Finding(
         rule=NAME,
         person_id=p.person_id,
         person_name=who,
         severity=severity,
-        due=p.last_contact + timedelta(days=cadence),
+        due=due,
         title=f"Reconnect with {who}",
         summary=f"silent {silence:.0f} days; cadence {cadence:.0f}",
         explanation=(
-            f"No contact for {silence:.0f} days (last {p.last_contact:%Y-%m-%d}); "
-            f"the cadence for this tie is {cadence:.0f} days ({basis}). "
+            f"Last contact {p.last_contact:%Y-%m-%d}; the cadence for this tie is "
+            f"{cadence:.0f} days ({basis}), so it was due {due:%Y-%m-%d}. "
             f"{p.messages_out} messages out, {p.messages_in} in."
         ),
         suggestion=(
             "Reconnect by offering something useful: an article, an intro, news they would want."
         ),
         evidence={
-            "silence_days": round(silence, 1),
             "cadence_days": round(cadence, 1),
             "cadence_source": source,
             "tier": p.tier,
@@ -77,6 +82,7 @@ def evaluate(
             "rhythm_multiple": cfg.rhythm_multiple,
             "cadence_override_days": cadence_override,
             "last_contact": p.last_contact.isoformat(),
+            "due": due.isoformat(),
             "messages_out": p.messages_out,
             "messages_in": p.messages_in,
         },

@@ -7,6 +7,9 @@ meeting after the message all count as answered. A message that replies to
 the user's own usually closes the exchange, so it counts only with
 ``include_replies``. After ``expire_days`` the moment has passed and
 ``neglected`` takes over.
+
+Like every reminding rule, the explanation and evidence do not depend on
+the clock, so the reminder's text stays the same while the message waits.
 """
 
 from __future__ import annotations
@@ -54,8 +57,8 @@ def evaluate(p: PersonStats, now: datetime, cfg: ReplyOwedConfig) -> Finding | N
         summary=f"wrote {waited:.0f} days ago, not answered",
         explanation=(
             f"{who} wrote to you directly on {msg.date:%Y-%m-%d} ({subject!r}, "
-            f"{msg.recipients} recipient{'s' if msg.recipients != 1 else ''}); "
-            f"no reply after {waited:.0f} days (threshold {cfg.after_days:g})."
+            f"{msg.recipients} recipient{'s' if msg.recipients != 1 else ''}) and has no "
+            f"reply yet; a reply is due after {cfg.after_days:g} days."
         ),
         suggestion="Reply, even briefly: say when you will get back properly.",
         evidence={
@@ -63,7 +66,6 @@ def evaluate(p: PersonStats, now: datetime, cfg: ReplyOwedConfig) -> Finding | N
             "subject": subject,
             "recipients": msg.recipients,
             "max_recipients": cfg.max_recipients,
-            "waited_days": round(waited, 1),
             "after_days": cfg.after_days,
             "expire_days": cfg.expire_days,
             "is_reply": msg.is_reply,

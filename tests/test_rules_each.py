@@ -7,7 +7,7 @@ passed in as ``now``, the way the pipeline calls them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from freezegun import freeze_time
 from kithkeep.rules import meeting_followup, neglected, one_way_ask, reply_owed, unanswered
+from kithkeep.rules.base import Finding
 
 from kithkeep.config import (
     MeetingFollowupConfig,
@@ -72,6 +73,7 @@ def test_neglected_tier_cadence_threshold(tier: str | None, limit: int) -> None:
     assert f is not None
     assert f.evidence["cadence_days"] == limit
     assert f.evidence["tier_days"] == limit
+    assert f.evidence["due"] == (T0 + timedelta(days=limit)).isoformat()
     assert f.evidence["cadence_source"] == "tier"
     assert f.due == T0 + timedelta(days=limit)
     assert f.remind
@@ -99,7 +101,7 @@ def test_neglected_fortnightly_tie_is_after_six_weeks() -> None:
         f = neglected.evaluate(p, now, NeglectedConfig())
     assert f is not None
     assert f.evidence["cadence_days"] == 42 and f.evidence["rhythm_multiple"] == 3.0
-    assert f.evidence["silence_days"] == 42.0
+    assert f.summary == "silent 42 days; cadence 42"
     assert "offering something useful" in f.suggestion
 
 
@@ -395,3 +397,38 @@ def test_example_config_documents_the_rule_defaults() -> None:
     data = tomllib.loads(example.read_text("utf-8"))
     assert set(data["rules"]) == {f.name for f in dataclasses.fields(RulesConfig)}
     assert build_dataclass(RulesConfig, data["rules"], "[rules]") == RulesConfig()
+
+
+def _neglected(now: datetime) -> Finding | None:
+    return neglected.evaluate(tie(), now, NeglectedConfig())
+
+
+def _reply_owed(now: datetime) -> Finding | None:
+    return reply_owed.evaluate(owed(), now, ReplyOwedConfig())
+
+
+def _meeting(now: datetime) -> Finding | None:
+    return meeting_followup.evaluate(met(), now, MeetingFollowupConfig())
+
+
+@pytest.mark.parametrize(
+    ("evaluate", "start"),
+    [
+        (_neglected, T0 + timedelta(days=181)),
+        (_reply_owed, MSG_AT + timedelta(days=4)),
+        (_meeting, MET + timedelta(days=1.5)),
+    ],
+)
+def test_reminder_text_does_not_change_while_the_episode_lasts(
+    evaluate: Callable[[datetime], Finding | None], start: datetime
+) -> None:
+    """Explanation and evidence become the reminder's text: no clock in them."""
+    with clock(start) as now:
+        a = evaluate(now)
+    with clock(start + timedelta(hours=37)) as now:
+        b = evaluate(now)
+    assert a is not None and b is not None and a.remind
+    assert (a.key, a.title, a.explanation, a.suggestion, a.evidence) == (
+        b.key, b.title, b.explanation, b.suggestion, b.evidence,
+    )  # fmt: skip
+    assert a.summary != b.summary  # the table's one-line why may move on

@@ -195,8 +195,13 @@ sink = "reminders"
 
 
 @pytest.fixture(scope="module")
-def findings(tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
-    config = load_config(plant(tmp_path_factory.mktemp("planted")))
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return plant(tmp_path_factory.mktemp("planted"))
+
+
+@pytest.fixture(scope="module")
+def findings(planted: Path) -> list[Finding]:
+    config = load_config(planted)
     with freeze_time(NOW), Store.open(config.database_url) as store:
         report = run_once(config, store, now=datetime.now(UTC))
     assert not report.source_errors
@@ -215,7 +220,7 @@ def test_every_rule_fires_for_exactly_its_people(findings: list[Finding]) -> Non
     }, "\n".join(f"{f.person_name} {f.rule}: {f.explanation}" for f in findings)
     (owed,) = [f for f in findings if f.rule == "reply_owed"]
     assert owed.evidence["subject"] == "Can you look at my draft"
-    assert owed.evidence["waited_days"] == 5.0
+    assert owed.evidence["message_date"] == ago(5).isoformat()
 
 
 def test_noise_is_never_flagged(findings: list[Finding]) -> None:
@@ -232,3 +237,19 @@ def test_reminders_only_for_reminding_rules(findings: list[Finding]) -> None:
         assert f.status == "open"
         assert f.evidence, f.rule
         assert f.explanation and f.suggestion and f.title and f.summary
+
+
+def test_reminders_written_once_and_a_second_run_changes_nothing(
+    planted: Path, findings: list[Finding]
+) -> None:
+    ics = planted.parent / "reminders.ics"
+    cal = icalendar.Calendar.from_ical(ics.read_bytes())
+    keys = {str(e["X-KITHKEEP-KEY"]) for e in cal.walk("VEVENT")}
+    assert keys == {f.key for f in findings if f.remind}
+    before = ics.read_bytes()
+    config = load_config(planted)
+    with freeze_time(NOW + timedelta(hours=2)), Store.open(config.database_url) as store:
+        again = run_once(config, store, now=datetime.now(UTC))
+    assert {f.key for f in again.findings} == {f.key for f in findings}
+    assert again.reminders.get("create", 0) == 0 and again.reminders.get("delete", 0) == 0
+    assert ics.read_bytes() == before
