@@ -99,13 +99,13 @@ class NotifySocket:
                 self._cond.notify_all()
 
     def wait_for(
-        self, pred: Callable[[dict[str, str]], bool], timeout: float = 20.0
+        self, pred: Callable[[dict[str, str]], bool], timeout: float = 20.0, *, after: int = 0
     ) -> dict[str, str]:
-        """The first message (already received or arriving) that matches."""
+        """The first message (already received or arriving, from index ``after``) that matches."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                for m in self.messages:
+                for m in self.messages[after:]:
                     if pred(m):
                         return m
                 left = deadline - time.monotonic()
@@ -114,6 +114,10 @@ class NotifySocket:
                         f"no matching sd_notify message; got {self.messages[-10:]}"
                     )
                 self._cond.wait(left)
+
+    def index(self, message: dict[str, str]) -> int:
+        with self._cond:
+            return next(i for i, m in enumerate(self.messages) if m is message)
 
     def clear(self) -> None:
         with self._cond:
@@ -374,11 +378,13 @@ def test_sigterm_mid_sync_commits_the_chunk_and_resumes(
     cfg = tmp_path / "config.toml"
     write_config(cfg, imap_user, db=db, chunk_size=1, interval=60)
     env = {PW_ENV: imap_user.password}
-    d = DaemonProcess(cfg, notify, env)
+    d = DaemonProcess(cfg, notify, {**env, "WATCHDOG_USEC": "200000"})
     daemons.append(d)
 
     notify.wait_for(lambda m: "READY" in m)
-    notify.wait_for(lambda m: m.get("STATUS", "").startswith("syncing mail: INBOX"))
+    syncing = notify.wait_for(lambda m: m.get("STATUS", "").startswith("syncing mail: INBOX"))
+    # the long first sync does not starve the watchdog
+    notify.wait_for(lambda m: m.get("WATCHDOG") == "1", timeout=2, after=notify.index(syncing))
     rc, took = d.stop()
     assert rc == 0, d.log()
     assert took < 10
