@@ -33,6 +33,7 @@ import functools
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -279,8 +280,26 @@ def maildir_source(root: Path) -> Callable[[], MailSource]:
 
 
 def sqlite_urls(tmp_path: Path) -> Callable[[], str]:
+    """Fresh stores, each a copy of one migrated store (migrating each is slower)."""
+    template = tmp_path / "template.sqlite3"
+    Store.open(f"sqlite:///{template}").close()
+    assert not template.with_name(template.name + "-wal").exists()
     counter = itertools.count()
-    return lambda: f"sqlite:///{tmp_path / f'k{next(counter)}.sqlite3'}"
+
+    def new() -> str:
+        path = tmp_path / f"k{next(counter)}.sqlite3"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+
+    return new
+
+
+def postgres_urls(server: PostgresServer) -> Callable[[], str]:
+    """Fresh databases, each a copy of one migrated database."""
+    url = server.new_database()
+    Store.open(url).close()
+    template = url.rsplit("/", 1)[1]
+    return lambda: server.new_database(template=template)
 
 
 def test_maildir_sync_killed_at_every_batch_sqlite(tmp_path: Path, demo_maildir: Path) -> None:
