@@ -9,7 +9,8 @@ Order of work for each person:
    ``neglected``'s cadence;
 2. every rule evaluates the adjusted statistics;
 3. ``unanswered`` suppresses ``neglected`` (don't be pushy);
-4. ``snooze`` and ``dismiss`` set the status of what is left: such findings
+4. ``snooze`` and ``dismiss`` set the status of what is left (and so does a
+   reminder the user deleted from the calendar: dismissed): such findings
    stay visible in ``kithkeep review --all`` but never become reminders.
 
 Finally the open findings that want a reminder are ranked by severity and
@@ -18,7 +19,7 @@ only the first ``max_per_week`` keep it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -88,8 +89,18 @@ def evaluate_person(
     return out
 
 
-def apply_status(f: Finding, p: PersonStats, d: PersonDecisions, now: datetime) -> Finding:
-    """Snoozed or dismissed findings keep their content but lose the reminder."""
+def apply_status(
+    f: Finding,
+    p: PersonStats,
+    d: PersonDecisions,
+    now: datetime,
+    deleted_reminders: Collection[str] = (),
+) -> Finding:
+    """Snoozed or dismissed findings keep their content but lose the reminder.
+
+    A reminder the user deleted from the calendar dismisses its finding: the
+    sink will not write it again, so it must not take a place in the budget.
+    """
     until = d.snoozed_until(f.rule, now)
     if until is not None:
         return replace(
@@ -97,17 +108,23 @@ def apply_status(f: Finding, p: PersonStats, d: PersonDecisions, now: datetime) 
         )
     if d.dismissed(f.rule, f.episode, p.last_contact):
         return replace(f, status="dismissed", status_note="until new evidence", remind=False)
+    if f.key in deleted_reminders:
+        return replace(f, status="dismissed", status_note="you deleted its reminder", remind=False)
     return f
 
 
 def judge_person(
-    p: PersonStats, now: datetime, cfg: RulesConfig, d: PersonDecisions
+    p: PersonStats,
+    now: datetime,
+    cfg: RulesConfig,
+    d: PersonDecisions,
+    deleted_reminders: Collection[str] = (),
 ) -> list[Finding]:
     if d.ignored or p.ignored:
         return []
     adjusted = apply_facts(p, d)
     found = evaluate_person(adjusted, now, cfg, cadence_override=d.cadence_days)
-    return [apply_status(f, adjusted, d, now) for f in found]
+    return [apply_status(f, adjusted, d, now, deleted_reminders) for f in found]
 
 
 def budget(findings: list[Finding], max_reminders: int) -> list[Finding]:
@@ -131,12 +148,18 @@ def judge(
     cfg: RulesConfig,
     reminders: RemindersConfig,
     decisions: Sequence[DecisionRecord] = (),
+    *,
+    deleted_reminders: Collection[str] = frozenset(),
 ) -> list[Finding]:
     """All findings (every status), highest severity first.
 
     Only open findings keep ``remind``, and of those only the top
-    ``max_per_week``.
+    ``max_per_week``. ``deleted_reminders``: finding keys whose reminder the
+    user deleted from the calendar (they count as dismissed).
     """
     index = DecisionIndex.build(decisions)
-    findings = [f for p in people for f in judge_person(p, now, cfg, index.for_person(p.addresses))]
+    deleted = frozenset(deleted_reminders)
+    findings = [
+        f for p in people for f in judge_person(p, now, cfg, index.for_person(p.addresses), deleted)
+    ]
     return budget(findings, reminders.max_per_week)

@@ -251,3 +251,22 @@ def test_review_before_any_analysis(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "kithkeep run" in res.output
     res = kk(config, "snooze", "Ana", "--for", "2w")
     assert isinstance(res.exception, UsageError) and "no people" in str(res.exception)
+
+
+def test_deleting_a_reminder_in_the_calendar_dismisses_it(demo: Path) -> None:
+    ics = demo.parent / "reminders.ics"
+    cal = icalendar.Calendar.from_ical(ics.read_bytes())
+    (ana,) = [f for f in review(demo) if f["person"]["name"] == "Ana Silva"]
+    assert ana["reminder"] is not None
+    kept = [c for c in cal.subcomponents if c.get("UID") != ana["reminder"]["uid"]]
+    cal.subcomponents[:] = kept
+    ics.write_bytes(cal.to_ical())
+    later = NOW + timedelta(hours=1)
+    run(demo, later)
+    assert rows(demo, "Ana Silva", "--all", at=later) == [("neglected", "dismissed")]
+    assert ana["reminder"]["uid"] not in reminder_keys(demo).values()
+    # and it stays so on the following runs
+    run(demo, later + timedelta(hours=1))
+    assert ana["reminder"]["uid"] not in reminder_keys(demo).values()
+    (f,) = [f for f in review(demo, "--all", at=later) if f["person"]["name"] == "Ana Silva"]
+    assert f["reminder"] is None

@@ -298,3 +298,18 @@ def test_spans(text: str, days: float) -> None:
 def test_bad_spans(text: str) -> None:
     with pytest.raises(ValueError, match="not a span"):
         parse_span_days(text)
+
+
+def test_a_reminder_the_user_deleted_dismisses_its_finding_and_frees_the_budget() -> None:
+    later = T0 + timedelta(days=400)
+    people = [person(n, tier="inner" if n == 1 else "wider") for n in range(1, 4)]
+    cfg = RemindersConfig(max_per_week=2)
+    with freeze_time(later):
+        first = judge(people, datetime.now(UTC), RULES, cfg)
+        top = next(f for f in first if f.person_id == "p1")
+        assert top.remind and not next(f for f in first if f.person_id == "p3").remind
+        found = judge(people, datetime.now(UTC), RULES, cfg, deleted_reminders={top.key})
+    by = {f.person_id: f for f in found}
+    assert by["p1"].status == "dismissed" and not by["p1"].remind
+    assert "deleted" in by["p1"].status_note
+    assert by["p2"].remind and by["p3"].remind

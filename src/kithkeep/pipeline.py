@@ -121,6 +121,19 @@ def reminder_index(store: Store, prefer_sink: str = "") -> dict[str, ReminderInf
     return out
 
 
+def deleted_reminder_keys(store: Store, sink: str) -> frozenset[str]:
+    """Keys of reminders the user deleted from ``sink``: their findings count as dismissed."""
+    if not sink:
+        return frozenset()
+    with store.engine.connect() as c:
+        rows = c.execute(
+            sa.select(REMINDER_STATE.c.key).where(
+                REMINDER_STATE.c.sink == sink, REMINDER_STATE.c.status == "dismissed"
+            )
+        )
+        return frozenset(r[0] for r in rows)
+
+
 def judge_stored(
     config: Config, store: Store, now: datetime
 ) -> tuple[list[PersonStats], list[Finding]]:
@@ -130,7 +143,16 @@ def judge_stored(
     commands see a decision at once, without a sync or a new analysis.
     """
     people = load_people(store)
-    return people, judge(people, now, config.rules, config.reminders, active_decisions(store))
+    deleted = deleted_reminder_keys(store, config.reminders.sink)
+    findings = judge(
+        people,
+        now,
+        config.rules,
+        config.reminders,
+        active_decisions(store),
+        deleted_reminders=deleted,
+    )
+    return people, findings
 
 
 def analyze_and_act(
@@ -147,7 +169,14 @@ def analyze_and_act(
     report.analysis = analyze_store(
         store, config.analysis, config.general.me, now, extra_me or (), decisions=decisions
     )
-    report.findings = judge(report.analysis.people, now, config.rules, config.reminders, decisions)
+    report.findings = judge(
+        report.analysis.people,
+        now,
+        config.rules,
+        config.reminders,
+        decisions,
+        deleted_reminders=deleted_reminder_keys(store, config.reminders.sink),
+    )
     save_findings(store, report.findings)
     if config.reminders.sink:
         sink = registry.build_sink(config, config.sink(config.reminders.sink))
