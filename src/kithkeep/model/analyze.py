@@ -433,7 +433,9 @@ def unique(msgs: Iterable[Msg]) -> tuple[list[Msg], int]:
         keep.answered = keep.answered or other.answered
         keep.sent = keep.sent or other.sent
         by_key[m.key] = keep
-    return list(by_key.values()), dups
+    # a canonical order: message indexes break ties between equal dates the same way
+    # whatever order the messages arrived in
+    return sorted(by_key.values(), key=lambda m: (m.ts, m.key)), dups
 
 
 # ------------------------------------------------------------- the pipeline
@@ -605,6 +607,7 @@ def meetings_from_events(
                 met,
             )
         )
+    out.sort(key=lambda mt: (mt[0].date, mt[0].key))
     return out
 
 
