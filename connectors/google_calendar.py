@@ -381,9 +381,15 @@ class GoogleCalendarSource(CalendarSource):
                     passthrough=frozenset({410}),
                 )
             except Exception as exc:
-                if _status(exc) == 410:
+                if _status(exc) != 410:
+                    raise
+                if token:
                     raise _TokenExpired from exc
-                raise
+                # a full listing has no token to expire: its page token did
+                raise SourceError(
+                    f"source {self.name}: Google ended the full listing (410 Gone)",
+                    hint="nothing was lost: the next run starts it again",
+                ) from exc
             records: list[EventRecord] = []
             deleted: list[tuple[str, str]] = []
             for item in page.get("items", []):

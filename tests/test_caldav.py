@@ -328,3 +328,41 @@ password_env = "KK_TEST_DAV_PW"
     dav_events = [e for e in store.iter_events() if e.source == "dav"]
     store.close()
     assert len(dav_events) == created and all(e.own for e in dav_events)
+
+
+def test_reminders_avoid_busy_time_in_other_calendars(
+    radicale_user: RadicaleUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kithkeep.reminders import reconcile
+    from tests.contract_sink import CONFIG, FINDINGS
+
+    monkeypatch.setenv("KK_TEST_DAV_PW", radicale_user.password)
+    app = _client(radicale_user)
+    work = app.principal().make_calendar(name="work")
+    # Monday 09:00-10:30 is taken; an all-day event and a cancelled one block nothing
+    work.save_event(_meeting("standup", datetime(2026, 11, 23, 9, 0, tzinfo=UTC)))
+    work.save_event(_meeting("standup2", datetime(2026, 11, 23, 9, 30, tzinfo=UTC)))
+    work.save_event(
+        _meeting("gone", datetime(2026, 11, 23, 10, 30, tzinfo=UTC), extra="STATUS:CANCELLED\n")
+    )
+    cfg = CalDavSinkConfig(
+        url=radicale_user.url,
+        username=radicale_user.username,
+        password_env="KK_TEST_DAV_PW",
+        busy_calendars=("work",),
+    )
+    sink = CalDavSink("dav", cfg)
+    busy = sink.busy(NOW, NOW + timedelta(days=2))
+    assert busy == [
+        (datetime(2026, 11, 23, 9, 0, tzinfo=UTC), datetime(2026, 11, 23, 10, 0, tzinfo=UTC)),
+        (datetime(2026, 11, 23, 9, 30, tzinfo=UTC), datetime(2026, 11, 23, 10, 30, tzinfo=UTC)),
+    ]
+    store = Store.open("sqlite://")
+    assert reconcile(sink, FINDINGS[:2], CONFIG, store, NOW) == {"create": 2}
+    starts = sorted(e.start for e in sink.list_own())
+    assert starts == [
+        datetime(2026, 11, 23, 10, 30, tzinfo=UTC),
+        datetime(2026, 11, 23, 10, 45, tzinfo=UTC),
+    ]
+    store.close()
+    sink.close()
