@@ -304,7 +304,9 @@ class GoogleCalendarSource(CalendarSource):
     ) -> None:
         super().__init__(name)
         self.cfg = cfg
-        self.service = service
+        # None: built on first use, so a missing token fails this source's sync
+        # (reported, the others go on), not the building of every connector
+        self._service = service
         self.tz = tz
         self.retry = Retrying(
             f"source {name}",
@@ -320,8 +322,13 @@ class GoogleCalendarSource(CalendarSource):
     ) -> GoogleCalendarSource:
         from kithkeep.connectors.ics import _zone
 
-        service = _build_service(f"source {name}", SourceError)
-        return cls(name, cfg, service, _zone(config.general.timezone))
+        return cls(name, cfg, None, _zone(config.general.timezone))
+
+    @property
+    def service(self) -> Any:
+        if self._service is None:
+            self._service = _build_service(f"source {self.name}", SourceError)
+        return self._service
 
     def me_addresses(self) -> set[str]:
         cid = self.cfg.calendar_id.lower()
@@ -488,7 +495,7 @@ class GoogleCalendarSink(ReminderSink):
     ) -> None:
         super().__init__(name)
         self.cfg = cfg
-        self.service = service
+        self._service = service  # None: built on first use
         self.retry = Retrying(
             f"sink {name}", SinkError, max_retries=cfg.max_retries, sleep=sleep, jitter=jitter
         )
@@ -498,7 +505,13 @@ class GoogleCalendarSink(ReminderSink):
     def from_config(
         cls, name: str, cfg: GoogleCalendarSinkConfig, config: KithkeepConfig
     ) -> GoogleCalendarSink:
-        return cls(name, cfg, _build_service(f"sink {name}", SinkError))
+        return cls(name, cfg, None)
+
+    @property
+    def service(self) -> Any:
+        if self._service is None:
+            self._service = _build_service(f"sink {self.name}", SinkError)
+        return self._service
 
     @property
     def calendar_id(self) -> str:

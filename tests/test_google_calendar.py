@@ -28,7 +28,7 @@ from kithkeep.connectors.google_calendar import (
 )
 
 from kithkeep import google_auth
-from kithkeep.errors import AuthError, SourceError
+from kithkeep.errors import AuthError, KithkeepError, SourceError
 from kithkeep.reminders import load_state, reconcile
 from kithkeep.store import Store
 from kithkeep.sync import sync_source
@@ -616,3 +616,34 @@ def test_pasted_address_or_code() -> None:
     assert google_auth.code_from_pasted("4/abc") == "4/abc"
     with pytest.raises(AuthError):
         google_auth.code_from_pasted("http://127.0.0.1:1/?error=access_denied&code=")
+
+
+def test_without_a_token_only_the_google_source_fails(
+    state_home: Path, tmp_path: Path, store: Store
+) -> None:
+    from kithkeep.connectors import registry
+
+    from kithkeep.config import parse_config
+    from kithkeep.pipeline import sync_all
+
+    ics = tmp_path / "cal.ics"
+    ics.write_bytes(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nEND:VCALENDAR\r\n")
+    config = parse_config(
+        {
+            "sources": {
+                "gcal": {"type": "google"},
+                "file": {"type": "ics", "path": str(ics)},
+            },
+            "sinks": {"greminders": {"type": "google", "create_calendar": True}},
+        },
+        None,
+    )
+    registry.validate(config)
+    results, errors, _me = sync_all(config, store)
+    assert [r.source for r in results] == ["file"]
+    assert errors == {
+        "gcal": f"source gcal: no Google token at {state_home} (run `kithkeep auth google` first)"
+    }
+    sink = registry.build_sink(config, config.sinks[0])  # builds without touching the token
+    with pytest.raises(KithkeepError, match="no Google token"):
+        sink.list_own()
