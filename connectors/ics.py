@@ -195,12 +195,18 @@ def _http_url(url: str) -> str:
 
 
 def _safe_url(url: str) -> str:
-    """The URL without credentials or query (secret links carry tokens there)."""
+    """The URL for messages: scheme, host and file name only.
+
+    Credentials, the query and the folders are left out: secret subscription
+    links carry their token there (Google's private address has it in the path).
+    """
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
         host += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+    name = parts.path.rsplit("/", 1)[-1]
+    path = f"/.../{name}" if parts.path.count("/") > 1 else parts.path
+    return urllib.parse.urlunsplit((parts.scheme, host, path, "", ""))
 
 
 class IcsSource(CalendarSource):

@@ -113,6 +113,11 @@ def test_webcal_is_https_and_errors_hide_credentials(web: tuple[str, Path], stor
     assert _Handler.requests[-1][0] == "/missing.ics?key=s3cr3t-key"
     assert _Handler.auth == "Basic dXNlcjpzM2NyM3QtdG9rZW4="  # user:s3cr3t-token
     assert _source(url="webcal://example.org/c.ics").url == "https://example.org/c.ics"
+    # Google's secret address keeps its token in the path
+    secret = _source(
+        url="https://calendar.google.com/calendar/ical/me%40x.org/private-0123abcd/basic.ics"
+    )
+    assert secret.where == "https://calendar.google.com/.../basic.ics"
 
 
 def test_unreachable_url_is_a_connect_error(store: Store) -> None:
