@@ -65,7 +65,7 @@ from kithkeep.store import Store
 from kithkeep.sync import sync_source
 from tests.fixtures.dovecot import DovecotServer, ImapUser
 from tests.fixtures.postgres import PostgresServer
-from tests.helpers import REPO
+from tests.helpers import REPO, write_maildir_message
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 KILL_POINTS: Counter[str] = Counter()
@@ -163,9 +163,18 @@ def snapshot(url: str, source: str) -> Snapshot:
     )
 
 
-def counts(url: str, source: str) -> tuple[int, dict[str, dict[str, Any]]]:
+Progress = tuple[frozenset[tuple[str, str, str, frozenset[str]]], dict[str, dict[str, Any]]]
+
+
+def progress_of(store: Store, source: str) -> Progress:
+    """Which messages the store holds with which flags, and the source's checkpoints."""
+    held = frozenset((m.account, m.folder, m.uid, m.flags) for m in store.iter_messages())
+    return held, store.checkpoints(source)
+
+
+def counts(url: str, source: str) -> Progress:
     with Store.open(url) as store:
-        return sum(1 for _ in store.iter_messages()), store.checkpoints(source)
+        return progress_of(store, source)
 
 
 @dataclass
@@ -173,7 +182,7 @@ class Reference:
     """An uninterrupted sync, and the store after each of its batches."""
 
     final: Snapshot
-    after: list[tuple[int, dict[str, dict[str, Any]]]]  # after batch i: (messages, checkpoints)
+    after: list[Progress]  # [i]: the store after i batches
 
     @property
     def batches(self) -> int:
@@ -183,17 +192,17 @@ class Reference:
 class RecordingStore(Store):
     """Remembers message counts and checkpoints after each committed batch."""
 
-    after: list[tuple[int, dict[str, dict[str, Any]]]]
+    after: list[Progress]
 
     def apply_mail_batch(self, batch: MailBatch, account: str) -> None:
         super().apply_mail_batch(batch, account)
-        self.after.append((sum(1 for _ in self.iter_messages()), self.checkpoints(account)))
+        self.after.append(progress_of(self, account))
 
 
 def reference_run(url: str, make_source: Callable[[], MailSource]) -> Reference:
     store = RecordingStore(Store.open(url).engine)
-    store.after = [(0, {})]
     src = make_source()
+    store.after = [progress_of(store, src.name)]
     try:
         sync_source(store, src)
     finally:
@@ -275,8 +284,8 @@ def demo_maildir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def maildir_source(root: Path) -> Callable[[], MailSource]:
-    return lambda: MaildirSource("mail", MaildirConfig(path=str(root), chunk_size=60))
+def maildir_source(root: Path, chunk_size: int = 60) -> Callable[[], MailSource]:
+    return lambda: MaildirSource("mail", MaildirConfig(path=str(root), chunk_size=chunk_size))
 
 
 def sqlite_urls(tmp_path: Path) -> Callable[[], str]:
@@ -312,6 +321,45 @@ def test_maildir_sync_killed_at_every_batch_postgresql(
     check_kill_points(
         "maildir/postgresql", postgres_server.new_database, maildir_source(demo_maildir)
     )
+
+
+def test_incremental_maildir_sync_killed_at_every_batch(tmp_path: Path, demo_maildir: Path) -> None:
+    """A second sync after flag changes and new mail: FlagUpdates are in the batches too."""
+    root = tmp_path / "Mail"
+    shutil.copytree(demo_maildir, root)
+    make = maildir_source(root, chunk_size=30)
+    first = sqlite_urls(tmp_path / "first")
+    synced = first()
+    with Store.open(synced) as store:
+        sync_source(store, make())
+    # the user answered and flagged mail, unflagged sent mail, and new mail arrived
+    changed = 0
+    for folder in (root / "cur", root / ".Sent" / "cur"):
+        for i, path in enumerate(sorted(folder.iterdir())):
+            if i % 4 == 0:
+                key, _, flags = path.name.partition(":2,")
+                new = "" if folder.parent.name == ".Sent" else "".join(sorted(set(flags + "RF")))
+                path.rename(path.with_name(f"{key}:2,{new}"))
+                changed += 1
+    for i in range(90):
+        write_maildir_message(
+            root,
+            f"1800000000.N{i}.crash",
+            f"From: Friend {i % 7} <friend{i % 7}@example.net>\r\nTo: {ME[1]}\r\n"
+            f"Subject: new {i}\r\nDate: Sat, 21 Nov 2026 {i % 24:02d}:00:00 +0000\r\n"
+            f"Message-ID: <new{i}@example.net>\r\n\r\n".encode(),
+            folder="Sent" if i % 3 == 0 else "",
+        )
+    assert changed > 150
+    template = Path(synced.removeprefix("sqlite:///"))
+    counter = itertools.count()
+
+    def new_url() -> str:
+        path = tmp_path / f"inc{next(counter)}.sqlite3"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+
+    check_kill_points("maildir-incremental/sqlite", new_url, make)
 
 
 def test_maildir_sync_crashing_after_each_first_commit(tmp_path: Path, demo_maildir: Path) -> None:
