@@ -712,11 +712,14 @@ def person_stats(
                         latencies[kind].append(max(0.0, ts - parent_ts))
             if m.thrid is not None:
                 thread_last[(m.thrid, kind)] = ref
+            opens = parent is None and max(last_ts[other], last_ts[MEETING]) < ts - silence
+            # a response answers the other side's open initiation; an opening of one's own
+            # after a long silence does not (an asker who never replies is not answering)
             o = open_init[other]
             if o is not None:
-                o[3] = True
+                o[3] = o[3] or not opens
                 open_init[other] = None
-            if parent is None and max(last_ts[other], last_ts[MEETING]) < ts - silence:
+            if opens:
                 init = [kind, ref, ts - last_any if last_any > neg else None, False]
                 inits.append(init)
                 open_init[kind] = init
