@@ -211,10 +211,13 @@ def test_source_follows_changes(
     fetched: list[str] = []
     real = src.client.request
 
-    def spy(url: str, method: str = "GET", *a: Any) -> Any:
+    def spy(url: str, method: str = "GET", body: Any = "", *a: Any) -> Any:
         if method == "GET":
             fetched.append(url)
-        return real(url, method, *a)
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        if method == "REPORT" and "calendar-multiget" in text:
+            fetched.extend(text.split("<d:href>")[1:])
+        return real(url, method, body, *a)
 
     monkeypatch.setattr(src.client, "request", spy)
     sync_source(store, src)
@@ -232,7 +235,11 @@ def test_source_follows_changes(
     assert after[("m1", "")].summary == "Lunch"
     assert ("m2", "") not in after
     assert ("m3", "") in after
-    assert len(fetched) == 2  # only m1 and m3
+    # only m1 and m3, in one calendar-multiget
+    assert sorted(h.split("</d:href>")[0].rsplit("/", 1)[-1] for h in fetched) == [
+        "m1.ics",
+        "m3.ics",
+    ]
     store.close()
     src.close()
 
