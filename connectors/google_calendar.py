@@ -103,9 +103,12 @@ def _reasons(exc: Exception) -> set[str]:
 def _is_transient(exc: Exception) -> bool:
     status = _status(exc)
     if status is None:
-        # no HTTP status: a dropped connection or a timeout (httplib2, socket)
-        return isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith(
-            "httplib2"
+        # no HTTP status: a dropped connection or a timeout (httplib2, socket,
+        # google-auth's transport while refreshing the token)
+        return (
+            isinstance(exc, OSError | TimeoutError)
+            or type(exc).__module__.startswith("httplib2")
+            or type(exc).__name__ == "TransportError"
         )
     if status == 429 or status >= 500:
         return True
@@ -143,6 +146,8 @@ class Retrying:
                 if status is not None and status in passthrough:
                     raise
                 if not _is_transient(exc):
+                    if status is None and type(exc).__name__ != "RefreshError":
+                        raise  # not Google's answer: a bug, shown as one
                     raise self._translate(exc, action) from exc
                 if attempt >= self.max_retries:
                     raise self.error(
@@ -165,8 +170,9 @@ class Retrying:
 
     def _translate(self, exc: Exception, action: str) -> KithkeepError:
         status = _status(exc)
-        if status == 401:
-            return AuthError(
+        if status == 401 or status is None:  # None: google-auth's RefreshError
+            auth_error = AuthError if self.error is SourceError else self.error
+            return auth_error(
                 f"{self.what}: Google refused the token while trying to {action}",
                 hint="run `kithkeep auth google` again",
             )

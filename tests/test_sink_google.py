@@ -268,3 +268,67 @@ class TestGoogleSink(SinkContract):
         again = sink.create(r)
         assert again.key == r.key
         assert [m for _u, m, _b, _h in self.http.request_sequence] == ["POST", "POST", "GET"]
+
+
+def test_a_change_made_meanwhile_is_not_overwritten() -> None:
+    http = FakeGoogleCalendar()
+    sink = GoogleCalendarSink("google", GoogleCalendarSinkConfig(), service(http))
+    from tests.contract_sink import reminder
+
+    sink.create(reminder("k:1", NOW))
+    listed = sink.list_own()[0]
+    http.user_move(listed.uid, NOW + timedelta(days=1), NOW + timedelta(days=1, hours=1))
+    # our copy is stale: Google answers 412 to If-Match, the user's version stays
+    assert sink.update(listed, reminder("k:1", NOW, title="Reply to Ana")) == listed
+    _uri, method, _body, headers = http.request_sequence[-1]
+    assert (method, headers["If-Match"]) == ("PATCH", listed.etag)
+    got = sink.list_own()[0]
+    assert (got.title, got.start) == ("Reconnect with Ana Silva", NOW + timedelta(days=1))
+
+
+def test_dropped_connections_are_retried() -> None:
+    from kithkeep.connectors.google_calendar import Retrying
+
+    class Flaky:
+        def __init__(self, failures: list[Exception]) -> None:
+            self.failures = failures
+            self.calls = 0
+
+        def execute(self) -> dict[str, str]:
+            self.calls += 1
+            if self.failures:
+                raise self.failures.pop(0)
+            return {"ok": "yes"}
+
+    sleeps: list[float] = []
+    retry = Retrying("sink g", SinkError, max_retries=3, sleep=sleeps.append, jitter=lambda: 0.5)
+    req = Flaky([ConnectionResetError(104, "reset"), TimeoutError("timed out")])
+    assert retry.execute(req, "list") == {"ok": "yes"}
+    assert (req.calls, sleeps) == (3, [0.5, 1.0])
+    # a bug is no network problem: it propagates at once, untranslated
+    with pytest.raises(KeyError):
+        retry.execute(Flaky([KeyError("x")]), "list")
+    # jitter stays within the exponential bound, and the bound is capped
+    full = Retrying("sink g", SinkError, max_retries=8, sleep=sleeps.append, jitter=lambda: 1.0)
+    sleeps.clear()
+    with pytest.raises(SinkError, match="failed 9 times"):
+        full.execute(Flaky([TimeoutError("t")] * 9), "list")
+    assert sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 32.0, 32.0]
+
+
+def test_a_revoked_token_is_one_line_saying_what_to_run() -> None:
+    from google.auth.exceptions import RefreshError
+    from kithkeep.connectors.google_calendar import Retrying
+
+    from kithkeep.errors import AuthError, SourceError
+
+    class Revoked:
+        def execute(self) -> None:
+            raise RefreshError("invalid_grant: Token has been expired or revoked.")
+
+    with pytest.raises(AuthError) as info:
+        Retrying("source g", SourceError).execute(Revoked(), "list events")
+    assert info.value.format_message() == (
+        "source g: Google refused the token while trying to list events "
+        "(run `kithkeep auth google` again)"
+    )
