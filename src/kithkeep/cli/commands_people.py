@@ -15,7 +15,7 @@ import click
 from rich.table import Table
 
 from kithkeep.cli.app import App, print_json
-from kithkeep.cli.render import ago, console
+from kithkeep.cli.render import console
 from kithkeep.decisions import active_decisions, add_decision, deactivate
 from kithkeep.errors import UsageError
 from kithkeep.model.analyze import analyze_store, load_people
@@ -54,32 +54,40 @@ def _tie_label(p: PersonStats) -> str:
     return f"{p.tier} (you)" if p.tier_source == "user" else (p.tier or "tie")
 
 
+def _days_ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "never"
+    days = int((now - when).total_seconds() // 86400)
+    return "today" if days <= 0 else f"{days}d"
+
+
 def people_table(people: list[PersonStats], now: datetime) -> Table:
+    """One line per person; fits 80 columns (``show`` has the rest)."""
     t = Table(title=f"{len(people)} people", title_justify="left")
     t.add_column("id", no_wrap=True)
-    t.add_column("name")
-    t.add_column("address")
-    t.add_column("tie")
-    t.add_column("out", justify="right")
-    t.add_column("in", justify="right")
-    t.add_column("last contact")
-    t.add_column("cadence", justify="right")
-    t.add_column("they answer", justify="right")
-    t.add_column("unanswered", justify="right")
+    t.add_column("person", ratio=1, min_width=10)
+    t.add_column("tie", no_wrap=True)
+    t.add_column("out/in", justify="right", no_wrap=True)
+    t.add_column("last", justify="right", no_wrap=True)
+    t.add_column("every", justify="right", no_wrap=True)
+    t.add_column("reply", justify="right", no_wrap=True)
+    t.add_column("unans", justify="right", no_wrap=True)
     for p in people:
         extra = f" +{len(p.addresses) - 1}" if len(p.addresses) > 1 else ""
         t.add_row(
             p.person_id,
-            p.name,
-            (p.addresses[0] if p.addresses else "") + extra,
+            (p.name or (p.addresses[0] if p.addresses else "")) + extra,
             _tie_label(p),
-            str(p.messages_out),
-            str(p.messages_in),
-            ago(p.last_contact, now),
+            f"{p.messages_out}/{p.messages_in}",
+            _days_ago(p.last_contact, now),
             _num(p.cadence_days, "d"),
             _pct(p.reply_rate_them),
             str(p.unanswered_streak or ""),
         )
+    t.caption = (
+        "out/in: messages; last: days since contact; every: usual gap between exchanges; "
+        "reply: share of your openings they answered; unans: your messages since they last wrote"
+    )
     return t
 
 
@@ -250,9 +258,9 @@ def register(cli: click.Group) -> None:
         """Treat two people (names, addresses or ids) as one from now on."""
         store = app.store()
         people = load_people(store)
-        first = _address_of(people, a)
-        second = _address_of(people, b)
-        if first == second:
+        first, p1 = _address_of(people, a)
+        second, p2 = _address_of(people, b)
+        if first == second or (p1 is not None and p2 is not None and p1 == p2):
             raise UsageError(f"{a!r} and {b!r} are already one person")
         add_decision(store, "merge", first, value=second)
         merged = resolve_person(_reanalyze(app), first)
@@ -289,14 +297,16 @@ def register(cli: click.Group) -> None:
         )
 
 
-def _address_of(people: list[PersonStats], query: str) -> str:
-    """The primary address of the person ``query`` names; a bare address is taken as is."""
+def _address_of(people: list[PersonStats], query: str) -> tuple[str, str | None]:
+    """The address to record for ``query`` and the id of the person it names, if known.
+
+    An address is taken as typed (normalized), even one without mail yet;
+    a name or id gives the person's primary address.
+    """
     try:
         p = resolve_person(people, query)
     except UsageError:
         if "@" in query:
-            return normalize(query)
+            return normalize(query), None
         raise
-    if "@" in query:
-        return normalize(query)  # the address the user named, even if it is not the primary
-    return p.addresses[0]
+    return (normalize(query) if "@" in query else p.addresses[0]), p.person_id
