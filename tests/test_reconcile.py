@@ -289,3 +289,18 @@ TestReconcileMachine.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_the_core_imports_no_protocol_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kithkeep.reminders, kithkeep.google_auth, kithkeep.pipeline, kithkeep.cli;"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('googleapiclient', 'google_auth_oauthlib', 'caldav', 'httplib2', 'imapclient', "
+        "'niquests', 'requests'));"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
