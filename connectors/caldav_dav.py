@@ -134,15 +134,34 @@ def _translated(what: str, error: type[KithkeepError]) -> Iterator[None]:
         raise error(f"{what}: the server refused the credentials or access") from exc
     except dav_error.DAVError as exc:
         raise error(f"{what}: {type(exc).__name__}: {str(exc)[:200]}") from exc
-    except OSError as exc:
-        raise _unreachable(error)(f"{what}: cannot reach the server: {exc}") from exc
     except Exception as exc:
-        # niquests/requests raise their own ConnectionError tree (not OSError)
-        if "Connection" in type(exc).__name__ or "Timeout" in type(exc).__name__:
+        # requests/niquests wrap socket errors in their own ConnectionError tree
+        name = type(exc).__name__
+        if isinstance(exc, OSError) or "Connection" in name or "Timeout" in name:
             raise _unreachable(error)(
-                f"{what}: cannot reach the server: {type(exc).__name__}"
+                f"{what}: cannot reach the server: {_network_reason(exc)}"
             ) from exc
         raise
+
+
+def _network_reason(exc: BaseException) -> str:
+    """The innermost socket error's text ("Connection refused"), not urllib3's reprs."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+        if isinstance(e, TimeoutError) or "Timeout" in type(e).__name__:
+            return "timed out"
+        todo.extend(a for a in e.args if isinstance(a, BaseException))
+        for nxt in (e.__cause__, e.__context__, getattr(e, "reason", None)):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+    return type(exc).__name__
 
 
 def _find_calendars(client: Any, wanted: tuple[str, ...]) -> list[Any]:

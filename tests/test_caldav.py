@@ -373,3 +373,24 @@ def test_reminders_avoid_busy_time_in_other_calendars(
     ]
     store.close()
     sink.close()
+
+
+def test_unreachable_server_is_one_short_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from kithkeep.errors import ConnectError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("KK_TEST_DAV_PW", "pw")
+    url = f"http://127.0.0.1:{port}/"
+    src = CalDavSource(
+        "dav", CalDavSourceConfig(url=url, username="u", password_env="KK_TEST_DAV_PW"), UTC
+    )
+    with pytest.raises(ConnectError) as info:
+        src.check()
+    assert info.value.format_message() == "source dav: cannot reach the server: Connection refused"
+    sink = CalDavSink("dav", CalDavSinkConfig(url=url, username="u", password_env="KK_TEST_DAV_PW"))
+    with pytest.raises(SinkError, match=r"^sink dav: cannot reach the server: Connection refused$"):
+        sink.list_own()
