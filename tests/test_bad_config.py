@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,11 +184,22 @@ def _params() -> list[object]:
     return out
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Every case, run at once (each is a new interpreter: in a row they take long)."""
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        futures = {
+            c.id: pool.submit(run_sync, tmp_path_factory.mktemp(c.id), c.toml, dict(c.env))
+            for c in CASES
+        }
+        return {k: f.result() for k, f in futures.items()}
+
+
 @pytest.mark.parametrize("case", _params())
 def test_a_broken_config_gives_one_line_naming_the_key_and_writes_nothing(
-    tmp_path: Path, case: Case
+    runs: dict[str, Run], case: Case
 ) -> None:
-    run = run_sync(tmp_path, case.toml, dict(case.env))
+    run = runs[case.id]
     assert run.code == case.exit_code, run.stderr_lines
     assert len(run.stderr_lines) == 1, run.stderr_lines
     line = run.stderr_lines[0]
