@@ -432,3 +432,23 @@ def test_reminder_text_does_not_change_while_the_episode_lasts(
         b.key, b.title, b.explanation, b.suggestion, b.evidence,
     )  # fmt: skip
     assert a.summary != b.summary  # the table's one-line why may move on
+
+
+@pytest.mark.parametrize(
+    ("table", "match"),
+    [
+        ({"neglected": {"inner_days": 0}}, r"\[rules.neglected\]: inner_days must be positive"),
+        ({"reply_owed": {"after_days": -1}}, r"\[rules.reply_owed\]: after_days"),
+        ({"meeting_followup": {"max_attendees": 1}}, r"max_attendees must be at least 2"),
+        ({"meeting_followup": {"after_days": 3, "expire_days": 2}}, r"expire_days must not"),
+        ({"unanswered": {"min_streak": 0}}, r"\[rules.unanswered\]: min_streak"),
+        ({"one_way_ask": {"min_ask_share": 1.5}}, r"min_ask_share must be a share"),
+        ({"one_way_ask": {"ask_patterns": ["[a-"]}}, r"ask_patterns has an invalid"),
+        ({"one_way_ask": {"ask_pattern": []}}, r"unknown key 'ask_pattern'"),
+    ],
+)
+def test_bad_rule_config_names_the_section_and_key(table: dict[str, object], match: str) -> None:
+    from kithkeep.config import parse_config
+
+    with pytest.raises(ConfigError, match=match):
+        parse_config({"rules": table}, None)

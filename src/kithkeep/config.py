@@ -57,6 +57,21 @@ class AnalysisConfig:
     close_strength: float = 12.0
 
 
+def _rule_error(rule: str, key: str, problem: str) -> ConfigError:
+    # the rule tables check their own values when built; build_dataclass adds no file name
+    return ConfigError(f"[rules.{rule}]: {key} {problem}")
+
+
+def _positive(rule: str, key: str, value: float) -> None:
+    if value <= 0:
+        raise _rule_error(rule, key, f"must be positive, not {value!r}")
+
+
+def _not_negative(rule: str, key: str, value: float) -> None:
+    if value < 0:
+        raise _rule_error(rule, key, f"must not be negative, not {value!r}")
+
+
 @dataclass(frozen=True)
 class NeglectedConfig:
     enabled: bool = True
@@ -65,6 +80,10 @@ class NeglectedConfig:
     wider_days: int = 180
     # a tie is neglected after k times its own usual gap, if that is longer
     rhythm_multiple: float = 3.0
+
+    def __post_init__(self) -> None:
+        for key in ("inner_days", "close_days", "wider_days", "rhythm_multiple"):
+            _positive("neglected", key, getattr(self, key))
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,11 @@ class ReplyOwedConfig:
     # closes the exchange; true flags those too
     include_replies: bool = False
 
+    def __post_init__(self) -> None:
+        _positive("reply_owed", "max_recipients", self.max_recipients)
+        _not_negative("reply_owed", "after_days", self.after_days)
+        _not_negative("reply_owed", "expire_days", self.expire_days)
+
 
 @dataclass(frozen=True)
 class MeetingFollowupConfig:
@@ -91,12 +115,22 @@ class MeetingFollowupConfig:
     # the moment has passed after this many days
     expire_days: float = 7.0
 
+    def __post_init__(self) -> None:
+        if self.max_attendees < 2:
+            raise _rule_error("meeting_followup", "max_attendees", "must be at least 2")
+        _not_negative("meeting_followup", "after_days", self.after_days)
+        if self.expire_days < self.after_days:
+            raise _rule_error("meeting_followup", "expire_days", "must not be below after_days")
+
 
 @dataclass(frozen=True)
 class UnansweredConfig:
     enabled: bool = True
     # the user's last N messages went unanswered: give them room
     min_streak: int = 3
+
+    def __post_init__(self) -> None:
+        _positive("unanswered", "min_streak", self.min_streak)
 
 
 # Subjects that ask for something, in several languages (Python regular
@@ -151,14 +185,18 @@ class OneWayAskConfig:
     ask_patterns: tuple[str, ...] = DEFAULT_ASK_PATTERNS
 
     def __post_init__(self) -> None:
+        for key in ("min_initiations", "long_silence_days"):
+            _positive("one_way_ask", key, getattr(self, key))
+        for key in ("min_silence_share", "min_ask_share", "max_answer_rate"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise _rule_error("one_way_ask", key, "must be a share between 0 and 1")
+        _not_negative("one_way_ask", "min_other_initiations", self.min_other_initiations)
         for pat in self.ask_patterns:
             try:
                 re.compile(pat)
             except re.error as exc:
-                raise ConfigError(
-                    f"[rules.one_way_ask]: ask_patterns has an invalid regular expression "
-                    f"{pat!r}: {exc}"
-                ) from None
+                problem = f"has an invalid regular expression {pat!r}: {exc}"
+                raise _rule_error("one_way_ask", "ask_patterns", problem) from None
 
 
 @dataclass(frozen=True)
