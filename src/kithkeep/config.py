@@ -58,7 +58,7 @@ class AnalysisConfig:
 
 
 def _rule_error(rule: str, key: str, problem: str) -> ConfigError:
-    # the rule tables check their own values when built; build_dataclass adds no file name
+    # the rule tables check their own values when built; build_dataclass adds the file name
     return ConfigError(f"[rules.{rule}]: {key} {problem}")
 
 
@@ -334,7 +334,14 @@ def build_dataclass(cls: type[T], data: Mapping[str, Any], where: str) -> T:
             kwargs[name] = _convert(hints[name], data[name], where, name)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing required key {name!r}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        # value checks in __post_init__ know their section and key, not the file
+        file = where.split(": [", 1)[0]
+        if exc.message.startswith(file):
+            raise
+        raise ConfigError(f"{file}: {exc.message}", hint=exc.hint) from None
 
 
 # --------------------------------------------------------------------------

@@ -39,6 +39,7 @@ def _report_json(report: RunReport) -> dict[str, object]:
                 "due": f.due.isoformat(),
                 "title": f.title,
                 "remind": f.remind,
+                "status": f.status,
             }
             for f in report.findings
         ],
