@@ -59,6 +59,14 @@ _GM_THRID_RE = re.compile(rb"X-GM-THRID (\d+)")
 # a header section sent as a quoted string or NIL instead of a literal
 _BODY_INLINE_RE = re.compile(rb'BODY\[[^\]]*\] (?:NIL|"((?:[^"\\]|\\.)*)")')
 _FETCH_START_RE = re.compile(rb"\* \d+ FETCH \(")
+# the usual shape of a message in kithkeep's header FETCH, up to the "{n}" of
+# its header literal (Dovecot, Cyrus and most servers answer in the order asked)
+_FAST_META_RE = re.compile(
+    rb'\* \d+ FETCH \(UID (\d+) FLAGS \(([^)]*)\) INTERNALDATE "([^"]*)" '
+    rb"BODY\[HEADER\.FIELDS \([^)]*\)\] \{(\d+)\}\r?$"
+)
+# bytes asked of the socket at a time (one recv)
+_CHUNK = 1 << 18
 
 _MONTHS = {
     m: i + 1
@@ -77,6 +85,27 @@ _tz_cache: dict[bytes, timezone] = {}
 
 def parse_internaldate(value: bytes) -> datetime | None:
     """``b"17-Jul-1996 02:44:25 -0700"`` -> aware UTC datetime; None when malformed."""
+    if (
+        len(value) == 26
+        and value[20:] == b" +0000"
+        and value[2:3] == value[6:7] == b"-"
+        and value[11:12] == b" "
+        and value[14:15] == value[17:18] == b":"
+        and (value[7:11] + value[12:14] + value[15:17] + value[18:20]).isdigit()
+    ):
+        # the fixed-width UTC form most servers send: no splitting, no conversion
+        try:
+            return datetime(
+                int(value[7:11]),
+                _MONTHS[value[3:6]],
+                int(value[0:2]),
+                int(value[12:14]),
+                int(value[15:17]),
+                int(value[18:20]),
+                tzinfo=UTC,
+            )
+        except (ValueError, KeyError):
+            pass
     try:
         day, mon, rest = value.strip().split(b"-", 2)
         year, clock, zone = rest.split(b" ")
@@ -168,20 +197,37 @@ class RawSession:
         # a raw command was sent and its response not read to the end: the
         # connection must not be reused (only dropped)
         self.dirty = False
+        # bytes read from the socket in big chunks; _buf[_pos:] is not consumed yet
+        self._buf = b""
+        self._pos = 0
 
     # ------------------------------------------------------------ plumbing
 
-    def _readline(self) -> bytes:
-        line = self._file.readline()
-        if not line:
+    def _fill(self) -> None:
+        """Append what the socket has (at least one byte) to the unread bytes."""
+        data = self._file.read1(_CHUNK)  # type: ignore[attr-defined]
+        if not data:
             raise ConnectionLost("server closed the connection")
-        return line
+        if self._pos >= len(self._buf):
+            self._buf = data
+        else:
+            self._buf = self._buf[self._pos :] + data
+        self._pos = 0
+
+    def _readline(self) -> bytes:
+        while True:
+            eol = self._buf.find(b"\n", self._pos)
+            if eol != -1:
+                line = self._buf[self._pos : eol + 1]
+                self._pos = eol + 1
+                return line
+            self._fill()
 
     def _read_exact(self, n: int) -> bytes:
-        data = self._file.read(n)
-        if data is None or len(data) < n:
-            raise ConnectionLost("server closed the connection inside a literal")
-        assert isinstance(data, bytes)
+        while len(self._buf) - self._pos < n:
+            self._fill()
+        data = self._buf[self._pos : self._pos + n]
+        self._pos += n
         return data
 
     def send(self, command: bytes) -> bytes:
@@ -323,48 +369,75 @@ class RawSession:
         if modifiers:
             cmd += b" (" + modifiers.encode() + b")"
         tag = self.send(cmd)
-        readline = self._file.readline
-        read = self._file.read
+        tag_line = tag + b" "
+        fast_meta = _FAST_META_RE.match
+        flag_cache = _flag_cache
         while True:
-            line = readline()
-            if not line:
-                raise ConnectionLost("server closed the connection during FETCH")
-            if line.startswith(b"* ") and _FETCH_START_RE.match(line):
-                header: bytes | None = None
-                text = line
-                if line.endswith(b"}\r\n"):
-                    parts = [line]
-                    m = _LITERAL_RE.search(line)
-                    while m:
-                        n = int(m.group(1))
-                        data = read(n)
-                        if data is None or len(data) < n:
-                            raise ConnectionLost("server closed the connection inside a literal")
-                        # the literal belongs to the section named just before it
-                        if parts[-1].rfind(b"BODY[") != -1 and header is None:
-                            header = data
-                        more = readline()
-                        if not more:
-                            raise ConnectionLost("server closed the connection during FETCH")
-                        parts.append(more)
-                        m = _LITERAL_RE.search(more) if more.endswith(b"}\r\n") else None
-                    text = b"".join(parts)
-                elif b"BODY[" in line:
-                    bm = _BODY_INLINE_RE.search(line)
-                    if bm is not None and bm.group(1) is not None:
-                        header = re.sub(rb"\\(.)", rb"\1", bm.group(1))
-                yield _fetch_item(text, header)
+            # Fast path: whole messages of the usual shape already in the
+            # buffer, parsed in place (one line, one literal, ")").
+            buf, pos, end = self._buf, self._pos, len(self._buf)
+            need_more = False
+            while True:
+                eol = buf.find(b"\n", pos)
+                if eol == -1:
+                    need_more = True
+                    break
+                m = fast_meta(buf, pos, eol)
+                if m is None:
+                    break
+                lit = eol + 1
+                lit_end = lit + int(m.group(4))
+                if lit_end + 3 > end:
+                    need_more = True
+                    break
+                if buf[lit_end : lit_end + 3] != b")\r\n":
+                    break
+                raw_flags = m.group(2)
+                flags = flag_cache.get(raw_flags)
+                if flags is None:
+                    flags = parse_flags(raw_flags)
+                pos = lit_end + 3
+                self._pos = pos
+                yield FetchItem(
+                    int(m.group(1)),
+                    flags,
+                    parse_internaldate(m.group(3)),
+                    None,
+                    None,
+                    None,
+                    buf[lit:lit_end],
+                )
+            if need_more:
+                self._fill()
                 continue
-            if line.startswith(tag + b" "):
+            # anything else: one whole response, read the general way
+            line, literals = self._response()
+            if line.startswith(b"* ") and _FETCH_START_RE.match(line):
+                yield _fetch_item_general(line, literals)
+                continue
+            if line.startswith(tag_line):
                 self._tagged(tag, line, "UID FETCH")
                 return
             self._check_bye(line)
-            # another untagged response (EXISTS, EXPUNGE, OK ...): skip, literals too
-            m = _LITERAL_RE.search(line) if line.endswith(b"}\r\n") else None
-            while m:
-                self._read_exact(int(m.group(1)))
-                more = self._readline()
-                m = _LITERAL_RE.search(more) if more.endswith(b"}\r\n") else None
+            # another untagged response (EXISTS, EXPUNGE, OK ...): skipped
+
+
+def _fetch_item_general(line: bytes, literals: list[bytes]) -> FetchItem:
+    """A FETCH response of any shape (``line`` with its literals taken out)."""
+    header: bytes | None = None
+    if literals:
+        # the literal belongs to the section named just before its "{n}"
+        rest = line
+        for data in literals:
+            idx = rest.find(b"}\r\n")
+            if rest.rfind(b"BODY[", 0, idx) != -1 and header is None:
+                header = data
+            rest = rest[idx + 3 :]
+    elif b"BODY[" in line:
+        bm = _BODY_INLINE_RE.search(line)
+        if bm is not None and bm.group(1) is not None:
+            header = re.sub(rb"\\(.)", rb"\1", bm.group(1))
+    return _fetch_item(line, header)
 
 
 def _fetch_item(text: bytes, header: bytes | None) -> FetchItem:

@@ -315,14 +315,19 @@ _SIMPLE_MAILBOX_RE = re.compile(
 )
 
 
-# a block of plain "Name: value" lines with folded continuations, then an
-# optional empty line; anything else goes to the full parser
-_PLAIN_BLOCK_RE = re.compile(
-    r"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*)*(?:\r?\n)?"
+# One scan validates and splits a block: each match is a field line with its
+# folded continuations, the empty line that ends the block, or (last group)
+# any other character, which means the block is not plain "Name: value"
+# lines (a Unix "From " line, a stray line, bare CR line ends, an empty line
+# in the middle) and goes to the full parser.
+_BLOCK_TOKEN_RE = re.compile(
+    r"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n"
+    r"|\r?\n\Z"
+    r"|(.)",
+    re.DOTALL,
 )
-_FIELD_VALUE_RE = re.compile(
-    r"^([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.MULTILINE
-)
+# field name as written -> the key of a wanted field, or "" (not wanted)
+_key_of: dict[str, str] = {}
 
 
 def split_header_fields(raw: bytes) -> dict[str, list[str]] | None:
@@ -339,14 +344,26 @@ def split_header_fields(raw: bytes) -> dict[str, list[str]] | None:
     text = raw.decode("ascii")
     if not text.endswith("\n"):
         text += "\n"
-    if _PLAIN_BLOCK_RE.fullmatch(text) is None:
-        return None
     found: dict[str, list[str]] = {}
-    for name, value in _FIELD_VALUE_RE.findall(text):
-        key = name.lower()
-        if key in _WANTED:
+    key_of = _key_of
+    for name, value, stray in _BLOCK_TOKEN_RE.findall(text):
+        if stray:
+            return None
+        if not name:  # the empty line at the end
+            continue
+        key = key_of.get(name)
+        if key is None:
+            key = name.lower()
+            if key not in _WANTED:
+                key = ""
+            if len(key_of) < 2048:
+                key_of[name] = key
+        if key:
             # compat32 keeps the folding line breaks inside a value
-            found.setdefault(key, []).append(value)
+            if key in found:
+                found[key].append(value)
+            else:
+                found[key] = [value]
     return found
 
 
@@ -390,89 +407,228 @@ def _name_fast(name: str) -> str:
     return " ".join(name.split()).strip('"').strip()
 
 
-def parse_addresses_fast(values: list[str]) -> tuple[Address, ...]:
-    """parse_addresses for the common simple shapes; the general parser otherwise."""
+# Caches of the address fast path. A mailbox (one comma-separated part) maps
+# to its Address, or to None when it is not a simple shape (the whole header
+# then goes to the general parser); a one-line address header maps to its
+# result, so a repeated From/To value costs a dict lookup and yields the same
+# tuple (store.py caches its JSON by identity). Both are bounded: cleared
+# when full.
+_CACHE_MAX = 20000
+_mailbox_cache: dict[str, Address | None] = {}
+_addr_header_cache: dict[str, tuple[Address, ...]] = {}
+
+
+def _mailbox(part: str) -> Address | None:
+    m = _SIMPLE_MAILBOX_RE.fullmatch(part)
+    if m is None:
+        return None
+    name, email = m.group(1), m.group(2) or m.group(3) or m.group(4)
+    return Address(name=_name_fast(name) if name else "", email=email.lower())
+
+
+def _parse_addresses_simple(values: list[str]) -> tuple[Address, ...]:
     out: list[Address] = []
+    cache = _mailbox_cache
     for folded in values:
         value = folded.replace("\r", "").replace("\n", "") if "\n" in folded else folded
         for part in value.split(","):
-            if not part.strip():
-                continue
-            m = _SIMPLE_MAILBOX_RE.fullmatch(part)
-            if m is None:
+            if part in cache:
+                addr = cache[part]
+            else:
+                if not part.strip():
+                    continue
+                addr = _mailbox(part)
+                if len(cache) >= _CACHE_MAX:
+                    cache.clear()
+                cache[part] = addr
+            if addr is None:
                 return parse_addresses(values)
-            name, email = m.group(1), m.group(2) or m.group(3) or m.group(4)
-            name = _name_fast(name) if name else ""
-            out.append(Address(name=name, email=email.lower()))
+            out.append(addr)
             if len(out) >= MAX_ADDRESSES:
                 return tuple(out)
     return tuple(out)
 
 
-def parse_header_block_fast(raw: bytes) -> ParsedHeaders:
-    """parse_header_block's result, faster for ordinary header blocks. Never raises."""
+def parse_addresses_fast(values: list[str]) -> tuple[Address, ...]:
+    """parse_addresses for the common simple shapes; the general parser otherwise."""
+    if len(values) != 1:
+        return _parse_addresses_simple(values)
+    value = values[0]
+    hit = _addr_header_cache.get(value)
+    if hit is None:
+        hit = _parse_addresses_simple(values)
+        if len(_addr_header_cache) >= _CACHE_MAX:
+            _addr_header_cache.clear()
+        _addr_header_cache[value] = hit
+    return hit
+
+
+# what the fast parser gives for one block, in MessageRecord's field order
+_FastFields = tuple[
+    str,  # message_id
+    "datetime | None",  # date
+    tuple[Address, ...],  # from_
+    tuple[Address, ...],  # to
+    tuple[Address, ...],  # cc
+    tuple[Address, ...],  # bcc
+    "str | None",  # in_reply_to
+    tuple[str, ...],  # references
+    str,  # subject
+    "str | None",  # list_id
+    "str | None",  # list_post
+    bool,  # list_unsubscribe
+    "str | None",  # precedence
+    "str | None",  # auto_submitted
+    tuple[str, ...],  # errors
+]
+
+
+def _msgid_ascii(value: str | None) -> str | None:
+    """normalize_message_id for ASCII text (no surrogates to fix)."""
+    if not value:
+        return None
+    m = _MSGID_RE.search(value)
+    if m is not None:
+        token = m.group(1)
+    else:
+        stripped = value.strip()
+        token = stripped.split()[0] if stripped else ""
+    token = token.strip("<>").strip().lower()
+    return token or None
+
+
+def _fast_fields(raw: bytes) -> _FastFields | None:
+    """The fields of an ordinary (ASCII, plain-lines) block; None: use the full parser.
+
+    The same per-field error boundaries as parse_header_block. Values are
+    ASCII here, so the surrogate fixing of the general helpers is skipped.
+    """
     if len(raw) > _MAX_HEADER_BYTES:
-        return parse_header_block(raw)
+        return None
     try:
         fields = split_header_fields(raw)
     except Exception:
         fields = None
     if fields is None:
-        return parse_header_block(raw)
-    out = ParsedHeaders()
+        return None
     get = fields.get
-    err = out.errors
+    errors: list[str] = []
+    message_id = ""
+    date = None
+    from_: tuple[Address, ...] = ()
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    bcc: tuple[Address, ...] = ()
+    in_reply_to = None
+    references: tuple[str, ...] = ()
+    subject = ""
+    list_id = list_post = precedence = auto_submitted = None
+    list_unsubscribe = False
 
-    def first(name: str) -> str | None:
-        v = get(name)
-        return v[0] if v else None
+    v = get("message-id")
+    if v is not None:
+        try:
+            message_id = _msgid_ascii(v[0]) or ""
+        except Exception:
+            errors.append("message-id")
+    v = get("date")
+    if v is not None:
+        try:
+            date = parse_date_fast(v[0])
+        except Exception:
+            errors.append("date")
+    v = get("from")
+    if v is not None:
+        try:
+            from_ = parse_addresses_fast(v)
+        except Exception:
+            errors.append("from")
+    v = get("to")
+    if v is not None:
+        try:
+            to = parse_addresses_fast(v)
+        except Exception:
+            errors.append("to")
+    v = get("cc")
+    if v is not None:
+        try:
+            cc = parse_addresses_fast(v)
+        except Exception:
+            errors.append("cc")
+    v = get("bcc")
+    if v is not None:
+        try:
+            bcc = parse_addresses_fast(v)
+        except Exception:
+            errors.append("bcc")
+    v = get("in-reply-to")
+    if v is not None:
+        try:
+            in_reply_to = _msgid_ascii(v[0])
+        except Exception:
+            errors.append("in-reply-to")
+    v = get("references")
+    if v is not None:
+        try:
+            # lower-casing ASCII first changes none of the brackets or spaces
+            refs = _MSGID_RE.findall(v[0].lower()) if v[0] else []
+            if len(refs) > 1:
+                refs = list(dict.fromkeys(refs))
+            references = tuple(refs[-MAX_REFERENCES:])
+        except Exception:
+            errors.append("references")
+    v = get("subject")
+    if v is not None:
+        try:
+            s = v[0]
+            if s:
+                subject = (" ".join(s.split()) if "=?" not in s else decode_words(s))[:500]
+        except Exception:
+            errors.append("subject")
+    if "list-id" in fields or "list-post" in fields or "list-unsubscribe" in fields:
+        try:
+            lid = fields["list-id"][0] if "list-id" in fields else None
+            list_id = decode_words(lid)[:300] if lid else None
+            lpost = fields["list-post"][0] if "list-post" in fields else None
+            list_post = lpost.strip()[:300] if lpost else None
+            list_unsubscribe = "list-unsubscribe" in fields
+        except Exception:
+            errors.append("list")
+    if "precedence" in fields or "auto-submitted" in fields:
+        try:
+            p = fields["precedence"][0] if "precedence" in fields else None
+            precedence = p.strip().lower()[:40] if p else None
+            a = fields["auto-submitted"][0] if "auto-submitted" in fields else None
+            auto_submitted = a.strip().lower().split(";")[0].strip()[:40] if a else None
+        except Exception:
+            errors.append("precedence")
+    if not message_id:
+        message_id = _synthetic_from_fields(fields, raw)
+    return (
+        message_id,
+        date,
+        from_,
+        to,
+        cc,
+        bcc,
+        in_reply_to,
+        references,
+        subject,
+        list_id,
+        list_post,
+        list_unsubscribe,
+        precedence,
+        auto_submitted,
+        tuple(errors),
+    )
 
-    try:
-        out.message_id = normalize_message_id(first("message-id")) or ""
-    except Exception:
-        err.append("message-id")
-    try:
-        out.date = parse_date_fast(first("date"))
-    except Exception:
-        err.append("date")
-    for name, attr in (("from", "from_"), ("to", "to"), ("cc", "cc"), ("bcc", "bcc")):
-        values = get(name)
-        if values:
-            try:
-                setattr(out, attr, parse_addresses_fast(values))
-            except Exception:
-                err.append(name)
-    try:
-        out.in_reply_to = normalize_message_id(first("in-reply-to"))
-    except Exception:
-        err.append("in-reply-to")
-    try:
-        out.references = parse_references(first("references"))
-    except Exception:
-        err.append("references")
-    try:
-        s = first("subject")
-        out.subject = decode_words(s)[:500] if s else ""
-    except Exception:
-        err.append("subject")
-    try:
-        lid = first("list-id")
-        out.list_id = decode_words(lid)[:300] if lid else None
-        lpost = first("list-post")
-        out.list_post = _fix_surrogates(lpost).strip()[:300] if lpost else None
-        out.list_unsubscribe = "list-unsubscribe" in fields
-    except Exception:
-        err.append("list")
-    try:
-        p = first("precedence")
-        out.precedence = p.strip().lower()[:40] if p else None
-        a = first("auto-submitted")
-        out.auto_submitted = a.strip().lower().split(";")[0].strip()[:40] if a else None
-    except Exception:
-        err.append("precedence")
-    if not out.message_id:
-        out.message_id = _synthetic_from_fields(fields, raw)
-    return out
+
+def parse_header_block_fast(raw: bytes) -> ParsedHeaders:
+    """parse_header_block's result, faster for ordinary header blocks. Never raises."""
+    f = _fast_fields(raw)
+    if f is None:
+        return parse_header_block(raw)
+    return ParsedHeaders(*f[:14], errors=list(f[14]))
 
 
 def _synthetic_from_fields(fields: dict[str, list[str]], raw: bytes) -> str:
@@ -501,29 +657,29 @@ def record_from_headers_fast(
     gm_thrid: int | None = None,
 ) -> MessageRecord:
     """record_from_headers through the fast parser. Never raises for malformed input."""
-    p = parse_header_block_fast(raw)
+    f = _fast_fields(raw)
+    if f is None:
+        return record_from_headers(
+            raw,
+            account=account,
+            folder=folder,
+            uid=uid,
+            flags=flags,
+            internal_date=internal_date,
+            in_sent_folder=in_sent_folder,
+            gm_msgid=gm_msgid,
+            gm_thrid=gm_thrid,
+        )
+    # positional, in MessageRecord's field order (faster than keywords)
     return MessageRecord(
-        account=account,
-        folder=folder,
-        uid=uid,
-        message_id=p.message_id,
-        date=p.date,
-        from_=p.from_,
-        to=p.to,
-        cc=p.cc,
-        bcc=p.bcc,
-        in_reply_to=p.in_reply_to,
-        references=p.references,
-        subject=p.subject,
-        list_id=p.list_id,
-        list_post=p.list_post,
-        list_unsubscribe=p.list_unsubscribe,
-        precedence=p.precedence,
-        auto_submitted=p.auto_submitted,
-        flags=flags,
-        internal_date=internal_date,
-        gm_msgid=gm_msgid,
-        gm_thrid=gm_thrid,
-        in_sent_folder=in_sent_folder,
-        parse_errors=tuple(p.errors),
+        account,
+        folder,
+        uid,
+        *f[:14],
+        flags,
+        internal_date,
+        gm_msgid,
+        gm_thrid,
+        in_sent_folder,
+        f[14],
     )

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,33 +115,134 @@ def attendees_from_json(text: str) -> tuple[Attendee, ...]:
     )
 
 
+_MESSAGE_COLUMNS = (
+    "account",
+    "folder",
+    "uid",
+    "message_id",
+    "date",
+    "internal_date",
+    "from_json",
+    "to_json",
+    "cc_json",
+    "bcc_json",
+    "in_reply_to",
+    "references_json",
+    "subject",
+    "list_id",
+    "list_post",
+    "list_unsubscribe",
+    "precedence",
+    "auto_submitted",
+    "flags",
+    "gm_msgid",
+    "gm_thrid",
+    "in_sent_folder",
+    "parse_errors",
+)
+# JSON of address tuples, by identity: the fast header parser hands out the
+# same tuple for a repeated From/To value. The tuple itself is kept in the
+# entry, so its id cannot be reused while the entry lives.
+_addr_json_cache: dict[int, tuple[tuple[Address, ...], str]] = {}
+_flags_text_cache: dict[frozenset[str], str] = {}
+# characters json escapes (ensure_ascii=False): the fast encoding is used only without them
+_JSON_PLAIN_RE = re.compile(r'[^\x00-\x1f"\\]*')
+
+
+def _addrs_cached(addrs: tuple[Address, ...]) -> str:
+    if not addrs:
+        return "[]"
+    hit = _addr_json_cache.get(id(addrs))
+    if hit is not None and hit[0] is addrs:
+        return hit[1]
+    if _JSON_PLAIN_RE.fullmatch("".join([a.name + a.email for a in addrs])):
+        text = "[" + ",".join([f'["{a.name}","{a.email}"]' for a in addrs]) + "]"
+    else:
+        text = _addr_json(addrs)  # something to escape: the encoder does it
+    if len(_addr_json_cache) >= 20000:
+        _addr_json_cache.clear()
+    _addr_json_cache[id(addrs)] = (addrs, text)
+    return text
+
+
+def _refs_json(refs: tuple[str, ...]) -> str:
+    if not refs:
+        return "[]"
+    joined = '","'.join(refs)
+    if _JSON_PLAIN_RE.fullmatch(joined):
+        return '["' + joined + '"]'
+    return _encode(list(refs))
+
+
+def _flags_text(flags: frozenset[str]) -> str:
+    text = _flags_text_cache.get(flags)
+    if text is None:
+        text = " ".join(sorted(flags))
+        if len(_flags_text_cache) < 4096:
+            _flags_text_cache[flags] = text
+    return text
+
+
+def _same(value: datetime | None) -> datetime | None:
+    return value
+
+
+def _message_values(
+    r: MessageRecord, date: Callable[[datetime | None], Any] = _same
+) -> tuple[Any, ...]:
+    """A record as the values of ``_MESSAGE_COLUMNS``; ``date`` converts the two dates."""
+    irt = r.in_reply_to
+    return (
+        r.account,
+        r.folder,
+        r.uid,
+        r.message_id[:500],
+        date(r.date),
+        date(r.internal_date),
+        _addrs_cached(r.from_),
+        _addrs_cached(r.to),
+        _addrs_cached(r.cc),
+        _addrs_cached(r.bcc),
+        irt[:500] if irt else None,
+        _refs_json(r.references),
+        r.subject,
+        r.list_id,
+        r.list_post,
+        r.list_unsubscribe,
+        r.precedence,
+        r.auto_submitted,
+        _flags_text(r.flags),
+        r.gm_msgid,
+        r.gm_thrid,
+        r.in_sent_folder,
+        ",".join(r.parse_errors),
+    )
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    """What UTCDateTime + SQLAlchemy's SQLite DATETIME store: naive UTC with microseconds."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+# the upsert of apply_mail_batch on SQLite: one prepared statement, values as
+# SQLAlchemy's SQLite types would bind them (see _sqlite_datetime)
+_MESSAGES_UPSERT_SQLITE = (
+    f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) "  # noqa: S608 (constant names)
+    f"VALUES ({', '.join('?' * len(_MESSAGE_COLUMNS))}) "
+    "ON CONFLICT (account, folder, uid) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _MESSAGE_COLUMNS[3:])
+)
+
+
 def message_row(r: MessageRecord) -> dict[str, Any]:
     """A record as column values of ``messages``."""
-    return {
-        "account": r.account,
-        "folder": r.folder,
-        "uid": r.uid,
-        "message_id": r.message_id[:500],
-        "date": r.date,
-        "internal_date": r.internal_date,
-        "from_json": _addr_json(r.from_),
-        "to_json": _addr_json(r.to),
-        "cc_json": _addr_json(r.cc),
-        "bcc_json": _addr_json(r.bcc),
-        "in_reply_to": r.in_reply_to[:500] if r.in_reply_to else None,
-        "references_json": _encode(list(r.references)) if r.references else "[]",
-        "subject": r.subject,
-        "list_id": r.list_id,
-        "list_post": r.list_post,
-        "list_unsubscribe": r.list_unsubscribe,
-        "precedence": r.precedence,
-        "auto_submitted": r.auto_submitted,
-        "flags": " ".join(sorted(r.flags)),
-        "gm_msgid": r.gm_msgid,
-        "gm_thrid": r.gm_thrid,
-        "in_sent_folder": r.in_sent_folder,
-        "parse_errors": ",".join(r.parse_errors),
-    }
+    return dict(zip(_MESSAGE_COLUMNS, _message_values(r), strict=True))
 
 
 def message_from_row(row: Any) -> MessageRecord:
@@ -302,8 +404,19 @@ class Store:
                     )
                 )
             # the last copy wins when a chunk holds one location twice
-            rows = {(r.account, r.folder, r.uid): message_row(r) for r in batch.records}
-            self._upsert(s, msgs, list(rows.values()), ["account", "folder", "uid"])
+            if self.engine.dialect.name == "sqlite":
+                # raw executemany of ready tuples: SQLAlchemy's per-row bind
+                # processing cost as much as the insert itself
+                conv = _sqlite_datetime
+                values = {}
+                for r in batch.records:
+                    v = _message_values(r, conv)
+                    values[v[0], v[1], v[2]] = v
+                if values:
+                    s.connection().exec_driver_sql(_MESSAGES_UPSERT_SQLITE, list(values.values()))
+            else:
+                rows = {(r.account, r.folder, r.uid): message_row(r) for r in batch.records}
+                self._upsert(s, msgs, list(rows.values()), ["account", "folder", "uid"])
             for fu in batch.flag_updates:
                 s.execute(
                     sa.update(msgs)
