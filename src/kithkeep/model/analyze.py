@@ -111,6 +111,7 @@ class Msg:
     raw_refs: tuple[str, ...] | str
     subject: str
     answered: bool
+    linked: bool  # has In-Reply-To or References
     sent: bool
     thrid: int | None
     loc: tuple[str, str, str]
@@ -266,6 +267,7 @@ def msgs_from_records(messages: Iterable[MessageRecord]) -> tuple[list[Msg], Pre
                 m.references,
                 m.subject,
                 "\\Answered" in m.flags,
+                bool(m.in_reply_to or m.references),
                 m.in_sent_folder,
                 m.gm_thrid,
                 (m.account, m.folder, m.uid),
@@ -410,6 +412,7 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                 refs,
                 subject or "",
                 bool(answered),
+                bool(irt) or (refs is not None and refs not in {"[]", ""}),
                 bool(in_sent),
                 gm_thrid,
                 (account, folder, uid),
@@ -667,7 +670,7 @@ def person_stats(
 
     neg = -math.inf
     last_ts = [neg, neg, neg]  # by kind
-    last_item: list[int | None] = [None, None, None]  # position of the last contact by kind
+    last_ref: list[int | None] = [None, None, None]  # the last contact by kind
     last_any = neg
     thread_last: dict[tuple[int, int], int] = {}
     replied: set[int] = set()  # messages the other side replied to
@@ -687,10 +690,11 @@ def person_stats(
     def accept_out(j: int) -> bool:
         return j in out_refs
 
-    for pos, (ts, kind, ref, direct) in enumerate(items):
+    for ts, kind, ref, direct in items:
         counts[kind] += 1
         direct_counts[kind] += direct
         parent: int | None = None
+        parent_ts = 0.0
         if kind == MEETING:
             # a meeting answers both sides' open initiations
             for side in (IN, OUT):
@@ -701,7 +705,7 @@ def person_stats(
         else:
             m = msgs[ref]
             other = OUT if kind == IN else IN
-            if m.in_reply_to or m.raw_refs not in ("[]", "", ()):
+            if m.linked:
                 parent = by_id.get(m.in_reply_to) if m.in_reply_to else None
                 if parent is None or parent not in (out_refs if kind == IN else in_refs):
                     parent = find_parent(
@@ -710,7 +714,7 @@ def person_stats(
             elif m.thrid is not None:
                 parent = thread_last.get((m.thrid, other))
             elif ts - last_ts[other] <= silence and is_reply_subject(m.subject):
-                parent = items[last_item[other]][2]  # type: ignore[index]
+                parent = last_ref[other]
             if parent is not None:
                 parent_ts = msgs[parent].ts
                 if parent_ts > ts + SKEW:
@@ -723,7 +727,9 @@ def person_stats(
                         latencies[kind].append(max(0.0, ts - parent_ts))
             if m.thrid is not None:
                 thread_last[(m.thrid, kind)] = ref
-            opens = parent is None and max(last_ts[other], last_ts[MEETING]) < ts - silence
+            opens = (
+                parent is None and last_ts[other] < ts - silence and last_ts[MEETING] < ts - silence
+            )
             # a response answers the other side's open initiation; an opening of one's own
             # after a long silence does not (an asker who never replies is not answering)
             o = open_init[other]
@@ -734,12 +740,10 @@ def person_stats(
                 init = [kind, ref, ts - last_any if last_any > neg else None, False]
                 inits.append(init)
                 open_init[kind] = init
-        if ts - last_any >= EXCHANGE_GAP and not (
-            parent is not None and ts - msgs[parent].ts <= silence
-        ):
+        if ts - last_any >= EXCHANGE_GAP and (parent is None or ts - parent_ts > silence):
             starts.append(ts)
         last_ts[kind] = ts
-        last_item[kind] = pos
+        last_ref[kind] = ref
         last_any = ts
 
     answered_count = [0, 0]
@@ -794,11 +798,13 @@ def person_stats(
     def date_of(it: tuple[float, int, int, bool]) -> datetime:
         return ctx.meetings[it[2]].date if it[1] == MEETING else msgs[it[2]].date
 
-    last_meet = last_item[MEETING]
+    last_meet = last_ref[MEETING]
 
     def last_date(kind: int) -> datetime | None:
-        pos = last_item[kind]
-        return date_of(items[pos]) if pos is not None else None
+        ref = last_ref[kind]
+        if ref is None:
+            return None
+        return ctx.meetings[ref].date if kind == MEETING else msgs[ref].date
 
     return PersonStats(
         person_id=pid,
@@ -809,7 +815,7 @@ def person_stats(
         last_in=last_date(IN),
         last_out=last_date(OUT),
         last_meeting=last_date(MEETING),
-        last_meeting_size=ctx.meetings[items[last_meet][2]].size if last_meet is not None else None,
+        last_meeting_size=ctx.meetings[last_meet].size if last_meet is not None else None,
         messages_in=n_in,
         messages_out=n_out,
         messages_in_direct=direct_counts[IN],
