@@ -280,3 +280,36 @@ def test_sqlite_fast_upsert_rejects_naive_datetimes(tmp_path: Path) -> None:
         store.apply_mail_batch(MailBatch(records=[bad]), "acc")
     store.close()
     assert _stored(tmp_path / "s.sqlite3") == []
+
+
+def test_positional_date_parse_matches_the_regex_one() -> None:
+    from kithkeep.headers import _date_ascii, parse_date_fast
+
+    rng = random.Random(1)
+    days = ["Mon, ", "Tue,", "", "Mo1, ", "Mon ,", " Mon, ", "MON, ", "Xyz, "]
+    taken = 0
+    for _ in range(30000):
+        v = "{}{} {} {} {}:{}:{} {}{}".format(
+            rng.choice(days),
+            rng.choice(["1", "01", "31", "0", "29", "30", "7 ", "123", "", " 3"]),
+            rng.choice(["Jan", "feb", "MAR", "Xyz", "Dec", "Feb"]),
+            rng.choice(["2024", "0001", "9999", "24", "2O24", "1900"]),
+            rng.choice(["00", "23", "24", "07", "7 ", "-1"]),
+            rng.choice(["00", "59", "60"]),
+            rng.choice(["00", "59", "60", "5"]),
+            rng.choice(["+", "-", "*"]),
+            rng.choice(["0000", "0100", "1400", "2359", "99", "0060", "12 3"]),
+        )
+        if rng.random() < 0.1:
+            v += rng.choice([" (CET)", "  ", "\r\n (x)", " x"])
+        if rng.random() < 0.05:
+            v = v.replace(" ", "  ", 1)
+        results = []
+        for parse in (_date_ascii, parse_date_fast):
+            try:
+                results.append(("ok", parse(v)))
+            except Exception as exc:
+                results.append(("error", type(exc)))
+        assert results[0] == results[1], v
+        taken += results[0][1] is not None and results[0][0] == "ok"
+    assert taken > 1000

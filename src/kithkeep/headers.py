@@ -401,6 +401,48 @@ def parse_date_fast(value: str | None) -> datetime | None:
     return dt.astimezone(UTC)
 
 
+_utc_shift: dict[str, timedelta] = {}
+
+
+def _date_ascii(value: str | None) -> datetime | None:
+    """parse_date_fast for ASCII text; the common layout without a regex.
+
+    ``[Ddd, ]D[D] Mon YYYY hh:mm:ss +zzzz`` with single spaces, read by
+    position from the end; any other text goes to parse_date_fast.
+    """
+    if (
+        value
+        and 25 <= len(value) <= 31
+        and value[-6] == " "
+        and value[-15] == " "
+        and value[-20] == " "
+        and value[-24] == " "
+        and value[-12] == ":"
+        and value[-9] == ":"
+        and value[-5] in "+-"
+    ):
+        day = value[:-24]
+        if len(day) > 2:
+            if day[3:5] != ", " or not day[:3].isalpha():
+                return parse_date_fast(value)
+            day = day[5:]
+        digits = value[-19:-15] + value[-14:-12] + value[-11:-9] + value[-8:-6] + value[-4:]
+        month = _MONTH_NUM.get(value[-23:-20].lower())
+        if 1 <= len(day) <= 2 and day.isdigit() and digits.isdigit() and month is not None:
+            hh, mm, ss = int(value[-14:-12]), int(value[-11:-9]), int(value[-8:-6])
+            if hh <= 23 and mm <= 59 and ss <= 59:
+                zone = value[-5:]
+                shift = _utc_shift.get(zone)
+                if shift is None:
+                    minutes = int(zone[1:3]) * 60 + int(zone[3:5])
+                    shift = timedelta(minutes=-minutes if zone[0] == "+" else minutes)
+                    if len(_utc_shift) < 512:
+                        _utc_shift[zone] = shift
+                dt = datetime(int(value[-19:-15]), month, int(day), hh, mm, ss, tzinfo=UTC)
+                return dt + shift if shift else dt
+    return parse_date_fast(value)
+
+
 def _name_fast(name: str) -> str:
     if "=?" in name:
         return decode_words(name).strip('"').strip()
@@ -534,7 +576,7 @@ def _fast_fields(raw: bytes) -> _FastFields | None:
     v = get("date")
     if v is not None:
         try:
-            date = parse_date_fast(v[0])
+            date = _date_ascii(v[0])
         except Exception:
             errors.append("date")
     v = get("from")

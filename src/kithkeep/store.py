@@ -168,9 +168,8 @@ def _addrs_cached(addrs: tuple[Address, ...]) -> str:
 def _refs_json(refs: tuple[str, ...]) -> str:
     if not refs:
         return "[]"
-    joined = '","'.join(refs)
-    if _JSON_PLAIN_RE.fullmatch(joined):
-        return '["' + joined + '"]'
+    if _JSON_PLAIN_RE.fullmatch("".join(refs)):
+        return '["' + '","'.join(refs) + '"]'
     return _encode(list(refs))
 
 
