@@ -129,3 +129,25 @@ def test_store_path_equals_records_path(msgs: list[MessageRecord]) -> None:
         assert from_store.people == run(msgs).people
     finally:
         store.close()
+
+
+def test_store_path_equals_records_path_on_every_backend(database_url: str) -> None:
+    """SQLite gives dates as text and PostgreSQL as naive datetimes: the same statistics."""
+    msgs = [
+        mail(ME, ["ana@x.org"], T0, mid="a@x"),
+        mail("ana@x.org", [ME], T0 + timedelta(hours=5), mid="b@x", irt="a@x", refs=["a@x"]),
+        mail("ana@x.org", [ME], T0 + timedelta(days=30, microseconds=250_000), subject="q?"),
+        mail("news@x.org", [ME], T0, list_unsubscribe=True),
+        mail("ben@y.org", [ME], None, internal_date=T0 + timedelta(days=2), gm_thrid=9),
+    ]
+    store = Store.open(database_url)
+    try:
+        store.apply_mail_batch(MailBatch(records=msgs), "acct")
+        from_store = analyze_store(store, CFG, [ME], NOW)
+        assert from_store.people == run(msgs).people
+        assert from_store.skipped_bulk == 1
+        ana = next(p for p in from_store.people if p.name == "Ana")
+        assert ana.last_in == T0 + timedelta(days=30, microseconds=250_000)
+        assert ana.median_reply_hours_them == 5.0
+    finally:
+        store.close()

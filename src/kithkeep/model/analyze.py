@@ -119,7 +119,8 @@ class Msg:
     @property
     def date(self) -> datetime:
         d = self.raw_date
-        return d if isinstance(d, datetime) else _as_utc(d)
+        # records carry aware dates; the store gives text (SQLite) or naive UTC (PostgreSQL)
+        return d if isinstance(d, datetime) and d.tzinfo is not None else _as_utc(d)
 
     @property
     def references(self) -> tuple[str, ...]:
@@ -990,7 +991,8 @@ def analyze_store(
             cards=load_contacts(cfg.contacts_file),
         )
     if save:
-        save_people(store, result, now)
+        with _no_gc():
+            save_people(store, result, now)
     log.info(
         "analyzed %d messages (%d copies), %d meetings: %d people (%d ties); "
         "skipped %d bulk, %d list, %d mass, %d undated",
@@ -1017,7 +1019,7 @@ def save_people(store: Store, result: Analysis, now: datetime) -> None:
             "tier": p.tier,
             "strength": p.strength,
             "last_contact": p.last_contact,
-            "stats_json": json.dumps(p.to_json(), ensure_ascii=False),
+            "stats_json": json.dumps(p.to_json(), ensure_ascii=False, separators=(",", ":")),
         }
         for p in result.people
     ]
