@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from kithkeep.config import AnalysisConfig
-from kithkeep.model.analyze import meetings_from_events, read_msgs, unique
 from kithkeep.model.identity import is_noreply, is_role_address, normalize
+from kithkeep.model.messages import read_msgs, unique
+from kithkeep.model.person import meetings_from_events
 from kithkeep.model.stats import PersonStats
 from kithkeep.store import Store
 

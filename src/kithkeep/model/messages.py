@@ -1,0 +1,365 @@
+"""Messages as analysis reads them: one compact record per message, from the store or records.
+
+The store path reads plain rows from the database driver and never builds
+:class:`MessageRecord` objects: it is most of what a full rebuild costs (see
+``bench/analyze.py``). Bulk mail is left out in SQL, and the few facts
+analysis needs from it (the user's sent From, list addresses, how much there
+was) come from small DISTINCT and COUNT queries. Both paths give the same
+:class:`Msg` values, which a property test checks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any
+
+import sqlalchemy as sa
+
+from kithkeep.model.identity import bulk_reason, list_id_address, mailto_address, normalize
+from kithkeep.records import MessageRecord
+from kithkeep.schema import Base
+from kithkeep.store import Store
+
+MESSAGES: sa.Table = Base.metadata.tables["messages"]
+
+Addrs = tuple[tuple[str, str], ...]  # ((normalized address, display name), ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipients:
+    """To, Cc and Bcc of a message, normalized; shared by all messages with the same headers."""
+
+    all: Addrs  # To, then Cc, then Bcc
+    to: frozenset[str]
+    every: frozenset[str]
+
+
+@dataclass(slots=True)
+class Msg:
+    """What analysis needs of one (de-duplicated) personal message.
+
+    ``raw_date`` and ``raw_refs`` stay as the store gave them until a statistic
+    needs them: most messages never have their date printed or their
+    References walked.
+    """
+
+    key: str
+    ts: float
+    raw_date: datetime | str
+    sender: str | None
+    sender_name: str
+    rc: Recipients
+    message_id: str
+    in_reply_to: str | None
+    raw_refs: tuple[str, ...] | str
+    subject: str
+    answered: bool
+    linked: bool  # has In-Reply-To or References
+    sent: bool
+    thrid: int | None
+    loc: tuple[str, str, str]
+
+    @property
+    def date(self) -> datetime:
+        d = self.raw_date
+        # records carry aware dates; the store gives text (SQLite) or naive UTC (PostgreSQL)
+        return d if isinstance(d, datetime) and d.tzinfo is not None else _as_utc(d)
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        r = self.raw_refs
+        if isinstance(r, str):
+            try:
+                r = tuple(json.loads(r)) if r and r != "[]" else ()
+            except ValueError:
+                r = ()
+            self.raw_refs = r
+        return r
+
+
+@dataclass
+class Prelude:
+    """Facts about all messages, bulk included, learnt before the personal ones are read."""
+
+    sent_from: set[str] = field(default_factory=set)  # the From of sent mail
+    lists: set[str] = field(default_factory=set)  # list addresses (List-Post, List-Id)
+    bulk: int = 0  # bulk and automatic messages (copies counted once)
+    undated: int = 0
+
+
+class _AddrParser:
+    """Address lists parsed and normalized once per distinct value (most values repeat)."""
+
+    def __init__(self) -> None:
+        self.json_cache: dict[str, Addrs] = {"[]": ()}
+        self.rc_cache: dict[Any, Recipients] = {}
+        self.norm_cache: dict[str, str] = {}
+
+    def norm(self, email: str) -> str:
+        n = self.norm_cache.get(email)
+        if n is None:
+            n = self.norm_cache[email] = normalize(email)
+        return n
+
+    def from_json(self, text: str | None) -> Addrs:
+        if not text:
+            return ()
+        got = self.json_cache.get(text)
+        if got is None:
+            try:
+                got = tuple((self.norm(e), n) for n, e in json.loads(text) if e)
+            except (ValueError, TypeError):
+                got = ()
+            self.json_cache[text] = got
+        return got
+
+    def recipients_json(self, to: str, cc: str, bcc: str) -> Recipients:
+        key: Any = to if cc == "[]" and bcc == "[]" else (to, cc, bcc)
+        got = self.rc_cache.get(key)
+        if got is None:
+            got = self.rc_cache[key] = _recipients(
+                self.from_json(to), self.from_json(cc), self.from_json(bcc)
+            )
+        return got
+
+    def from_records(self, addrs: Iterable[Any]) -> Addrs:
+        return tuple((self.norm(a.email), a.name) for a in addrs if a.email)
+
+
+def _recipients(to: Addrs, cc: Addrs, bcc: Addrs) -> Recipients:
+    to_set = frozenset(a for a, _ in to)
+    every = to_set.union(a for a, _ in cc).union(a for a, _ in bcc)
+    return Recipients((*to, *cc, *bcc), to_set, every)
+
+
+def _list_addrs(list_post: str | None, list_id: str | None) -> list[str]:
+    return [a for a in (mailto_address(list_post), list_id_address(list_id)) if a]
+
+
+def _as_utc(value: Any) -> datetime:
+    """A stored date as aware UTC: SQLite gives text, PostgreSQL naive datetimes."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def msgs_from_records(messages: Iterable[MessageRecord]) -> tuple[list[Msg], Prelude]:
+    """Personal messages (bulk left out and counted) and the prelude, from records."""
+    parser = _AddrParser()
+    pre = Prelude()
+    bulk_keys: set[str] = set()
+    out: list[Msg] = []
+    for m in messages:
+        key = f"gm:{m.gm_msgid}" if m.gm_msgid else m.message_id
+        if m.in_sent_folder and m.from_:
+            pre.sent_from.add(parser.norm(m.from_[0].email))
+        if m.list_post or m.list_id:
+            pre.lists.update(_list_addrs(m.list_post, m.list_id))
+        if bulk_reason(m) is not None:
+            bulk_keys.add(key)
+            continue
+        date = m.effective_date
+        if date is None:
+            pre.undated += 1
+            continue
+        frm = parser.from_records(m.from_[:1])
+        out.append(
+            Msg(
+                key,
+                _ms(date),
+                date,
+                frm[0][0] if frm else None,
+                frm[0][1] if frm else "",
+                _recipients(
+                    parser.from_records(m.to),
+                    parser.from_records(m.cc),
+                    parser.from_records(m.bcc),
+                ),
+                m.message_id,
+                m.in_reply_to,
+                m.references,
+                m.subject,
+                "\\Answered" in m.flags,
+                bool(m.in_reply_to or m.references),
+                m.in_sent_folder,
+                m.gm_thrid,
+                (m.account, m.folder, m.uid),
+            )
+        )
+    pre.bulk = len(bulk_keys)
+    return out, pre
+
+
+_BULK_PRECEDENCE = ("bulk", "list", "junk")
+
+
+def _personal_clause() -> sa.ColumnElement[bool]:
+    """SQL for "not bulk": the same test as :func:`identity.bulk_reason`."""
+    c = MESSAGES.c
+    return sa.and_(
+        c.list_id.is_(None),
+        sa.not_(c.list_unsubscribe),
+        sa.or_(c.precedence.is_(None), c.precedence.not_in(_BULK_PRECEDENCE)),
+        sa.or_(c.auto_submitted.is_(None), c.auto_submitted == "no"),
+    )
+
+
+def _driver_rows(conn: sa.Connection, stmt: sa.Select[Any]) -> list[Any]:
+    """Rows as the database driver returns them (tuples), without SQLAlchemy's per-value
+    processing, which costs more than everything else in reading."""
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _ms(d: datetime) -> float:
+    """Seconds since the epoch, to the millisecond: the same value from SQL and from Python."""
+    return round(d.timestamp(), 3)
+
+
+def _epoch(dialect: str, col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """Seconds since the epoch computed by the database (parsing dates in Python costs more
+    than the whole SELECT); None for databases without a known function, then Python does it."""
+    if dialect == "sqlite":
+        return sa.func.round((sa.func.julianday(col) - 2440587.5) * 86400.0, 3)
+    if dialect == "postgresql":
+        return sa.cast(sa.func.round(sa.cast(sa.extract("epoch", col), sa.Numeric), 3), sa.Float)
+    return sa.null()
+
+
+def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
+    """Personal messages of the store and the prelude, read as plain rows.
+
+    Bulk mail is left out in SQL; the facts analysis needs from it (the user's
+    sent From, list addresses, how much there was) come from small DISTINCT
+    and COUNT queries.
+    """
+    c = MESSAGES.c
+    parser = _AddrParser()
+    pre = Prelude()
+    personal = _personal_clause()
+    date = sa.func.coalesce(c.date, c.internal_date)
+    with store.engine.connect() as conn:
+        for (from_text,) in _driver_rows(
+            conn, sa.select(c.from_json).distinct().where(c.in_sent_folder)
+        ):
+            frm = parser.from_json(from_text)
+            if frm:
+                pre.sent_from.add(frm[0][0])
+        for list_post, list_id in _driver_rows(
+            conn,
+            sa.select(c.list_post, c.list_id)
+            .distinct()
+            .where(sa.or_(c.list_post.is_not(None), c.list_id.is_not(None))),
+        ):
+            pre.lists.update(_list_addrs(list_post, list_id))
+        key = sa.func.coalesce(sa.cast(c.gm_msgid, sa.String), c.message_id)
+        pre.bulk = int(
+            _driver_rows(conn, sa.select(sa.func.count(sa.distinct(key))).where(sa.not_(personal)))[
+                0
+            ][0]
+        )
+        rows = _driver_rows(
+            conn,
+            sa.select(
+                c.account,
+                c.folder,
+                c.uid,
+                c.message_id,
+                date,
+                _epoch(conn.dialect.name, date),
+                c.from_json,
+                c.to_json,
+                c.cc_json,
+                c.bcc_json,
+                c.in_reply_to,
+                c.references_json,
+                c.subject,
+                c.flags.contains("\\Answered", autoescape=True),
+                c.gm_msgid,
+                c.gm_thrid,
+                c.in_sent_folder,
+            ).where(personal),
+        )
+    from_json = parser.from_json
+    recipients = parser.recipients_json
+    out: list[Msg] = []
+    append = out.append
+    for (
+        account,
+        folder,
+        uid,
+        message_id,
+        date,
+        ts,
+        from_text,
+        to_text,
+        cc_text,
+        bcc_text,
+        irt,
+        refs,
+        subject,
+        answered,
+        gm_msgid,
+        gm_thrid,
+        in_sent,
+    ) in rows:
+        if date is None:
+            pre.undated += 1
+            continue
+        frm = from_json(from_text)
+        append(
+            Msg(
+                f"gm:{gm_msgid}" if gm_msgid else message_id,
+                float(ts) if ts is not None else _ms(_as_utc(date)),
+                date,
+                frm[0][0] if frm else None,
+                frm[0][1] if frm else "",
+                recipients(to_text, cc_text, bcc_text),
+                message_id,
+                irt,
+                refs,
+                subject or "",
+                bool(answered),
+                bool(irt) or (refs is not None and refs not in {"[]", ""}),
+                bool(in_sent),
+                gm_thrid,
+                (account, folder, uid),
+            )
+        )
+    return out, pre
+
+
+_ORDER = attrgetter("ts", "key")
+
+
+def unique(msgs: Iterable[Msg]) -> tuple[list[Msg], int]:
+    """One Msg per message key, whatever order the copies come in; and the copies dropped.
+
+    The kept copy is the sent-folder one (it alone has Bcc), else the first
+    location in sort order; flags and the sent marker are united over copies.
+    """
+    by_key: dict[str, Msg] = {}
+    dups = 0
+    for m in msgs:
+        prev = by_key.get(m.key)
+        if prev is None:
+            by_key[m.key] = m
+            continue
+        dups += 1
+        keep, other = (m, prev) if (m.sent, prev.loc) > (prev.sent, m.loc) else (prev, m)
+        keep.answered = keep.answered or other.answered
+        keep.sent = keep.sent or other.sent
+        by_key[m.key] = keep
+    # a canonical order: message indexes break ties between equal dates the same way
+    # whatever order the messages arrived in
+    return sorted(by_key.values(), key=_ORDER), dups

@@ -1,0 +1,381 @@
+"""One person's statistics from their time line of messages and meetings.
+
+The time line is a list of ``(timestamp, kind, index, direct)`` items, kind
+``IN``, ``OUT`` or ``MEETING``; the index points into the analysis' message
+or meeting list. Everything here is a pure function of the time line, the
+messages, the config and the clock.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Any
+
+from kithkeep.config import AnalysisConfig
+from kithkeep.model.identity import is_resource, normalize
+from kithkeep.model.messages import Msg
+from kithkeep.model.stats import Initiation, PendingMessage, PersonStats
+from kithkeep.model.threads import ancestor_ids, find_parent, is_reply_subject
+from kithkeep.records import EventRecord
+
+# Writing to someone says more about a tie than receiving from them; a meeting more still.
+OUT_WEIGHT = 1.5
+IN_WEIGHT = 1.0
+MEETING_WEIGHT = 2.0
+DAY = 86400.0
+# Contact within a day of the previous one continues the same exchange.
+EXCHANGE_GAP = DAY
+# A reply dated this much before its parent is clock skew; more is a broken link.
+SKEW = 3600.0
+KEEP_INITIATIONS = 20
+MONTHS = 24
+
+IN, OUT, MEETING = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Meeting:
+    key: str
+    date: datetime
+    summary: str
+    size: int
+
+
+def meetings_from_events(
+    events: Iterable[EventRecord],
+    me: frozenset[str],
+    cfg: AnalysisConfig,
+    now: datetime,
+    is_person: Any,
+) -> list[tuple[Meeting, list[tuple[str, str]]]]:
+    """Meetings that count, with the people met.
+
+    Both attended (an attendee who declined did not meet), not cancelled, not
+    declined by the user, at most ``max_meeting_size`` people, already ended,
+    and not one of kithkeep's own reminder events. Rooms and resources are not
+    people and do not count towards the size.
+    """
+    out: list[tuple[Meeting, list[tuple[str, str]]]] = []
+    seen: set[tuple[str, str]] = set()
+    for e in events:
+        if e.own or e.status.upper() == "CANCELLED" or e.end > now:
+            continue
+        key = (e.uid, e.recurrence_id)
+        if key in seen:  # the same occurrence in two calendars
+            continue
+        attendees: dict[str, tuple[str, str]] = {}
+        for a in e.attendees:
+            addr = normalize(a.email)
+            if a.cutype.upper() in ("ROOM", "RESOURCE") or is_resource(addr) or "@" not in addr:
+                continue
+            attendees[addr] = (a.name, a.partstat.upper())
+        if e.organizer:
+            org = normalize(e.organizer)
+            if "@" in org and not is_resource(org):
+                attendees.setdefault(org, ("", "ACCEPTED"))
+        mine = [st for addr, (_, st) in attendees.items() if addr in me]
+        my_status = (e.my_status or "").upper()
+        if not mine and not my_status:
+            continue  # a calendar the user reads but is not part of
+        if my_status == "DECLINED" or any(st == "DECLINED" for st in mine):
+            continue
+        if len(attendees) > cfg.max_meeting_size:
+            continue
+        met = [
+            (addr, name)
+            for addr, (name, st) in attendees.items()
+            if addr not in me and st != "DECLINED" and is_person(addr)
+        ]
+        if not met:
+            continue
+        seen.add(key)
+        out.append(
+            (
+                Meeting(f"event:{e.uid}:{e.recurrence_id}", e.end, e.summary, len(attendees)),
+                met,
+            )
+        )
+    out.sort(key=lambda mt: (mt[0].date, mt[0].key))
+    return out
+
+
+@dataclass
+class PersonContext:
+    """What every person's statistics share: the messages, meetings, thread index, config, clock."""
+
+    msgs: list[Msg]
+    meetings: list[Meeting]
+    by_id: dict[str, int]
+    me: frozenset[str]
+    cfg: AnalysisConfig
+    now: datetime
+
+
+def _parents(msgs: list[Msg]) -> Callable[[int], Iterator[str]]:
+    def parents_of(i: int) -> Iterator[str]:
+        # In-Reply-To alone settles most replies: References are parsed only when it does not
+        m = msgs[i]
+        if m.in_reply_to:
+            yield m.in_reply_to
+        yield from ancestor_ids(None, m.references)
+
+    return parents_of
+
+
+def _median(values: list[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def person_stats(
+    pid: str,
+    name: str,
+    addresses: tuple[str, ...],
+    items: list[tuple[float, int, int, bool]],
+    ctx: PersonContext,
+) -> PersonStats:
+    """Statistics of one person from their time line (any order)."""
+    msgs = ctx.msgs
+    by_id = ctx.by_id
+    cfg = ctx.cfg
+    silence = cfg.silence_days * DAY
+    items = sorted(items)  # by time, then kind and index: the same order whatever came first
+    in_refs = {ref for _, kind, ref, _ in items if kind == IN}
+    out_refs = {ref for _, kind, ref, _ in items if kind == OUT}
+    # (in_refs and out_refs hold message indexes; a meeting's ref indexes ctx.meetings)
+    parents_of = _parents(msgs)
+
+    neg = -math.inf
+    last_ts = [neg, neg, neg]  # by kind
+    last_ref: list[int | None] = [None, None, None]  # the last contact by kind
+    last_any = neg
+    thread_last: dict[tuple[int, int], int] = {}
+    replied: set[int] = set()  # messages the other side replied to
+    latencies: tuple[list[float], list[float]] = ([], [])  # by the replying side: IN, OUT
+    replies = [0, 0]
+    counts = [0, 0, 0]
+    direct_counts = [0, 0, 0]
+    starts: list[float] = []
+    # initiations: [kind, ref, gap seconds or None, answered]
+    inits: list[list[Any]] = []
+    open_init: list[list[Any] | None] = [None, None]  # by side: its latest initiation, unanswered
+    parent_of: dict[int, int] = {}
+
+    def accept_in(j: int) -> bool:
+        return j in in_refs
+
+    def accept_out(j: int) -> bool:
+        return j in out_refs
+
+    for ts, kind, ref, direct in items:
+        counts[kind] += 1
+        direct_counts[kind] += direct
+        parent: int | None = None
+        parent_ts = 0.0
+        if kind == MEETING:
+            # a meeting answers both sides' open initiations
+            for side in (IN, OUT):
+                o = open_init[side]
+                if o is not None:
+                    o[3] = True
+                    open_init[side] = None
+        else:
+            m = msgs[ref]
+            other = OUT if kind == IN else IN
+            if m.linked:
+                parent = by_id.get(m.in_reply_to) if m.in_reply_to else None
+                if parent is None or parent not in (out_refs if kind == IN else in_refs):
+                    parent = find_parent(
+                        ref, parents_of, by_id, accept_out if kind == IN else accept_in
+                    )
+            elif m.thrid is not None:
+                parent = thread_last.get((m.thrid, other))
+            elif ts - last_ts[other] <= silence and is_reply_subject(m.subject):
+                parent = last_ref[other]
+            if parent is not None:
+                parent_ts = msgs[parent].ts
+                if parent_ts > ts + SKEW:
+                    parent = None  # dated after its reply: a broken link, not a reply
+                else:
+                    parent_of[ref] = parent
+                    replies[kind] += 1
+                    if parent not in replied:
+                        replied.add(parent)
+                        latencies[kind].append(max(0.0, ts - parent_ts))
+            if m.thrid is not None:
+                thread_last[(m.thrid, kind)] = ref
+            opens = (
+                parent is None and last_ts[other] < ts - silence and last_ts[MEETING] < ts - silence
+            )
+            # a response answers the other side's open initiation; an opening of one's own
+            # after a long silence does not (an asker who never replies is not answering)
+            o = open_init[other]
+            if o is not None:
+                o[3] = o[3] or not opens
+                open_init[other] = None
+            if opens:
+                init = [kind, ref, ts - last_any if last_any > neg else None, False]
+                inits.append(init)
+                open_init[kind] = init
+        if ts - last_any >= EXCHANGE_GAP and (parent is None or ts - parent_ts > silence):
+            starts.append(ts)
+        last_ts[kind] = ts
+        last_ref[kind] = ref
+        last_any = ts
+
+    answered_count = [0, 0]
+    for entry in inits:
+        init_side: int = entry[0]
+        init_ref: int = entry[1]
+        if init_ref in replied or (init_side == IN and msgs[init_ref].answered):
+            entry[3] = True
+        answered_count[init_side] += bool(entry[3])
+    initiations = tuple(
+        Initiation(
+            date=msgs[ref].date,
+            side="me" if kind == OUT else "them",
+            subject=msgs[ref].subject,
+            answered=answered,
+            gap_days=round(gap / DAY, 1) if gap is not None else None,
+        )
+        for kind, ref, gap, answered in inits[-KEEP_INITIATIONS:]
+    )
+    inits_me = sum(1 for it in inits if it[0] == OUT)
+    inits_them = len(inits) - inits_me
+
+    streak = 0
+    for it in reversed(items):  # the user's messages since the person last wrote
+        if it[1] == IN:
+            break
+        if it[1] == OUT:
+            streak += 1
+
+    pending = None
+    last_out_ts = last_ts[OUT]
+    for ts, kind, ref, direct in reversed(items):
+        if kind != IN or not direct:
+            continue
+        m = msgs[ref]
+        if not (m.answered or last_out_ts >= ts or ref in replied):
+            pending = PendingMessage(
+                m.message_id, m.date, m.subject, len(m.rc.every), is_reply=ref in parent_of
+            )
+        break
+
+    gaps = [(b - a) / DAY for a, b in pairwise(starts)]
+    cadence = _median(gaps)
+    strength, peak = _strength(items, cfg.half_life_days, ctx.now.timestamp())
+    if not ((counts[IN] and counts[OUT]) or counts[MEETING]):
+        strength, peak = 0.0, 0.0  # contact both ways is required
+    n_in, n_out = counts[IN], counts[OUT]
+    is_tie = n_in >= cfg.min_messages_each_way and n_out >= cfg.min_messages_each_way
+    lat_me_h = _median(latencies[OUT])
+    lat_them_h = _median(latencies[IN])
+
+    def date_of(it: tuple[float, int, int, bool]) -> datetime:
+        return ctx.meetings[it[2]].date if it[1] == MEETING else msgs[it[2]].date
+
+    last_meet = last_ref[MEETING]
+
+    def last_date(kind: int) -> datetime | None:
+        ref = last_ref[kind]
+        if ref is None:
+            return None
+        return ctx.meetings[ref].date if kind == MEETING else msgs[ref].date
+
+    return PersonStats(
+        person_id=pid,
+        name=name,
+        addresses=addresses,
+        first_contact=date_of(items[0]) if items else None,
+        last_contact=date_of(items[-1]) if items else None,
+        last_in=last_date(IN),
+        last_out=last_date(OUT),
+        last_meeting=last_date(MEETING),
+        last_meeting_size=ctx.meetings[last_meet].size if last_meet is not None else None,
+        messages_in=n_in,
+        messages_out=n_out,
+        messages_in_direct=direct_counts[IN],
+        messages_in_cc=n_in - direct_counts[IN],
+        messages_out_direct=direct_counts[OUT],
+        messages_out_cc=n_out - direct_counts[OUT],
+        meetings=counts[MEETING],
+        initiations_me=inits_me,
+        initiations_them=inits_them,
+        initiations_me_answered=answered_count[OUT],
+        initiations_them_answered=answered_count[IN],
+        reply_rate_me=round(answered_count[IN] / inits_them, 3) if inits_them else None,
+        reply_rate_them=round(answered_count[OUT] / inits_me, 3) if inits_me else None,
+        median_reply_hours_me=round(lat_me_h / 3600, 2) if lat_me_h is not None else None,
+        median_reply_hours_them=round(lat_them_h / 3600, 2) if lat_them_h is not None else None,
+        replies_me=replies[OUT],
+        replies_them=replies[IN],
+        cadence_days=round(cadence, 1) if cadence is not None else None,
+        exchanges=len(starts),
+        unanswered_streak=streak,
+        pending_inbound=pending,
+        strength=round(strength, 3),
+        peak_strength=round(peak, 3),
+        tier=_tier(peak, cfg) if is_tie else None,
+        tier_source="strength" if is_tie else None,
+        is_tie=is_tie,
+        initiations=initiations,
+        monthly=_monthly(items, ctx.now),
+    )
+
+
+def _strength(
+    items: list[tuple[float, int, int, bool]], half_life_days: float, now_ts: float
+) -> tuple[float, float]:
+    """(today's decayed strength, its peak over the relationship's history).
+
+    Each day with contact adds the weights of the kinds of contact it had (out,
+    in, meeting), once each: a day-long burst of thirty messages is one busy
+    day, not a lifetime of friendship.
+    """
+    weights = (IN_WEIGHT, OUT_WEIGHT, MEETING_WEIGHT)
+    s = 0.0
+    peak = 0.0
+    prev: int | None = None
+    kinds_today = [False, False, False]
+    for ts, kind, _ref, _direct in items:  # sorted by time
+        day = int(ts // DAY)
+        if day != prev:
+            if prev is not None:
+                s *= 0.5 ** ((day - prev) / half_life_days)
+            kinds_today = [False, False, False]
+            prev = day
+        if not kinds_today[kind]:
+            kinds_today[kind] = True
+            s += weights[kind]
+            peak = max(peak, s)
+    if prev is not None:
+        s *= 0.5 ** (max(0.0, now_ts / DAY - (prev + 1)) / half_life_days)
+    return s, peak
+
+
+def _tier(peak: float, cfg: AnalysisConfig) -> str:
+    if peak >= cfg.inner_strength:
+        return "inner"
+    if peak >= cfg.close_strength:
+        return "close"
+    return "wider"
+
+
+def _monthly(items: list[tuple[float, int, int, bool]], now: datetime) -> tuple[int, ...]:
+    counts = [0] * MONTHS
+    this_month = now.year * 12 + now.month - 1
+    first = this_month - MONTHS + 1
+    start_ts = datetime(first // 12, first % 12 + 1, 1, tzinfo=UTC).timestamp()
+    for ts, _kind, _ref, _direct in items:
+        if ts < start_ts:
+            continue
+        d = datetime.fromtimestamp(ts, UTC)
+        idx = d.year * 12 + d.month - 1 - first
+        if 0 <= idx < MONTHS:
+            counts[idx] += 1
+    return tuple(counts)
