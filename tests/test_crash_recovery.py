@@ -29,6 +29,7 @@ The number of kill points exercised is printed at the end (``-s``) and kept in
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -37,11 +38,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,9 @@ from typing import Any
 import icalendar
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from kithkeep.connectors.ics import KEY_PROP, IcsSink
 from kithkeep.connectors.imap import ImapConfig, ImapSource
 from kithkeep.connectors.maildir import MaildirConfig, MaildirSource
@@ -57,6 +62,7 @@ from kithkeep.rules.base import Finding
 from kithkeep import reminders
 from kithkeep.config import AnalysisConfig, Config, parse_config
 from kithkeep.demo import ME, build_mailbox
+from kithkeep.errors import SinkRefused
 from kithkeep.interfaces import MailSource, Reminder, ReminderSink, SinkEvent, SyncContext
 from kithkeep.model.analyze import analyze
 from kithkeep.records import MailBatch, MessageRecord
@@ -794,6 +800,173 @@ def test_the_state_hash_matches_the_sink_after_a_kill_during_an_update(tmp_path:
     run_phases("folder", tmp_path / "k", url, [1, 2], Hooks(), None)
     assert sink_state("folder", tmp_path / "k") == sink_state("folder", tmp_path / "ref")
     assert store_state(url) == store_state(ref_url)
+
+
+# ============================================ reconcile as a state machine
+
+
+class Crash(BaseException):
+    """A simulated SIGKILL inside the test process: nothing after it may persist."""
+
+
+class CrashableStore(Store):
+    """Every transaction opened while ``dead`` rolls back (the process is gone)."""
+
+    dead = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.sessions.begin() as session:
+            yield session
+            if self.dead:
+                raise Crash  # rolls the transaction back
+
+
+POOL = [finding(n) for n in range(1, 9)]
+RETITLED = {f.key: replace(f, title=f.title + " (again)") for f in POOL}
+
+
+class ReconcileMachine(RuleBasedStateMachine):
+    """Random desired sets, the user moving and deleting reminders, and crashes at any
+    sink write or between plan and apply; invariants after every normal reconcile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Path(tempfile.mkdtemp(prefix="kk-reconcile-"))
+        self.store = CrashableStore(Store.open(f"sqlite:///{self.root / 'k.sqlite3'}").engine)
+        self.config = reminder_config()
+        self.desired: list[Finding] = []
+        self.moved: dict[str, datetime] = {}  # key -> the start the user gave it
+        self.die_at_write: int | None = None
+        self.writes = 0
+        self.user_deleted: set[str] = set()
+
+    def teardown(self) -> None:
+        self.store.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def on_write(self) -> None:
+        self.writes += 1
+        if self.writes == self.die_at_write:
+            self.store.dead = True
+            raise Crash
+
+    def sink(self) -> FolderSink:
+        return FolderSink("reminders", self.root / "sink", self.on_write)
+
+    def files(self) -> list[tuple[Path, dict[str, str]]]:
+        return self.sink()._events()
+
+    @rule(
+        picks=st.lists(st.integers(0, len(POOL) - 1), unique=True, max_size=len(POOL)),
+        retitle=st.lists(st.booleans(), min_size=len(POOL), max_size=len(POOL)),
+    )
+    def findings_change(self, picks: list[int], retitle: list[bool]) -> None:
+        self.desired = [RETITLED[POOL[i].key] if retitle[i] else POOL[i] for i in sorted(picks)]
+
+    @rule(data=st.data())
+    def user_moves_a_reminder(self, data: st.DataObject) -> None:
+        files = self.files()
+        if not files:
+            return
+        path, d = data.draw(st.sampled_from(files))
+        start = datetime.fromisoformat(d["start"]) + timedelta(days=data.draw(st.integers(1, 5)))
+        end = start + (datetime.fromisoformat(d["end"]) - datetime.fromisoformat(d["start"]))
+        path.write_text(
+            json.dumps({**d, "start": start.isoformat(), "end": end.isoformat()}, sort_keys=True)
+        )
+        self.moved[d["key"]] = start
+
+    @rule(data=st.data())
+    def user_deletes_a_reminder(self, data: st.DataObject) -> None:
+        files = self.files()
+        if files:
+            path, d = data.draw(st.sampled_from(files))
+            recorded = reminders.load_state(self.store, "reminders").get(d["key"])
+            path.unlink()
+            self.moved.pop(d["key"], None)
+            if recorded is not None and recorded.status == "written":
+                self.user_deleted.add(d["key"])
+
+    def completed(self) -> None:
+        """After a reconcile that ran to the end: what the user deleted stays deleted."""
+        state = reminders.load_state(self.store, "reminders")
+        keys = {d["key"] for _p, d in self.files()}
+        for k in self.user_deleted:
+            if any(f.key == k for f in self.desired):
+                assert state[k].status == "dismissed", k
+                assert k not in keys, f"{k} was written again after the user deleted it"
+        self.user_deleted.clear()
+
+    @rule(at=st.integers(1, 6), between_plan_and_apply=st.booleans())
+    def crash_during_reconcile(self, at: int, between_plan_and_apply: bool) -> None:
+        self.writes = 0
+        self.die_at_write = None if between_plan_and_apply else at
+        real_apply = reminders.apply
+
+        def dying_apply(
+            sink: ReminderSink, actions: Sequence[reminders.Action], store: Store
+        ) -> dict[str, int]:
+            self.store.dead = True
+            raise Crash
+
+        if between_plan_and_apply:
+            reminders.apply = dying_apply
+        try:
+            with contextlib.suppress(Crash, SinkRefused):
+                reminders.reconcile(self.sink(), self.desired, self.config, self.store, NOW)
+                self.completed()  # fewer writes than the kill point: it ran to the end
+        finally:
+            reminders.apply = real_apply
+            self.store.dead = False
+            self.die_at_write = None
+        KILL_POINTS["reconcile state machine"] += 1
+
+    @rule()
+    def reconcile(self) -> None:
+        self.die_at_write = None
+        state_before = reminders.load_state(self.store, "reminders")
+        try:
+            reminders.reconcile(self.sink(), self.desired, self.config, self.store, NOW)
+        except SinkRefused:
+            # only when the sink shows none of what kithkeep recorded as written
+            assert not self.files()
+            assert any(s.status == "written" for s in state_before.values())
+            reminders.reconcile(self.sink(), self.desired, self.config, self.store, NOW, force=True)
+        self.completed()
+        self.check_converged()
+        # a second run right away changes nothing
+        before = sorted((p.name, json.dumps(d)) for p, d in self.files())
+        counts = reminders.reconcile(self.sink(), self.desired, self.config, self.store, NOW)
+        assert set(counts) <= {"adopt"} and not counts.get("adopt"), counts
+        assert sorted((p.name, json.dumps(d)) for p, d in self.files()) == before
+
+    def check_converged(self) -> None:
+        events = [d for _p, d in self.files()]
+        keys = [d["key"] for d in events]
+        state = reminders.load_state(self.store, "reminders")
+        wanted = {f.key: f for f in self.desired}
+        assert len(keys) == len(set(keys)), "two events for one reminder"
+        assert set(keys) <= set(wanted), "a reminder that is no longer wanted"
+        for k in wanted:
+            # every wanted reminder is in the sink, or the user dismissed it by deleting it
+            assert k in keys or (state.get(k) is not None and state[k].status == "dismissed"), k
+        assert {k for k, s in state.items() if s.status == "written"} == set(keys)
+        for d in events:
+            assert d["title"] == wanted[d["key"]].title  # the text follows the finding
+            if d["key"] in self.moved:  # the user's time is kept
+                assert datetime.fromisoformat(d["start"]) == self.moved[d["key"]]
+
+    @invariant()
+    def never_a_duplicate(self) -> None:
+        uids = [d["uid"] for _p, d in self.files()]
+        assert len(uids) == len(set(uids)), "duplicate UID in the sink"
+
+
+ReconcileMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=25, deadline=None
+)
+test_reconcile_state_machine = ReconcileMachine.TestCase
 
 
 def test_report_the_kill_points() -> None:
