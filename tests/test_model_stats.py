@@ -500,6 +500,9 @@ def test_unanswered_streak_counts_my_messages_since_they_last_wrote() -> None:
         mail(ME, ["elena@x.org"], day(40)),
     ]
     assert person(run(msgs), "elena@x.org").unanswered_streak == 3
+    # copying her on a thread to someone else asks nothing of her
+    msgs.append(mail(ME, ["ben@x.org"], day(50), cc=["elena@x.org"]))
+    assert person(run(msgs), "elena@x.org").unanswered_streak == 3
     msgs.append(mail("elena@x.org", [ME], day(41)))
     assert person(run(msgs), "elena@x.org").unanswered_streak == 0
 

@@ -247,11 +247,13 @@ def person_stats(
     inits_me = sum(1 for it in inits if it[0] == OUT)
     inits_them = len(inits) - inits_me
 
+    # the user's messages to them (in To) since they last wrote; being copied on someone
+    # else's thread asks nothing of them
     streak = 0
-    for it in reversed(items):  # the user's messages since the person last wrote
+    for it in reversed(items):
         if it[1] == IN:
             break
-        if it[1] == OUT:
+        if it[1] == OUT and it[3]:
             streak += 1
 
     pending = None

@@ -64,7 +64,7 @@ class PersonStats:
     # median gap in days between the starts of exchanges (a reply, or contact within a
     # day of the previous one, continues an exchange rather than starting one)
     cadence_days: float | None = None
-    # the user's messages since the person last wrote
+    # the user's messages since the person last wrote (those with the person in To)
     unanswered_streak: int = 0
     pending_inbound: PendingMessage | None = None
     strength: float = 0.0
