@@ -127,6 +127,13 @@ def analyze_msgs(
     # (address, display name) -> uses; summed per person after the loop (few distinct pairs)
     pairs: dict[tuple[str, str], int] = {}
 
+    # address -> the root of its person, or "" when it is not a person (asked once per address)
+    person_of: dict[str, str] = {}
+
+    def who(addr: str) -> str:
+        r = person_of[addr] = root(addr) if is_person(addr) else ""
+        return r
+
     for idx, m in enumerate(msgs):
         rc = m.rc
         if len(rc.every) > max_recipients:
@@ -140,17 +147,22 @@ def analyze_msgs(
             # one contact per person, even when two of their addresses are on the message
             targets: dict[str, bool] = {}
             for addr, name in rc.all:
-                if is_person(addr):
-                    r = root(addr)
+                r = person_of.get(addr)
+                if r is None:
+                    r = who(addr)
+                if r:
                     pairs[addr, name] = pairs.get((addr, name), 0) + 1
                     targets[r] = targets.get(r, False) or addr in rc.to
             for r, direct in targets.items():
                 items_by[r].append((m.ts, OUT, idx, direct))
-        elif sender is not None and is_person(sender):
-            r = root(sender)
-            pair = (sender, m.sender_name)
-            pairs[pair] = pairs.get(pair, 0) + 1
-            items_by[r].append((m.ts, IN, idx, not me.isdisjoint(rc.to)))
+        elif sender is not None:
+            r = person_of.get(sender)
+            if r is None:
+                r = who(sender)
+            if r:
+                pair = (sender, m.sender_name)
+                pairs[pair] = pairs.get(pair, 0) + 1
+                items_by[r].append((m.ts, IN, idx, not me.isdisjoint(rc.to)))
 
     meetings = meetings_from_events(events, me, cfg, now, is_person)
     for ref, (meeting, addrs) in enumerate(meetings):

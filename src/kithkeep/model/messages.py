@@ -61,7 +61,9 @@ class Msg:
     linked: bool  # has In-Reply-To or References
     sent: bool
     thrid: int | None
-    loc: tuple[str, str, str]
+    # where this copy is, to choose among copies the same way every time:
+    # (account, folder, uid) for records, the row id in the store
+    loc: Any
 
     @property
     def date(self) -> datetime:
@@ -96,7 +98,7 @@ class _AddrParser:
 
     def __init__(self) -> None:
         self.json_cache: dict[str, Addrs] = {"[]": ()}
-        self.rc_cache: dict[Any, Recipients] = {}
+        self.rc_cache: dict[str, Recipients] = {}
         self.norm_cache: dict[str, str] = {}
 
     def norm(self, email: str) -> str:
@@ -117,11 +119,12 @@ class _AddrParser:
             self.json_cache[text] = got
         return got
 
-    def recipients_json(self, to: str, cc: str, bcc: str) -> Recipients:
-        key: Any = to if cc == "[]" and bcc == "[]" else (to, cc, bcc)
-        got = self.rc_cache.get(key)
+    def recipients_text(self, text: str) -> Recipients:
+        """To, Cc and Bcc JSON joined by newlines (JSON text never holds a raw newline)."""
+        got = self.rc_cache.get(text)
         if got is None:
-            got = self.rc_cache[key] = _recipients(
+            to, cc, bcc = [*(text or "").split("\n", 2), "", ""][:3]
+            got = self.rc_cache[text] = _recipients(
                 self.from_json(to), self.from_json(cc), self.from_json(bcc)
             )
         return got
@@ -271,44 +274,40 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
         rows = _driver_rows(
             conn,
             sa.select(
-                c.account,
-                c.folder,
-                c.uid,
+                c.id,
                 c.message_id,
                 date,
                 _epoch(conn.dialect.name, date),
                 c.from_json,
-                c.to_json,
-                c.cc_json,
-                c.bcc_json,
+                # one value for the three lists: one cache lookup per message
+                c.to_json + "\n" + c.cc_json + "\n" + c.bcc_json,
                 c.in_reply_to,
                 c.references_json,
                 c.subject,
                 c.flags.contains("\\Answered", autoescape=True),
+                sa.or_(c.in_reply_to.is_not(None), c.references_json.not_in(["[]", ""])),
                 c.gm_msgid,
                 c.gm_thrid,
                 c.in_sent_folder,
             ).where(personal),
         )
     from_json = parser.from_json
-    recipients = parser.recipients_json
+    recipients = parser.recipients_text
     out: list[Msg] = []
     append = out.append
+    # answered, linked and in_sent come as 0/1 from SQLite: used as truth values only
     for (
-        account,
-        folder,
-        uid,
+        row_id,
         message_id,
         date,
         ts,
         from_text,
-        to_text,
-        cc_text,
-        bcc_text,
+        rcpt_text,
         irt,
         refs,
         subject,
         answered,
+        linked,
         gm_msgid,
         gm_thrid,
         in_sent,
@@ -324,16 +323,16 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                 date,
                 frm[0][0] if frm else None,
                 frm[0][1] if frm else "",
-                recipients(to_text, cc_text, bcc_text),
+                recipients(rcpt_text),
                 message_id,
                 irt,
                 refs,
                 subject or "",
-                bool(answered),
-                bool(irt) or (refs is not None and refs not in {"[]", ""}),
-                bool(in_sent),
+                answered,
+                linked,
+                in_sent,
                 gm_thrid,
-                (account, folder, uid),
+                row_id,
             )
         )
     return out, pre
