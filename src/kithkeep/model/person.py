@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
@@ -51,7 +52,7 @@ def meetings_from_events(
     me: frozenset[str],
     cfg: AnalysisConfig,
     now: datetime,
-    is_person: Any,
+    is_person: Callable[[str], bool],
 ) -> list[tuple[Meeting, list[tuple[str, str]]]]:
     """Meetings that count, with the people met.
 
@@ -114,6 +115,11 @@ class PersonContext:
     me: frozenset[str]
     cfg: AnalysisConfig
     now: datetime
+    month_bounds: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.month_bounds:
+            self.month_bounds = month_starts(self.now)
 
 
 def _parents(msgs: list[Msg]) -> Callable[[int], Iterator[str]]:
@@ -326,7 +332,7 @@ def person_stats(
         tier_source="strength" if is_tie else None,
         is_tie=is_tie,
         initiations=initiations,
-        monthly=_monthly(items, ctx.now),
+        monthly=_monthly(items, ctx.month_bounds),
     )
 
 
@@ -368,16 +374,21 @@ def _tier(peak: float, cfg: AnalysisConfig) -> str:
     return "wider"
 
 
-def _monthly(items: list[tuple[float, int, int, bool]], now: datetime) -> tuple[int, ...]:
-    counts = [0] * MONTHS
+def month_starts(now: datetime) -> list[float]:
+    """Timestamps of the first instants of the last ``MONTHS`` months (UTC) and of the next."""
     this_month = now.year * 12 + now.month - 1
-    first = this_month - MONTHS + 1
-    start_ts = datetime(first // 12, first % 12 + 1, 1, tzinfo=UTC).timestamp()
-    for ts, _kind, _ref, _direct in items:
-        if ts < start_ts:
-            continue
-        d = datetime.fromtimestamp(ts, UTC)
-        idx = d.year * 12 + d.month - 1 - first
+    return [
+        datetime(m // 12, m % 12 + 1, 1, tzinfo=UTC).timestamp()
+        for m in range(this_month - MONTHS + 1, this_month + 2)
+    ]
+
+
+def _monthly(items: list[tuple[float, int, int, bool]], bounds: list[float]) -> tuple[int, ...]:
+    """Contacts per month; ``bounds`` from :func:`month_starts` (computed once per analysis)."""
+    counts = [0] * MONTHS
+    # items are sorted by time: skip the older ones with one bisection
+    for ts, _kind, _ref, _direct in items[bisect_left(items, (bounds[0],)) :]:
+        idx = bisect_right(bounds, ts) - 1
         if 0 <= idx < MONTHS:
             counts[idx] += 1
     return tuple(counts)
