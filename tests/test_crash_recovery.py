@@ -840,6 +840,7 @@ class ReconcileMachine(RuleBasedStateMachine):
         self.die_at_write: int | None = None
         self.writes = 0
         self.user_deleted: set[str] = set()
+        self.ever_deleted: set[str] = set()  # keys whose event the user deleted at some time
 
     def teardown(self) -> None:
         self.store.close()
@@ -887,6 +888,7 @@ class ReconcileMachine(RuleBasedStateMachine):
             self.moved.pop(d["key"], None)
             if recorded is not None and recorded.status == "written":
                 self.user_deleted.add(d["key"])
+            self.ever_deleted.add(d["key"])
 
     def completed(self) -> None:
         """After a reconcile that ran to the end: what the user deleted stays deleted."""
@@ -897,6 +899,8 @@ class ReconcileMachine(RuleBasedStateMachine):
                 assert state[k].status == "dismissed", k
                 assert k not in keys, f"{k} was written again after the user deleted it"
         self.user_deleted.clear()
+        # a reminder kithkeep deleted (resolved) and writes again later takes a new slot
+        self.moved = {k: v for k, v in self.moved.items() if k in keys}
 
     @rule(at=st.integers(1, 6), between_plan_and_apply=st.booleans())
     def crash_during_reconcile(self, at: int, between_plan_and_apply: bool) -> None:
@@ -952,6 +956,8 @@ class ReconcileMachine(RuleBasedStateMachine):
             # every wanted reminder is in the sink, or the user dismissed it by deleting it
             assert k in keys or (state.get(k) is not None and state[k].status == "dismissed"), k
         assert {k for k, s in state.items() if s.status == "written"} == set(keys)
+        # (that only what the user deleted is ever dismissed does not hold after every
+        # crash: see test_a_resolved_reminder_killed_mid_delete_is_not_dismissed_later)
         for d in events:
             assert d["title"] == wanted[d["key"]].title  # the text follows the finding
             if d["key"] in self.moved:  # the user's time is kept
@@ -967,6 +973,31 @@ ReconcileMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=25, deadline=None
 )
 test_reconcile_state_machine = ReconcileMachine.TestCase
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reminders.apply deletes a resolved reminder from the sink before it drops its "
+    "reminder_state row; killed in between, the row still says 'written', and if the same "
+    "finding comes back (e.g. the weekly budget gives it its reminder again) plan() takes "
+    "the missing event for a user deletion and dismisses it for good. Fix: drop the state "
+    "row (commit) before the sink delete",
+)
+def test_a_resolved_reminder_killed_mid_delete_is_not_dismissed_later() -> None:
+    m = ReconcileMachine()
+    try:
+        m.desired = [POOL[0], POOL[1]]
+        m.reconcile()
+        m.desired = [POOL[1]]  # Person 1's finding resolves: its reminder is deleted...
+        m.crash_during_reconcile(at=1, between_plan_and_apply=False)  # ...killed right after
+        assert [d["key"] for _p, d in m.files()] == [POOL[1].key]
+        m.desired = [POOL[0], POOL[1]]  # the same finding comes back
+        m.reconcile()
+        state = reminders.load_state(m.store, "reminders")
+        assert state[POOL[0].key].status == "written"
+        assert sorted(d["key"] for _p, d in m.files()) == [POOL[0].key, POOL[1].key]
+    finally:
+        m.teardown()
 
 
 def test_report_the_kill_points() -> None:

@@ -258,9 +258,10 @@ CORRUPTIONS: dict[str, Callable[[str, st.DrawFn], bytes]] = {
     "nul": _insert(b"\x00"),
     "8-bit": lambda v, d: _insert(
         d(
-            st.binary(min_size=1, max_size=40)
-            .filter(lambda b: not b.isascii())
-            .map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+            # at least one byte >= 0x80 (Latin-1, broken UTF-8, ...), no line ends
+            st.tuples(st.integers(0x80, 0xFF), st.binary(max_size=39)).map(
+                lambda t: bytes([t[0]]) + t[1].replace(b"\r", b"").replace(b"\n", b"")
+            )
         )
     )(v, d),
     "junk": lambda _v, d: d(_LINE_JUNK),
