@@ -423,15 +423,6 @@ def _demo_run(root: Path, url: str, now: datetime) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sa.exc.StatementError,
-    reason="model/analyze.py: read_msgs reads rows with _driver_rows, bypassing UTCDateTime, "
-    "and Msg.date returns a datetime raw_date as it is; psycopg gives naive datetimes, which "
-    "reach PersonStats.last_contact, and save_people fails ('naive datetime given to the "
-    "store'). Fix: in Msg.date, d if d.tzinfo else d.replace(tzinfo=UTC); with that patch "
-    "applied this test passes (same people, findings and reminders on both backends)",
-)
 def test_pipeline_over_the_demo_gives_the_same_result_on_both_backends(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
