@@ -9,7 +9,6 @@ messages, the config and the clock.
 from __future__ import annotations
 
 import math
-import statistics
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -116,10 +115,11 @@ class PersonContext:
     cfg: AnalysisConfig
     now: datetime
     month_bounds: list[float] = field(default_factory=list)
+    now_ts: float = 0.0
 
     def __post_init__(self) -> None:
-        if not self.month_bounds:
-            self.month_bounds = month_starts(self.now)
+        self.month_bounds = self.month_bounds or month_starts(self.now)
+        self.now_ts = self.now.timestamp()
 
 
 def _parents(msgs: list[Msg]) -> Callable[[int], Iterator[str]]:
@@ -134,7 +134,14 @@ def _parents(msgs: list[Msg]) -> Callable[[int], Iterator[str]]:
 
 
 def _median(values: list[float]) -> float | None:
-    return float(statistics.median(values)) if values else None
+    """The median (statistics.median's definition, without its generality: it is called
+    three times per person)."""
+    n = len(values)
+    if not n:
+        return None
+    v = sorted(values)
+    mid = n // 2
+    return float(v[mid]) if n % 2 else (v[mid - 1] + v[mid]) / 2
 
 
 def person_stats(
@@ -276,7 +283,7 @@ def person_stats(
 
     gaps = [(b - a) / DAY for a, b in pairwise(starts)]
     cadence = _median(gaps)
-    strength, peak = _strength(items, cfg.half_life_days, ctx.now.timestamp())
+    strength, peak = _strength(items, cfg.half_life_days, ctx.now_ts)
     if not ((counts[IN] and counts[OUT]) or counts[MEETING]):
         strength, peak = 0.0, 0.0  # contact both ways is required
     n_in, n_out = counts[IN], counts[OUT]
