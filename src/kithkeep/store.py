@@ -190,20 +190,21 @@ def _message_values(
     r: MessageRecord, date: Callable[[datetime | None], Any] = _same
 ) -> tuple[Any, ...]:
     """A record as the values of ``_MESSAGE_COLUMNS``; ``date`` converts the two dates."""
-    irt = r.in_reply_to
+    irt, cc, bcc, refs = r.in_reply_to, r.cc, r.bcc, r.references
+    d, idate = r.date, r.internal_date
     return (
         r.account,
         r.folder,
         r.uid,
         r.message_id[:500],
-        date(r.date),
-        date(r.internal_date),
+        None if d is None else date(d),
+        None if idate is None else date(idate),
         _addrs_cached(r.from_),
         _addrs_cached(r.to),
-        _addrs_cached(r.cc),
-        _addrs_cached(r.bcc),
+        _addrs_cached(cc) if cc else "[]",
+        _addrs_cached(bcc) if bcc else "[]",
         irt[:500] if irt else None,
-        _refs_json(r.references),
+        _refs_json(refs) if refs else "[]",
         r.subject,
         r.list_id,
         r.list_post,
