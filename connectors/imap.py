@@ -35,6 +35,7 @@ import fnmatch
 import imaplib
 import json
 import logging
+import os
 import socket
 import ssl
 import time
@@ -196,6 +197,20 @@ class ImapSource(MailSource):
             )
         if cfg.chunk_size <= 0:
             raise ConfigError(f"[sources.{name}]: chunk_size must be positive")
+        if cfg.ca_file and not Path(cfg.ca_file).expanduser().is_file():
+            raise ConfigError(f"[sources.{name}]: ca_file {cfg.ca_file!r} is not a readable file")
+        # a missing secret is a configuration error, found before anything is written
+        if not (
+            cfg.password_command
+            or cfg.password_keyring
+            or cfg.password_env
+            or cfg.oauth2_token_command
+            or cfg.oauth2_google
+        ):
+            raise ConfigError(
+                f"[sources.{name}]: no password source: set password_command, "
+                "password_keyring, password_env, oauth2_token_command or oauth2_google"
+            )
         self.cfg = cfg
         self.port = cfg.port or (993 if cfg.tls == "implicit" else 143)
         self._conn: _Conn | None = None
@@ -206,6 +221,14 @@ class ImapSource(MailSource):
     def from_config(cls, name: str, cfg: ImapConfig, config: KithkeepConfig) -> ImapSource:
         return cls(name, cfg)
 
+    def preflight(self) -> None:
+        # checked only by commands that connect: `people` needs no password
+        if self.cfg.password_env and not os.environ.get(self.cfg.password_env):
+            raise ConfigError(
+                f"[sources.{self.name}]: password_env names {self.cfg.password_env}, "
+                "which is not set in the environment"
+            )
+
     # --------------------------------------------------------- connection
 
     def _where(self) -> str:
@@ -213,7 +236,9 @@ class ImapSource(MailSource):
 
     def _ssl_context(self) -> ssl.SSLContext:
         try:
-            return ssl.create_default_context(cafile=self.cfg.ca_file or None)
+            return ssl.create_default_context(
+                cafile=str(Path(self.cfg.ca_file).expanduser()) if self.cfg.ca_file else None
+            )
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(
                 f"[sources.{self.name}]: ca_file {self.cfg.ca_file!r} is unusable: "

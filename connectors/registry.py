@@ -67,10 +67,41 @@ def build_sink(config: Config, cc: ConnectorConfig) -> ReminderSink:
 
 
 def validate(config: Config) -> None:
-    """Validate every source and sink table without connecting anywhere."""
+    """Validate every source and sink table without connecting anywhere.
+
+    Each connector is built (constructors check their own options and never
+    connect), so that every configuration error surfaces here, before the CLI
+    opens the store or writes anything.
+    """
+    file = str(config.path or "<config>")
     for cc in config.sources:
-        build_dataclass(
-            _resolve(SOURCES, "source", config, cc).Config, cc.options, _where(config, cc)
-        )
+        _build_checked(config, cc, build_source, file)
     for cc in config.sinks:
-        build_dataclass(_resolve(SINKS, "sink", config, cc).Config, cc.options, _where(config, cc))
+        _build_checked(config, cc, build_sink, file)
+
+
+def _build_checked(config: Config, cc: ConnectorConfig, build: Any, file: str) -> None:
+    try:
+        connector = build(config, cc)
+    except ConfigError as exc:
+        if exc.message.startswith(file):
+            raise
+        raise ConfigError(f"{file}: {exc.message}", hint=exc.hint) from None
+    connector.close()
+
+
+def preflight(config: Config, only: set[str] | None = None) -> None:
+    """Before a command that connects opens the store: what each source needs to run."""
+    file = str(config.path or "<config>")
+    for cc in config.sources:
+        if only and cc.name not in only:
+            continue
+        source = build_source(config, cc)
+        try:
+            source.preflight()
+        except ConfigError as exc:
+            if exc.message.startswith(file):
+                raise
+            raise ConfigError(f"{file}: {exc.message}", hint=exc.hint) from None
+        finally:
+            source.close()

@@ -62,7 +62,7 @@ class StoreLock:
             os.close(fd)
             who = f" (pid {holder})" if holder else ""
             raise LockedError(
-                f"another kithkeep daemon{who} is already running on the store {self._display}",
+                f"another kithkeep process{who} is already running on the store {self._display}",
                 hint=f"stop it first; lock file {self.path}",
             ) from None
         except OSError as exc:

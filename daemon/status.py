@@ -106,3 +106,14 @@ def record_failure(
 
 def set_next_run(store: Store, kind: str, name: str, next_run: datetime | None) -> None:
     _upsert(store, kind, name, {"next_run": next_run})
+
+
+def record_results(store: Store, synced: list[str], errors: dict[str, str], at: datetime) -> None:
+    """Record a one-off run's outcome (``kithkeep run``/``sync``, the timer unit)."""
+    previous = load(store)
+    for name in synced:
+        record_success(store, SOURCE, name, at, None)
+    for name, error in errors.items():
+        before = previous.get((SOURCE, name))
+        failures = (before.failures if before else 0) + 1
+        record_failure(store, SOURCE, name, error, at, failures, None)

@@ -61,6 +61,10 @@ class Source(ABC):  # noqa: B024 - abstract through its two subclasses
         """Connect and list what would be read, without syncing."""
         return []
 
+    def preflight(self) -> None:  # noqa: B027 - optional hook
+        """Check what a sync needs from the environment (a secret's variable, ...)
+        before anything is written; raise ConfigError naming the key."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

@@ -51,6 +51,7 @@ def sync_all(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     only: set[str] | None = None,
+    log_errors: bool = True,
 ) -> tuple[list[SyncResult], dict[str, str], set[str]]:
     """Sync each source; returns results, errors by source, and the user's addresses they know."""
     results: list[SyncResult] = []
@@ -64,7 +65,8 @@ def sync_all(
             me |= source.me_addresses()
             results.append(sync_source(store, source, progress=progress, should_stop=should_stop))
         except KithkeepError as exc:
-            log.error("source %s failed: %s", cc.name, exc.format_message())
+            if log_errors:
+                log.error("source %s failed: %s", cc.name, exc.format_message())
             errors[cc.name] = exc.format_message()
         finally:
             source.close()
@@ -196,10 +198,11 @@ def run_once(
     force: bool = False,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    log_errors: bool = True,
 ) -> RunReport:
     now = now or datetime.now(UTC)
     report = RunReport()
     report.synced, report.source_errors, me = sync_all(
-        config, store, progress=progress, should_stop=should_stop
+        config, store, progress=progress, should_stop=should_stop, log_errors=log_errors
     )
     return analyze_and_act(config, store, now, extra_me=me, force=force, report=report)

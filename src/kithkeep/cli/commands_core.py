@@ -15,6 +15,8 @@ from kithkeep.cli.app import App, print_json, stderr_is_terminal
 from kithkeep.cli.render import console, findings_table, progress_bar
 from kithkeep.config import load_config
 from kithkeep.connectors import registry
+from kithkeep.daemon import status as run_status
+from kithkeep.daemon.lock import StoreLock
 from kithkeep.errors import KithkeepError, SourceError, UsageError
 from kithkeep.pipeline import RunReport, run_once, sync_all
 from kithkeep.store import Store
@@ -139,9 +141,21 @@ def register(cli: click.Group) -> None:
         unknown = set(sources) - {s.name for s in config.sources}
         if unknown:
             raise UsageError(f"no source named {sorted(unknown)[0]!r} in the config")
-        with progress_bar(stderr_is_terminal() and not as_json) as progress:
+        registry.preflight(config, set(sources) or None)
+        # one process at a time per store: the daemon, run and sync exclude each other
+        with (
+            StoreLock(config.database_url),
+            progress_bar(stderr_is_terminal() and not as_json) as progress,
+        ):
             results, errors, _ = sync_all(
-                config, app.store(), progress=progress, only=set(sources) or None
+                config,
+                app.store(),
+                progress=progress,
+                only=set(sources) or None,
+                log_errors=False,  # the CLI reports them in its one final line
+            )
+            run_status.record_results(
+                app.store(), [r.source for r in results], errors, datetime.now(UTC)
             )
         if as_json:
             print_json(
@@ -159,7 +173,7 @@ def register(cli: click.Group) -> None:
         if errors:
             raise SourceError(
                 "; ".join(f"{k}: {v}" for k, v in errors.items()),
-                hint="the other sources were synced",
+                hint="the other sources were synced" if results else None,
             )
 
     @cli.command()
@@ -169,8 +183,18 @@ def register(cli: click.Group) -> None:
     def run(app: App, force: bool, as_json: bool) -> None:
         """Sync, analyze, judge and write reminders: the whole job, once."""
         now = datetime.now(UTC)
-        with progress_bar(stderr_is_terminal() and not as_json) as progress:
-            report = run_once(app.config(), app.store(), now=now, force=force, progress=progress)
+        config = app.config()
+        registry.preflight(config)
+        with (
+            StoreLock(config.database_url),
+            progress_bar(stderr_is_terminal() and not as_json) as progress,
+        ):
+            report = run_once(
+                config, app.store(), now=now, force=force, progress=progress, log_errors=False
+            )
+            run_status.record_results(
+                app.store(), [r.source for r in report.synced], report.source_errors, now
+            )
         if as_json:
             print_json(_report_json(report))
         else:
@@ -178,7 +202,7 @@ def register(cli: click.Group) -> None:
         if report.source_errors:
             raise SourceError(
                 f"{len(report.source_errors)} source(s) failed",
-                hint="the others were synced and analyzed",
+                hint="the others were synced and analyzed" if report.synced else None,
             )
 
     @cli.command()
