@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import imaplib
-import json
 import logging
 import os
 import socket
@@ -44,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from kithkeep.connectors.imap_fetch import (
@@ -115,27 +113,17 @@ class ImapConfig:
 
 
 def load_google_access_token() -> str:
-    """The access token of kithkeep's stored Google authorization.
+    """A valid access token of kithkeep's stored Google authorization.
 
-    The Google calendar connector owns the token file (and its refresh); the
-    IMAP connector only reads the current access token from it.
+    ``kithkeep auth google`` owns the token file; loading refreshes (and
+    saves) an expired token, so XOAUTH2 keeps working unattended.
     """
-    path = Path(platformdirs.user_state_dir("kithkeep")) / "google-token.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SourceError(
-            "no stored Google authorization", hint="run `kithkeep auth google`"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise SourceError(
-            f"cannot read the stored Google authorization {path}: {type(exc).__name__}",
-            hint="run `kithkeep auth google` again",
-        ) from None
-    token = data.get("token") if isinstance(data, dict) else None
+    from kithkeep.google_auth import load_credentials
+
+    token = load_credentials().token
     if not isinstance(token, str) or not token:
         raise SourceError(
-            f"the stored Google authorization {path} holds no access token",
+            "the stored Google authorization holds no access token",
             hint="run `kithkeep auth google` again",
         )
     return remember(token)
