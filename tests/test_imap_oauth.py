@@ -17,7 +17,7 @@ def test_stored_google_token_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyP
         load_google_access_token()
     assert "kithkeep auth google" in missing.value.format_message()
     token_file = tmp_path / "state" / "kithkeep" / "google-token.json"
-    token_file.parent.mkdir(parents=True)
+    token_file.parent.mkdir(parents=True, exist_ok=True)
     token_file.write_text(
         json.dumps(
             {
