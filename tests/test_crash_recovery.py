@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import operator
 import os
 import shutil
 import signal
@@ -244,6 +245,7 @@ def check_kill_points(
     new_url: Callable[[], str],
     make_source: Callable[[], MailSource],
     modes: Sequence[str] = ("after-batch", "in-transaction"),
+    same_checkpoints: Callable[[dict[str, Any], dict[str, Any]], bool] = operator.eq,
 ) -> None:
     ref = reference_run(new_url(), make_source)
     name = make_source().name
@@ -266,7 +268,12 @@ def check_kill_points(
                 src.close()
         got = snapshot(url, name)
         assert got.messages == ref.final.messages, (mode, n)
-        assert got.checkpoints == ref.final.checkpoints, (mode, n)
+        assert same_checkpoints(got.checkpoints, ref.final.checkpoints), (
+            mode,
+            n,
+            got.checkpoints,
+            ref.final.checkpoints,
+        )
         assert got.people == ref.final.people, (mode, n)
 
 
@@ -477,8 +484,9 @@ def imap_mailbox(dovecot_server: DovecotServer) -> ImapUser:
     return user
 
 
-def imap_source(user: ImapUser) -> Callable[[], MailSource]:
-    os.environ["KK_TEST_CRASH_IMAP_PW"] = user.password
+def imap_source(user: ImapUser, chunk_size: int = 25) -> Callable[[], MailSource]:
+    env = "KK_TEST_CRASH_IMAP_PW_" + user.username.split("@")[0].upper()
+    os.environ[env] = user.password
 
     def make() -> MailSource:
         cfg = ImapConfig(
@@ -487,8 +495,8 @@ def imap_source(user: ImapUser) -> Callable[[], MailSource]:
             tls="none",
             allow_plaintext=True,
             username=user.username,
-            password_env="KK_TEST_CRASH_IMAP_PW",
-            chunk_size=25,
+            password_env=env,
+            chunk_size=chunk_size,
             timeout=10,
         )
         src = ImapSource("imap", cfg)
@@ -500,6 +508,89 @@ def imap_source(user: ImapUser) -> Callable[[], MailSource]:
 
 def test_imap_sync_killed_at_every_batch(tmp_path: Path, imap_mailbox: ImapUser) -> None:
     check_kill_points("imap/sqlite", sqlite_urls(tmp_path), imap_source(imap_mailbox))
+
+
+def test_incremental_imap_sync_killed_at_every_batch(
+    tmp_path: Path, dovecot_server: DovecotServer
+) -> None:
+    """A second IMAP sync after flag changes (CONDSTORE) and new mail, killed at every batch."""
+    from imapclient import IMAPClient
+
+    user = dovecot_server.add_user()
+    c = IMAPClient(user.host, user.port, ssl=False, timeout=30)
+    c.login(user.username, user.password)
+    try:
+        for i in range(120):
+            c.append("INBOX", _imap_message(i, False), flags=(b"\\Seen",))
+        for i in range(40):
+            c.append("Sent", _imap_message(i, True), flags=(b"\\Seen",))
+        make = imap_source(user, chunk_size=10)
+        first = sqlite_urls(tmp_path / "first")
+        synced = first()
+        with Store.open(synced) as store:
+            sync_source(store, make())
+            assert sum(1 for _ in store.iter_messages()) == 160
+        # the user answers and flags mail, and new mail arrives
+        c.select_folder("INBOX")
+        uids = sorted(c.search("ALL"))
+        c.add_flags(uids[::4], [b"\\Answered"])
+        c.add_flags(uids[1::5], [b"\\Flagged"])
+        c.remove_flags(uids[2::6], [b"\\Seen"])
+        for i in range(120, 190):
+            c.append("INBOX", _imap_message(i, False))
+        for i in range(40, 60):
+            c.append("Sent", _imap_message(i, True), flags=(b"\\Seen",))
+    finally:
+        c.logout()
+    template = Path(synced.removeprefix("sqlite:///"))
+    counter = itertools.count()
+
+    def new_url() -> str:
+        path = tmp_path / f"inc{next(counter)}.sqlite3"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+
+    check_kill_points("imap-incremental/sqlite", new_url, make, same_checkpoints=but_uidnext)
+
+
+def but_uidnext(got: dict[str, Any], want: dict[str, Any]) -> bool:
+    """Checkpoints equal but for a UIDNEXT left unset (see the xfail below)."""
+    return {k: {**v, "uidnext": None} for k, v in got.items()} == {
+        k: {**v, "uidnext": None} for k, v in want.items()
+    }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="connectors/imap.py: intermediate batches save uidnext=None and only the folder's "
+    "last batch saves UIDNEXT; killed after the last full chunk (new mail a multiple of "
+    "chunk_size), the next run finds the folder 'unchanged' by the uid+1 rule and never "
+    "yields that last batch, so the checkpoint keeps uidnext None until the folder changes "
+    "(harmless for correctness; the STATUS-only no-change check then rests on uid+1 alone)",
+)
+def test_imap_checkpoint_after_a_kill_before_the_last_empty_batch(
+    tmp_path: Path, dovecot_server: DovecotServer
+) -> None:
+    from imapclient import IMAPClient
+
+    user = dovecot_server.add_user()
+    c = IMAPClient(user.host, user.port, ssl=False, timeout=30)
+    c.login(user.username, user.password)
+    try:
+        for i in range(30):  # three full chunks of 10, then an empty last batch
+            c.append("INBOX", _imap_message(i, False), flags=(b"\\Seen",))
+    finally:
+        c.logout()
+    make = imap_source(user, chunk_size=10)
+    urls = sqlite_urls(tmp_path)
+    ref_url = urls()
+    with Store.open(ref_url) as store:
+        sync_source(store, make())
+    url = urls()
+    assert crash_sync(url, make, "after-batch", 3) == -signal.SIGKILL
+    with Store.open(url) as store:
+        sync_source(store, make())
+    assert snapshot(url, "imap").checkpoints == snapshot(ref_url, "imap").checkpoints
 
 
 # ============================================================= reminders
