@@ -553,6 +553,53 @@ def test_incremental_imap_sync_killed_at_every_batch(
     check_kill_points("imap-incremental/sqlite", new_url, make, same_checkpoints=but_uidnext)
 
 
+def test_imap_rescan_after_a_new_uidvalidity_killed_at_every_batch(
+    tmp_path: Path, dovecot_server: DovecotServer
+) -> None:
+    """A folder recreated on the server (new UIDVALIDITY) is rescanned: its first batch
+    replaces the folder's records; a kill anywhere in the rescan must not lose or mix."""
+    from imapclient import IMAPClient
+
+    user = dovecot_server.add_user()
+    c = IMAPClient(user.host, user.port, ssl=False, timeout=30)
+    c.login(user.username, user.password)
+    try:
+        for i in range(20):
+            c.append("INBOX", _imap_message(i, False), flags=(b"\\Seen",))
+        for i in range(100, 160):
+            c.append("Archive", _imap_message(i, False), flags=(b"\\Seen",))
+        make = imap_source(user, chunk_size=10)
+        synced = sqlite_urls(tmp_path / "first")()
+        with Store.open(synced) as store:
+            sync_source(store, make())
+            before = store.checkpoints("imap")["Archive"]["uidvalidity"]
+        c.delete_folder("Archive")
+        c.create_folder("Archive")
+        for i in range(200, 245):
+            c.append("Archive", _imap_message(i, False), flags=(b"\\Seen",))
+        c.select_folder("Archive")
+        assert c.folder_status("Archive", ["UIDVALIDITY"])[b"UIDVALIDITY"] != before
+    finally:
+        c.logout()
+    template = Path(synced.removeprefix("sqlite:///"))
+    counter = itertools.count()
+
+    def new_url() -> str:
+        path = tmp_path / f"uv{next(counter)}.sqlite3"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+
+    check_kill_points("imap-new-uidvalidity/sqlite", new_url, make, same_checkpoints=but_uidnext)
+    url = new_url()
+    with Store.open(url) as store:
+        sync_source(store, make())
+    archive = [m for k, m in snapshot(url, "imap").messages.items() if k[1] == "Archive"]
+    # the old folder's records were replaced by the new folder's, not added to
+    assert sorted(m.message_id for m in archive) == sorted(
+        f"imap{i}.0@example.net" for i in range(200, 245)
+    )
+
+
 def but_uidnext(got: dict[str, Any], want: dict[str, Any]) -> bool:
     """Checkpoints equal but for a UIDNEXT left unset (see the xfail below)."""
     return {k: {**v, "uidnext": None} for k, v in got.items()} == {
