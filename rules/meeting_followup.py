@@ -5,6 +5,20 @@ Follow up while it is fresh: from ``after_days`` after the meeting until
 count; analysis already drops cancelled, declined and not yet ended ones,
 rooms, and kithkeep's own events. The explanation and evidence do not
 depend on the clock: they are the reminder's text.
+
+A follow-up belongs to a meeting that stands alone. A meeting that is part of
+a regular series with the person (a weekly 1:1, a monthly check-in) needs
+none: the next occurrence is the follow-up, and a reminder after each one
+would be noise the user learns to ignore. The model tells two kinds of
+series apart, and each can be turned off:
+
+* ``skip_recurring``: the last meeting is an occurrence of a recurring
+  calendar event (its recurrence id is set);
+* ``regular_days``: separate events that still form a rhythm: the median gap
+  between the recent meetings with the person (``meeting_cadence_days``, at
+  least three meetings) and the gap from the previous meeting to the last one
+  are both at most ``regular_days``. The second condition keeps the first
+  meeting after a series has long ended a fresh one, worth a follow-up.
 """
 
 from __future__ import annotations
@@ -20,6 +34,18 @@ NAME = "meeting_followup"
 REMINDS = True
 
 
+def _in_series(p: PersonStats, met: datetime, cfg: MeetingFollowupConfig) -> bool:
+    """The last meeting is one of a regular series with the person (see the module doc)."""
+    if cfg.skip_recurring and p.last_meeting_recurring:
+        return True
+    if cfg.regular_days <= 0 or p.meeting_cadence_days is None or p.previous_meeting is None:
+        return False
+    return (
+        p.meeting_cadence_days <= cfg.regular_days
+        and days_between(p.previous_meeting, met) <= cfg.regular_days
+    )
+
+
 def evaluate(p: PersonStats, now: datetime, cfg: MeetingFollowupConfig) -> Finding | None:
     met = p.last_meeting
     if not cfg.enabled or p.ignored or met is None:
@@ -28,6 +54,8 @@ def evaluate(p: PersonStats, now: datetime, cfg: MeetingFollowupConfig) -> Findi
     if size is None or size > cfg.max_attendees:
         return None
     if p.last_out is not None and p.last_out >= met:
+        return None
+    if _in_series(p, met, cfg):
         return None
     since = days_between(met, now)
     if since < cfg.after_days or since > cfg.expire_days:

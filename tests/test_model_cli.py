@@ -19,7 +19,7 @@ PEOPLE_FIELDS = {
     "reply_rate_them", "median_reply_hours_me", "median_reply_hours_them", "replies_me",
     "replies_them", "cadence_days", "exchanges", "unanswered_streak", "pending_inbound",
     "strength", "peak_strength", "tier", "tier_source", "is_tie", "ignored", "initiations",
-    "monthly",
+    "monthly", "last_meeting_recurring", "previous_meeting", "meeting_cadence_days",
 }  # fmt: skip
 
 

@@ -114,11 +114,19 @@ class MeetingFollowupConfig:
     after_days: float = 1.0
     # the moment has passed after this many days
     expire_days: float = 7.0
+    # an occurrence of a recurring calendar event (a weekly 1:1) is part of a series:
+    # the next occurrence is the follow-up
+    skip_recurring: bool = True
+    # meetings with the person at most this many days apart (the recent median, three
+    # meetings at least, and the last one within it too) are a regular series even when
+    # each is a separate event; 0 turns this off
+    regular_days: float = 35.0
 
     def __post_init__(self) -> None:
         if self.max_attendees < 2:
             raise _rule_error("meeting_followup", "max_attendees", "must be at least 2")
         _not_negative("meeting_followup", "after_days", self.after_days)
+        _not_negative("meeting_followup", "regular_days", self.regular_days)
         if self.expire_days < self.after_days:
             raise _rule_error("meeting_followup", "expire_days", "must not be below after_days")
 

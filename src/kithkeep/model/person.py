@@ -34,6 +34,9 @@ EXCHANGE_GAP = DAY
 SKEW = 3600.0
 KEEP_INITIATIONS = 20
 MONTHS = 24
+# The rhythm of meetings is that of the most recent ones: a weekly 1:1 that began last
+# month is regular now whatever happened years ago. At most this many gaps count.
+MEETING_RHYTHM_GAPS = 4
 
 IN, OUT, MEETING = 0, 1, 2
 
@@ -44,6 +47,8 @@ class Meeting:
     date: datetime
     summary: str
     size: int
+    # an occurrence of a recurring calendar series (the event has a recurrence id)
+    recurring: bool = False
 
 
 def meetings_from_events(
@@ -96,7 +101,13 @@ def meetings_from_events(
         seen.add(key)
         out.append(
             (
-                Meeting(f"event:{e.uid}:{e.recurrence_id}", e.end, e.summary, len(attendees)),
+                Meeting(
+                    f"event:{e.uid}:{e.recurrence_id}",
+                    e.end,
+                    e.summary,
+                    len(attendees),
+                    recurring=bool(e.recurrence_id),
+                ),
                 met,
             )
         )
@@ -177,6 +188,7 @@ def person_stats(
     inits: list[list[Any]] = []
     open_init: list[list[Any] | None] = [None, None]  # by side: its latest initiation, unanswered
     parent_of: dict[int, int] = {}
+    meeting_refs: list[int] = []  # the person's meetings, oldest first
 
     def accept_in(j: int) -> bool:
         return j in in_refs
@@ -190,6 +202,7 @@ def person_stats(
         parent: int | None = None
         parent_ts = 0.0
         if kind == MEETING:
+            meeting_refs.append(ref)
             # a meeting answers both sides' open initiations
             for side in (IN, OUT):
                 o = open_init[side]
@@ -295,6 +308,11 @@ def person_stats(
         return ctx.meetings[it[2]].date if it[1] == MEETING else msgs[it[2]].date
 
     last_meet = last_ref[MEETING]
+    meeting_times = [ctx.meetings[r].date.timestamp() for r in meeting_refs]
+    # the recent rhythm of meetings: needs two gaps at least (three meetings), since one
+    # gap says nothing about a series
+    recent_gaps = [(b - a) / DAY for a, b in pairwise(meeting_times[-MEETING_RHYTHM_GAPS - 1 :])]
+    meeting_cadence = _median(recent_gaps) if len(recent_gaps) >= 2 else None
 
     def last_date(kind: int) -> datetime | None:
         ref = last_ref[kind]
@@ -312,6 +330,9 @@ def person_stats(
         last_out=last_date(OUT),
         last_meeting=last_date(MEETING),
         last_meeting_size=ctx.meetings[last_meet].size if last_meet is not None else None,
+        last_meeting_recurring=last_meet is not None and ctx.meetings[last_meet].recurring,
+        previous_meeting=(ctx.meetings[meeting_refs[-2]].date if len(meeting_refs) >= 2 else None),
+        meeting_cadence_days=(round(meeting_cadence, 1) if meeting_cadence is not None else None),
         messages_in=n_in,
         messages_out=n_out,
         messages_in_direct=direct_counts[IN],

@@ -85,6 +85,14 @@ class PersonStats:
     initiations_them_answered: int = 0
     # messages plus meetings per calendar month, the last 24 months, oldest first
     monthly: tuple[int, ...] = field(default=())
+    # added for meeting_followup: a meeting in a regular series needs no follow-up.
+    # The last meeting is an occurrence of a recurring calendar event:
+    last_meeting_recurring: bool = False
+    # the meeting before the last one
+    previous_meeting: datetime | None = None
+    # median gap in days between the most recent meetings (up to 5 of them); None
+    # with fewer than three meetings
+    meeting_cadence_days: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values (ISO dates, lists). Written for speed: analysis saves thousands."""
@@ -105,7 +113,7 @@ class PersonStats:
             return datetime.fromisoformat(v) if v else None
 
         kwargs = dict(data)
-        for k in ("first_contact", "last_contact", "last_in", "last_out", "last_meeting"):
+        for k in _DATE_FIELDS:
             kwargs[k] = dt(kwargs.get(k))
         kwargs["addresses"] = tuple(kwargs.get("addresses", ()))
         p = kwargs.get("pending_inbound")
@@ -122,7 +130,14 @@ class PersonStats:
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(PersonStats))
-_DATE_FIELDS = ("first_contact", "last_contact", "last_in", "last_out", "last_meeting")
+_DATE_FIELDS = (
+    "first_contact",
+    "last_contact",
+    "last_in",
+    "last_out",
+    "last_meeting",
+    "previous_meeting",
+)
 
 
 def _nested(v: PendingMessage | Initiation) -> dict[str, Any]:
