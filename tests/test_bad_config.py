@@ -91,9 +91,6 @@ CASES = [
         "bad-ca-file",
         IMAP + 'port = 1\nca_file = "/nonexistent/ca.pem"\npassword_env = "HOME"\n',
         ("[sources.mail]", "ca_file"),
-        bug="an unusable ca_file is found only when connecting (ImapSource._ssl_context), "
-        "after the store was created, and reported as a source failure: exit 1, and the "
-        "line lacks the config file's name; registry.validate could check the file exists",
     ),
     Case(
         "missing-secret-source",
