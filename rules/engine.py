@@ -13,8 +13,15 @@ Order of work for each person:
    reminder the user deleted from the calendar: dismissed): such findings
    stay visible in ``kithkeep review --all`` but never become reminders.
 
-Finally the open findings that want a reminder are ranked by severity and
-only the first ``max_per_week`` keep it.
+Finally the open findings that want a reminder share ``max_per_week``
+places. The budget is sticky: a finding whose reminder is already in the
+calendar keeps its place while it stays open, and the places left go to the
+others by severity. Severities drift from day to day (a silence grows, a
+meeting's follow-up fades); ranking afresh on every run would swap two
+findings near the cut, and the calendar would see a reminder deleted and
+another created, back and forth. A written reminder gives up its place only
+when its finding resolves, is snoozed or dismissed (or the budget shrinks
+below the written ones: then the most severe of them stay).
 """
 
 from __future__ import annotations
@@ -127,19 +134,32 @@ def judge_person(
     return [apply_status(f, adjusted, d, now, deleted_reminders) for f in found]
 
 
-def budget(findings: list[Finding], max_reminders: int) -> list[Finding]:
-    """Highest severity first; open findings beyond the budget keep no reminder."""
+def budget(
+    findings: list[Finding], max_reminders: int, written: Collection[str] = frozenset()
+) -> list[Finding]:
+    """Highest severity first; open findings beyond the budget keep no reminder.
+
+    ``written``: keys of findings whose reminder is already in the calendar; those
+    still open take their places first (sticky, see the module doc), the most
+    severe first should there be more of them than places.
+    """
     findings = sorted(findings, key=lambda f: (-f.severity, f.due, f.person_id, f.rule))
-    left = max_reminders
-    out = []
-    for f in findings:
-        if f.remind and f.status == "open":
-            if left > 0:
-                left -= 1
-            else:
-                f = replace(f, remind=False, over_budget=True)  # noqa: PLW2901 - budgeted copy
-        out.append(f)
-    return out
+    wants = [f.remind and f.status == "open" for f in findings]
+    places: set[int] = set()  # indexes into findings that keep their reminder
+    for i, f in enumerate(findings):
+        if len(places) >= max_reminders:
+            break
+        if wants[i] and f.key in written:
+            places.add(i)
+    for i in range(len(findings)):
+        if len(places) >= max_reminders:
+            break
+        if wants[i]:
+            places.add(i)
+    return [
+        replace(f, remind=False, over_budget=True) if wants[i] and i not in places else f
+        for i, f in enumerate(findings)
+    ]
 
 
 def judge(
@@ -150,16 +170,19 @@ def judge(
     decisions: Sequence[DecisionRecord] = (),
     *,
     deleted_reminders: Collection[str] = frozenset(),
+    written_reminders: Collection[str] = frozenset(),
 ) -> list[Finding]:
     """All findings (every status), highest severity first.
 
-    Only open findings keep ``remind``, and of those only the top
-    ``max_per_week``. ``deleted_reminders``: finding keys whose reminder the
-    user deleted from the calendar (they count as dismissed).
+    Only open findings keep ``remind``, and of those only ``max_per_week``:
+    first those in ``written_reminders`` (finding keys whose reminder is in the
+    calendar: they keep their place), then the most severe of the others.
+    ``deleted_reminders``: finding keys whose reminder the user deleted from
+    the calendar (they count as dismissed).
     """
     index = DecisionIndex.build(decisions)
     deleted = frozenset(deleted_reminders)
     findings = [
         f for p in people for f in judge_person(p, now, cfg, index.for_person(p.addresses), deleted)
     ]
-    return budget(findings, reminders.max_per_week)
+    return budget(findings, reminders.max_per_week, frozenset(written_reminders))

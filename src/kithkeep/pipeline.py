@@ -136,6 +136,19 @@ def deleted_reminder_keys(store: Store, sink: str) -> frozenset[str]:
         return frozenset(r[0] for r in rows)
 
 
+def written_reminder_keys(store: Store, sink: str) -> frozenset[str]:
+    """Keys of reminders kithkeep wrote to ``sink``: their findings keep their budget place."""
+    if not sink:
+        return frozenset()
+    with store.engine.connect() as c:
+        rows = c.execute(
+            sa.select(REMINDER_STATE.c.key).where(
+                REMINDER_STATE.c.sink == sink, REMINDER_STATE.c.status == "written"
+            )
+        )
+        return frozenset(r[0] for r in rows)
+
+
 def judge_stored(
     config: Config, store: Store, now: datetime
 ) -> tuple[list[PersonStats], list[Finding]]:
@@ -153,6 +166,7 @@ def judge_stored(
         config.reminders,
         active_decisions(store),
         deleted_reminders=deleted,
+        written_reminders=written_reminder_keys(store, config.reminders.sink),
     )
     return people, findings
 
@@ -178,6 +192,7 @@ def analyze_and_act(
         config.reminders,
         decisions,
         deleted_reminders=deleted_reminder_keys(store, config.reminders.sink),
+        written_reminders=written_reminder_keys(store, config.reminders.sink),
     )
     save_findings(store, report.findings)
     if config.reminders.sink:
