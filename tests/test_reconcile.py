@@ -26,6 +26,7 @@ from kithkeep.reminders import (
     REMINDER_STATE,
     SlotFinder,
     StateRow,
+    content_hash,
     describe,
     load_state,
     plan,
@@ -118,7 +119,9 @@ def _event(r: Reminder, **kw: object) -> SinkEvent:
 
 
 def _row(r: Reminder, status: str = "written") -> StateRow:
-    return StateRow(r.key, r.uid, r.start, r.end, "h", status)
+    return StateRow(
+        r.key, r.uid, r.start, r.end, content_hash(r.title, r.description, r.end - r.start), status
+    )
 
 
 def test_plan_keeps_a_stretched_event_and_ignores_whitespace() -> None:

@@ -253,6 +253,9 @@ def plan(
             or st.status != "written"
             or st.start != current.start
             or st.end != current.end
+            # a kill between an update's sink write and its state commit leaves the
+            # sink right and the recorded text old: record what the sink holds
+            or st.content_hash != content_hash(r.title, r.description, current.end - current.start)
         ):
             actions.append(Action("adopt", r.key, r_kept, current))
     for key, current in sorted(actual.items()):
@@ -275,6 +278,11 @@ def apply(sink: ReminderSink, actions: Sequence[Action], store: Store) -> dict[s
     before the error propagates, so the next run starts from the truth.
     """
     counts: dict[str, int] = {}
+    # Forget resolved reminders before deleting them from the sink: killed in
+    # between, a "written" row with no event would later read as a user deletion
+    # and dismiss the finding for good; an event with no row is simply deleted
+    # (or adopted) by the next run.
+    _record(store, sink.name, [(a, None) for a in actions if a.kind == "delete"])
     results: list[tuple[Action, SinkEvent | None]] = []
     try:
         for a in actions:
