@@ -102,7 +102,9 @@ def decode_words(value: str) -> str:
     for chunk, charset in decode_header(value):
         if isinstance(chunk, bytes):
             try:
-                parts.append(chunk.decode(charset or "ascii", "replace"))
+                # decode_header hands back the plain parts beside encoded words as
+                # raw-unicode-escape bytes: decoding them as ASCII would lose raw UTF-8
+                parts.append(chunk.decode(charset or "raw-unicode-escape", "replace"))
             except LookupError:
                 parts.append(chunk.decode("utf-8", "replace"))
         else:
@@ -162,6 +164,20 @@ def synthetic_message_id(msg: Message) -> str:
     return "kk-" + h.hexdigest()[:32]
 
 
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _normalize_line_ends(raw: bytes) -> bytes:
+    """CR-only files (old Mac mail) get LF line ends; a lone CR inside a value
+    becomes a space, since email's parser would end the header there and lose
+    every later field."""
+    if b"\r" not in raw:
+        return raw
+    if b"\n" not in raw:
+        return raw.replace(b"\r", b"\n")
+    return _LONE_CR.sub(b" ", raw)
+
+
 def parse_header_block(raw: bytes) -> ParsedHeaders:
     """Parse one header block. Never raises for malformed input."""
     out = ParsedHeaders()
@@ -169,6 +185,7 @@ def parse_header_block(raw: bytes) -> ParsedHeaders:
         # a 200 KB header exists in the wild; keep the start, where the fields are
         raw = raw[:_MAX_HEADER_BYTES]
         out.errors.append("size")
+    raw = _normalize_line_ends(raw)
     try:
         msg = _parser.parsebytes(raw)
     except Exception:  # the parser is lenient; this is belt and braces
@@ -177,9 +194,19 @@ def parse_header_block(raw: bytes) -> ParsedHeaders:
         out.message_id = "kk-" + hashlib.sha256(raw).hexdigest()[:32]
         return out
 
+    # Raw values: compat32's get() wraps a value holding 8-bit bytes in an
+    # "unknown-8bit" Header, which turns raw UTF-8 (RFC 6532) into U+FFFD before
+    # _fix_surrogates could decode it.
+    values: dict[str, list[str]] = {}
+    for hname, hvalue in msg.raw_items():
+        values.setdefault(hname.lower(), []).append(str(hvalue))
+
     def first(name: str) -> str | None:
-        v = msg.get(name)
-        return None if v is None else str(v)
+        found = values.get(name.lower())
+        return found[0] if found else None
+
+    def all_of(name: str) -> list[str]:
+        return values.get(name.lower(), [])
 
     def attempt(fieldname: str, fn: object) -> None:
         try:
@@ -195,7 +222,7 @@ def parse_header_block(raw: bytes) -> ParsedHeaders:
         out.date = parse_date(first("Date"))
 
     def _addr(name: str, attr: str) -> None:
-        setattr(out, attr, parse_addresses(str(v) for v in msg.get_all(name) or ()))
+        setattr(out, attr, parse_addresses(all_of(name)))
 
     def _irt() -> None:
         out.in_reply_to = normalize_message_id(first("In-Reply-To"))
@@ -212,7 +239,7 @@ def parse_header_block(raw: bytes) -> ParsedHeaders:
         out.list_id = decode_words(lid)[:300] if lid else None
         lpost = first("List-Post")
         out.list_post = _fix_surrogates(lpost).strip()[:300] if lpost else None
-        out.list_unsubscribe = msg.get("List-Unsubscribe") is not None
+        out.list_unsubscribe = first("List-Unsubscribe") is not None
 
     def _bulk() -> None:
         p = first("Precedence")
