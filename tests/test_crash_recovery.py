@@ -916,17 +916,9 @@ def test_reconcile_killed_at_every_write_plan_and_commit(tmp_path: Path, kind: s
         uids = [e[0] for e in got_sink]
         assert len(uids) == len(set(uids)), f"duplicate UID after a kill at {point} {n}"
         assert got_sink == want_sink, (point, n)
-        # what reconcile depends on; content_hash: see the xfail below
-        assert [r[:6] for r in store_state(url)] == [r[:6] for r in want_store], (point, n)
+        assert store_state(url) == want_store, (point, n)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reminders.plan: after a kill between an update's sink write and the state "
-    "commit, the next run finds the sink already right and neither updates nor adopts, so "
-    "reminder_state.content_hash keeps describing the old text (fix: adopt when the stored "
-    "content_hash differs from the desired reminder's)",
-)
 def test_the_state_hash_matches_the_sink_after_a_kill_during_an_update(tmp_path: Path) -> None:
     ref_url = f"sqlite:///{tmp_path / 'ref.sqlite3'}"
     run_phases("folder", tmp_path / "ref", ref_url, range(len(PHASES)), Hooks(), None)
@@ -1118,14 +1110,6 @@ ReconcileMachine.TestCase.settings = settings(
 test_reconcile_state_machine = ReconcileMachine.TestCase
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reminders.apply deletes a resolved reminder from the sink before it drops its "
-    "reminder_state row; killed in between, the row still says 'written', and if the same "
-    "finding comes back (e.g. the weekly budget gives it its reminder again) plan() takes "
-    "the missing event for a user deletion and dismisses it for good. Fix: drop the state "
-    "row (commit) before the sink delete",
-)
 def test_a_resolved_reminder_killed_mid_delete_is_not_dismissed_later() -> None:
     m = ReconcileMachine()
     try:

@@ -315,14 +315,8 @@ def test_one_broken_field_costs_only_that_field(
     storable(broken_raw)
 
 
-# Known limit, found by this suite: a lone CR inside a value ends the header
-# line for email's parser, the rest of the value is not a header line, and the
-# parser takes everything after it for the body: every later field is lost.
-@pytest.mark.xfail(
-    strict=True,
-    reason="headers.py: a lone CR in one value loses every later field (email's "
-    "feedparser treats it as a line end); fix: turn lone CRs into spaces before parsing",
-)
+# Found by this suite (and fixed): a lone CR inside a value ended the header
+# line for email's parser, which took everything after it for the body.
 def test_a_lone_cr_in_one_field_costs_only_that_field() -> None:
     clean = (
         b"From: Ana <ana@example.org>\r\nSubject: hello there\r\n"
@@ -337,14 +331,6 @@ def test_a_lone_cr_in_one_field_costs_only_that_field() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="headers.py: compat32's msg.get() wraps a value with raw 8-bit bytes in an "
-    "unknown-8bit Header, so raw UTF-8 (RFC 6532, common in real mail) becomes U+FFFD "
-    "before _fix_surrogates sees it (fix: read values with msg.raw_items()); and "
-    "decode_words decodes the plain parts decode_header returns with 'ascii', not "
-    "'raw-unicode-escape', so raw text beside an encoded word becomes a \\u escape",
-)
 @pytest.mark.parametrize(
     ("raw", "attr", "want"),
     [
