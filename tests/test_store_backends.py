@@ -441,15 +441,11 @@ def test_pipeline_over_the_demo_gives_the_same_result_on_both_backends(
 # ------------------------------------------ what SQLite accepts, PostgreSQL must too
 #
 # SQLite ignores VARCHAR lengths and accepts NUL characters; PostgreSQL rejects
-# both, and a rejected row fails its whole batch: the source then never gets
-# past that chunk. Found by these tests; the fix belongs in store.py
-# (``message_row``/``event_row``: cut to the column length, drop NULs) or in the
-# parsers. Strict xfail: they pass, and must then lose the mark, once fixed.
-
-_PG_BUG = "store.py: PostgreSQL rejects the row and with it the whole batch (see module note)"
+# both, and a rejected row would fail its whole batch: the source would never
+# get past that chunk. Found by these tests; store.py now drops NULs and cuts
+# values to their column before writing.
 
 
-@pytest.mark.xfail(strict=True, raises=sa.exc.DataError, reason=_PG_BUG)
 def test_a_nul_in_a_header_does_not_fail_the_batch_on_postgresql(postgres_url: str) -> None:
     raw = b"From: Ana <ana@example.org>\r\nSubject: a\x00b\r\nMessage-ID: <n@x>\r\n\r\n"
     r = record_from_headers(raw, account="acct", folder="INBOX", uid="1")
@@ -458,7 +454,6 @@ def test_a_nul_in_a_header_does_not_fail_the_batch_on_postgresql(postgres_url: s
         assert store.count(Message) == 2
 
 
-@pytest.mark.xfail(strict=True, raises=sa.exc.DataError, reason=_PG_BUG)
 @pytest.mark.parametrize(
     "field",
     [

@@ -360,6 +360,7 @@ class Store:
     ) -> None:
         if not rows:
             return
+        rows = _fit_rows(table, rows)
         dialect = self.engine.dialect.name
         update_cols = [c for c in rows[0] if c not in keys]
         if dialect in ("sqlite", "postgresql"):
@@ -488,6 +489,41 @@ class Store:
 
     def set_meta(self, session: Session, key: str, value: str) -> None:
         self._upsert(session, META, [{"key": key, "value": value}], ["key"])
+
+
+_string_limits: dict[str, dict[str, int | None]] = {}
+
+
+def _fit_rows(table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Values every backend accepts: no NUL characters, strings cut to their column.
+
+    PostgreSQL rejects both (and with the row, the whole batch) where SQLite
+    takes them; one odd header must not stop a source at its chunk. (SQLite's
+    raw message upsert keeps NULs: it accepts them.)
+    """
+    limits = _string_limits.get(table.name)
+    if limits is None:
+        limits = {
+            c.name: getattr(c.type, "length", None)
+            for c in table.columns
+            if isinstance(c.type, sa.String)
+        }
+        _string_limits[table.name] = limits
+    out = []
+    for row in rows:
+        fixed = None
+        for k, v in row.items():
+            if isinstance(v, str) and k in limits:
+                limit = limits[k]
+                w = v.replace("\x00", "") if "\x00" in v else v
+                if limit is not None and len(w) > limit:
+                    w = w[:limit]
+                if w is not v:
+                    if fixed is None:
+                        fixed = dict(row)
+                    fixed[k] = w
+        out.append(row if fixed is None else fixed)
+    return out
 
 
 def _safe_url(url: str) -> str:
