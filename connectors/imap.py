@@ -38,7 +38,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,6 +317,7 @@ class ImapSource(MailSource):
 
     def close(self) -> None:
         self._drop()
+        self._idle_drop(polite=True)
 
     def me_addresses(self) -> set[str]:
         user = self.cfg.username.strip().lower()
@@ -593,3 +594,144 @@ class ImapSource(MailSource):
             gm_msgid=it.gm_msgid,
             gm_thrid=it.gm_thrid,
         )
+
+    # --------------------------------------------------------------- IDLE
+    # wait_for_mail keeps a connection of its own: the sync connection stays
+    # free for fetching (and may be dropped mid-FETCH), and IDLE blocks the
+    # session it runs on. Not thread-safe: wait and close from one thread.
+    _idle_conn: _Conn | None = None
+    # monotonic time the running IDLE command was sent
+    _idle_since: float = 0.0
+    # INBOX UIDNEXT at the last (re)connect: mail that came while no IDLE ran
+    _idle_uidnext: int | None = None
+    # None until the first login tells whether the server offers IDLE
+    _idle_supported: bool | None = None
+    # drops in a row without a good poll in between (reconnect backoff)
+    _idle_drops: int = 0
+    # RFC 2177: re-issue IDLE at least every 29 minutes, or the server may
+    # take the connection for dead and log it out
+    idle_renew: float = 25 * 60.0
+    # one idle_check blocks at most this long, so a stop is seen within it
+    idle_poll: float = 1.0
+
+    def wait_for_mail(self, timeout: float, should_stop: Callable[[], bool] | None = None) -> bool:
+        """Wait with IMAP IDLE on INBOX (read-only) until new mail or ``timeout`` seconds.
+
+        True as soon as the server reports EXISTS, RECENT or FETCH (new mail
+        or a flag change), or when INBOX's UIDNEXT grew while the connection
+        was down. False on timeout, once ``should_stop()`` is true, and at
+        once when the server does not offer IDLE. The connection stays in
+        IDLE between calls, so mail arriving in between is reported by the
+        next call. A dropped connection is reopened quietly with backoff; a
+        failed login or an unreachable server raises :class:`SourceError`.
+        """
+        stop = should_stop or (lambda: False)
+        deadline = time.monotonic() + timeout
+        while not stop():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._idle_supported is False:
+                return False
+            try:
+                if self._idle_conn is None:
+                    if self._idle_open():
+                        return True
+                    # look at the clock again (logging in takes a while); a
+                    # server without IDLE ends the wait at the loop's top
+                    continue
+                news = self._idle_poll_once(min(left, self.idle_poll))
+                self._idle_drops = 0
+                if news:
+                    return True
+            except (*_LINK_ERRORS, IMAPClientError) as exc:
+                self._idle_drop(polite=False)
+                self._idle_drops += 1
+                delay = min(60.0, 0.5 * 2 ** (self._idle_drops - 1))
+                log.info(
+                    "%s: IDLE connection lost (%s); reconnecting in %.1f s",
+                    self.name,
+                    redact(str(exc) or type(exc).__name__)[:200],
+                    delay,
+                )
+                pause_until = min(deadline, time.monotonic() + delay)
+                while not stop() and time.monotonic() < pause_until:
+                    self._sleep(min(0.25, max(0.0, pause_until - time.monotonic())))
+        return False
+
+    def _idle_open(self) -> bool:
+        """Log in, EXAMINE INBOX and start IDLE; True if INBOX grew since the last connection."""
+        conn = self.connect()
+        if "IDLE" not in conn.caps:
+            self._idle_supported = False
+            log.info(
+                "%s: the server does not offer IDLE; new mail is seen at the next interval",
+                self.name,
+            )
+            conn.close()
+            return False
+        self._idle_supported = True
+        self._idle_conn = conn  # before SELECT: a failure below drops it
+        selected = conn.client.select_folder("INBOX", readonly=True)
+        uidnext = selected.get(b"UIDNEXT")
+        grew = False
+        if isinstance(uidnext, int):
+            grew = self._idle_uidnext is not None and uidnext > self._idle_uidnext
+            self._idle_uidnext = uidnext
+        conn.client.idle()
+        self._idle_since = time.monotonic()
+        log.debug("%s: IDLE on INBOX (UIDNEXT %s)", self.name, uidnext)
+        return grew
+
+    def _idle_poll_once(self, wait: float) -> bool:
+        """One idle_check of at most ``wait`` seconds (renewing IDLE when due)."""
+        assert self._idle_conn is not None
+        client = self._idle_conn.client
+        if time.monotonic() - self._idle_since >= self.idle_renew:
+            _text, pending = client.idle_done()
+            client.idle()
+            self._idle_since = time.monotonic()
+            if self._idle_news(pending):
+                return True
+        began = time.monotonic()
+        responses = client.idle_check(timeout=wait)
+        if not responses and wait >= 0.2 and time.monotonic() - began < wait / 2:
+            # idle_check swallows an EOF and returns nothing: a socket that is
+            # readable at once yet yields no line has been closed by the server
+            raise ConnectionLost("server closed the connection")
+        return self._idle_news(responses)
+
+    @staticmethod
+    def _idle_news(responses: list[Any]) -> bool:
+        """True if untagged IDLE responses tell of new mail or changed flags; BYE raises."""
+        news = bye = False
+        for resp in responses:
+            if not isinstance(resp, tuple) or len(resp) < 2:
+                continue
+            if resp[0] == b"BYE":
+                bye = True
+            elif isinstance(resp[0], int) and (
+                resp[1] in (b"EXISTS", b"FETCH") or (resp[1] == b"RECENT" and resp[0] > 0)
+            ):
+                news = True
+        if news:
+            return True  # a BYE with it is noticed at the next poll
+        if bye:
+            raise ConnectionLost("server said BYE")
+        return False
+
+    def _idle_drop(self, *, polite: bool) -> None:
+        """Close the IDLE connection; politely (DONE, LOGOUT) only when it still works."""
+        conn, self._idle_conn = self._idle_conn, None
+        if conn is None:
+            return
+        client = conn.client
+        if polite:
+            try:
+                # a server that stopped answering must not hold up a shutdown
+                client.socket().settimeout(min(2.0, self.cfg.timeout))
+                client.idle_done()
+                client.logout()
+                return
+            except Exception as exc:
+                log.debug("%s: IDLE logout failed: %s", self.name, type(exc).__name__)
+        with contextlib.suppress(Exception):
+            client.shutdown()

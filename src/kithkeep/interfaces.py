@@ -76,6 +76,16 @@ class MailSource(Source):
     def sync(self, ctx: SyncContext) -> Iterator[MailBatch]:
         """Yield batches of new or changed records since the saved positions."""
 
+    def wait_for_mail(self, timeout: float, should_stop: Callable[[], bool] | None = None) -> bool:
+        """Block up to ``timeout`` seconds until the source sees new mail; True if it did.
+
+        Used by the daemon to sync a source early (IMAP IDLE). False at once
+        means this source cannot wait (the default, or a server without
+        IDLE): the caller keeps to its schedule. ``should_stop`` is polled
+        every few seconds; once it returns True the wait ends with False.
+        """
+        return False
+
 
 class CalendarSource(Source):
     kind = "calendar"
