@@ -49,7 +49,7 @@ PEOPLE: tuple[DemoPerson, ...] = (
                subjects=("Quick favor?", "Could you intro me to your CTO?", "Referral help?")),
     DemoPerson("Grace Lee", "grace.lee@outlook.com", 12, 5, 400,
                subjects=("Workshop slides", "Question about the grant", "Weekend plans")),
-    DemoPerson("Hiro Tanaka", "hiro@tanaka.jp", 25, 2, 500,
+    DemoPerson("Hiro Tanaka", "hiro@tanaka.jp", 25, 6, 500,
                subjects=("Partnership idea", "Notes from Tokyo", "Design review")),
     DemoPerson("Isabel Gomez", "isabel.gomez@acme-corp.com", 21, 15, 500,
                subjects=("Q3 planning", "Offsite agenda", "Team dinner")),
@@ -57,7 +57,7 @@ PEOPLE: tuple[DemoPerson, ...] = (
                subjects=("Meetup follow-up",)),
     DemoPerson("Kemi Adeyemi", "kemi@adeyemi.ng", 10, 4, 400,
                subjects=("Running club", "Recipe", "Job lead for you")),
-    DemoPerson("Liam O'Brien", "liam.obrien@protonmail.com", 90, 220, 1100,
+    DemoPerson("Liam O'Brien", "liam.obrien@protonmail.com", 90, 300, 1100,
                subjects=("Pub quiz reunion", "New house!", "Fantasy league")),
 )  # fmt: skip
 
@@ -133,6 +133,8 @@ def build_mailbox(root: Path, now: datetime) -> int:
             last = i == len(exchanges) - 1
             subject = rng.choice(p.subjects)
             me_first = rng.random() < p.me_starts
+            if last and p.name == "Grace Lee":
+                me_first = False  # her last message waits for your answer
             alt = p.name == "Isabel Gomez" and rng.random() < 0.4
             them_addr = _addr(*ISABEL_ALT) if alt else them
             if me_first:
