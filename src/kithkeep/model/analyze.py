@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -54,10 +55,12 @@ from kithkeep.model.person import (
 from kithkeep.model.stats import PersonStats
 from kithkeep.model.vcard import Card, load_contacts
 from kithkeep.records import EventRecord, MessageRecord
-from kithkeep.schema import DerivedPerson
+from kithkeep.schema import Base, DerivedPerson
 from kithkeep.store import Store
 
 log = logging.getLogger(__name__)
+
+PEOPLE: sa.Table = Base.metadata.tables["derived_people"]
 
 
 @dataclass
@@ -134,6 +137,11 @@ def analyze_msgs(
         r = person_of[addr] = root(addr) if is_person(addr) else ""
         return r
 
+    # sent mail, by id() of its Recipients object (alive in msgs throughout): the people
+    # it goes to with "in To", and [the object, how many messages carry it]
+    targets_of: dict[int, tuple[tuple[str, bool], ...]] = {}
+    rc_uses: dict[int, list[Any]] = {}
+
     for idx, m in enumerate(msgs):
         rc = m.rc
         if len(rc.every) > max_recipients:
@@ -144,16 +152,24 @@ def analyze_msgs(
             listed += 1
             continue
         if sender in me or (sender is None and m.sent):
-            # one contact per person, even when two of their addresses are on the message
-            targets: dict[str, bool] = {}
-            for addr, name in rc.all:
-                r = person_of.get(addr)
-                if r is None:
-                    r = who(addr)
-                if r:
-                    pairs[addr, name] = pairs.get((addr, name), 0) + 1
-                    targets[r] = targets.get(r, False) or addr in rc.to
-            for r, direct in targets.items():
+            # The people a message goes to depend on its recipients alone, and messages
+            # share one Recipients object per distinct header (messages.py): work them
+            # out once per object, and count the object's uses for the names afterwards.
+            key = id(rc)
+            targets = targets_of.get(key)
+            if targets is None:
+                # one contact per person, even when two of their addresses are on the message
+                direct_of: dict[str, bool] = {}
+                for addr, _name in rc.all:
+                    r = person_of.get(addr)
+                    if r is None:
+                        r = who(addr)
+                    if r:
+                        direct_of[r] = direct_of.get(r, False) or addr in rc.to
+                targets = targets_of[key] = tuple(direct_of.items())
+                rc_uses[key] = [rc, 0]
+            rc_uses[key][1] += 1
+            for r, direct in targets:
                 items_by[r].append((m.ts, OUT, idx, direct))
         elif sender is not None:
             r = person_of.get(sender)
@@ -163,6 +179,11 @@ def analyze_msgs(
                 pair = (sender, m.sender_name)
                 pairs[pair] = pairs.get(pair, 0) + 1
                 items_by[r].append((m.ts, IN, idx, not me.isdisjoint(rc.to)))
+
+    for rc, n in rc_uses.values():
+        for addr, name in rc.all:
+            if person_of[addr]:
+                pairs[addr, name] = pairs.get((addr, name), 0) + n
 
     meetings = meetings_from_events(events, me, cfg, now, is_person)
     for ref, (meeting, addrs) in enumerate(meetings):
@@ -264,6 +285,28 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _read_and_analyze(
+    store: Store,
+    cfg: AnalysisConfig,
+    configured_me: Iterable[str],
+    now: datetime,
+    extra_me: Iterable[str],
+    decisions: Sequence[DecisionRecord],
+) -> Analysis:
+    msgs, pre = read_msgs(store)
+    return analyze_msgs(
+        msgs,
+        pre,
+        list(store.iter_events()),
+        cfg,
+        configured_me,
+        now,
+        extra_me,
+        decisions=decisions,
+        cards=load_contacts(cfg.contacts_file),
+    )
+
+
 def analyze_store(
     store: Store,
     cfg: AnalysisConfig,
@@ -288,18 +331,10 @@ def analyze_store(
         if previous:
             extra = set(json.loads(previous))
     with _no_gc():
-        msgs, pre = read_msgs(store)
-        result = analyze_msgs(
-            msgs,
-            pre,
-            list(store.iter_events()),
-            cfg,
-            configured_me,
-            now,
-            extra,
-            decisions=decisions,
-            cards=load_contacts(cfg.contacts_file),
-        )
+        # the messages die when _read_and_analyze returns, still inside the pause: the
+        # collection that follows re-enabling scans what analysis kept (the people), not
+        # the hundred thousand messages it was built from
+        result = _read_and_analyze(store, cfg, configured_me, now, extra, decisions)
     if save:
         with _no_gc():
             save_people(store, result, now)
@@ -334,9 +369,11 @@ def save_people(store: Store, result: Analysis, now: datetime) -> None:
         for p in result.people
     ]
     with store.transaction() as s:
-        s.execute(sa.delete(DerivedPerson))
+        # Core statements on the table, not the ORM class: an ORM bulk insert groups
+        # the rows by which values are None and sends hundreds of statements
+        s.execute(sa.delete(PEOPLE))
         if rows:
-            s.execute(sa.insert(DerivedPerson), rows)
+            s.execute(sa.insert(PEOPLE), rows)
         store.set_meta(s, "me", json.dumps(sorted(result.me)))
         store.set_meta(s, "analyzed_at", now.isoformat())
 

@@ -20,7 +20,7 @@ from kithkeep.config import AnalysisConfig
 from kithkeep.model.identity import is_resource, normalize
 from kithkeep.model.messages import Msg
 from kithkeep.model.stats import Initiation, PendingMessage, PersonStats
-from kithkeep.model.threads import ancestor_ids, find_parent, is_reply_subject
+from kithkeep.model.threads import find_parent, is_reply_subject
 from kithkeep.records import EventRecord
 
 # Writing to someone says more about a tie than receiving from them; a meeting more still.
@@ -135,11 +135,13 @@ class PersonContext:
 
 def _parents(msgs: list[Msg]) -> Callable[[int], Iterator[str]]:
     def parents_of(i: int) -> Iterator[str]:
-        # In-Reply-To alone settles most replies: References are parsed only when it does not
+        # In-Reply-To alone settles most replies: References are parsed only when it does not.
+        # Repeats are left in: find_parent skips a message it has seen (ancestor_ids' list
+        # without repeats would be built for nothing)
         m = msgs[i]
         if m.in_reply_to:
             yield m.in_reply_to
-        yield from ancestor_ids(None, m.references)
+        yield from reversed(m.references)
 
     return parents_of
 

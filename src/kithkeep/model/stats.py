@@ -95,8 +95,14 @@ class PersonStats:
     meeting_cadence_days: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON values (ISO dates, lists). Written for speed: analysis saves thousands."""
-        out = {name: getattr(self, name) for name in _FIELD_NAMES}
+        """Plain JSON values (ISO dates, lists). Written for speed: analysis saves thousands.
+
+        The instance dict holds every field in declaration order (a frozen dataclass
+        sets each once in ``__init__``): one C-level copy instead of a getattr per field.
+        The initiations, twenty per person, are spelled out rather than copied from
+        each instance's dict, which would materialize that dict first.
+        """
+        out = dict(self.__dict__)
         for name in _DATE_FIELDS:
             v = out[name]
             if v is not None:
@@ -104,7 +110,16 @@ class PersonStats:
         out["addresses"] = list(self.addresses)
         out["monthly"] = list(self.monthly)
         out["pending_inbound"] = _nested(self.pending_inbound) if self.pending_inbound else None
-        out["initiations"] = [_nested(i) for i in self.initiations]
+        out["initiations"] = [
+            {
+                "date": i.date.isoformat(),
+                "side": i.side,
+                "subject": i.subject,
+                "answered": i.answered,
+                "gap_days": i.gap_days,
+            }
+            for i in self.initiations
+        ]
         return out
 
     @classmethod
@@ -129,7 +144,6 @@ class PersonStats:
         return cls(**{k: v for k, v in kwargs.items() if k in known})
 
 
-_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(PersonStats))
 _DATE_FIELDS = (
     "first_contact",
     "last_contact",
