@@ -354,6 +354,10 @@ def analyze_store(
     return result
 
 
+# one encoder for every person: json.dumps with non-default options builds a new one per call
+_STATS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def save_people(store: Store, result: Analysis, now: datetime) -> None:
     rows = [
         {
@@ -364,7 +368,7 @@ def save_people(store: Store, result: Analysis, now: datetime) -> None:
             "tier": p.tier,
             "strength": p.strength,
             "last_contact": p.last_contact,
-            "stats_json": json.dumps(p.to_json(), ensure_ascii=False, separators=(",", ":")),
+            "stats_json": _STATS_ENCODER.encode(p.to_json()),
         }
         for p in result.people
     ]
