@@ -5,6 +5,7 @@ The builders at the top are shared by the other ``test_model_*`` modules.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from freezegun import freeze_time
 from kithkeep.config import AnalysisConfig
 from kithkeep.decisions import DecisionRecord
 from kithkeep.model.analyze import Analysis, analyze
+from kithkeep.model.messages import _as_utc
 from kithkeep.model.stats import PersonStats
 from kithkeep.model.vcard import Card
 from kithkeep.records import Address, Attendee, EventRecord, MessageRecord
@@ -760,3 +762,30 @@ def test_store_analysis_uses_the_clock(tmp_path: object) -> None:
         assert load_people(store) == result.people
     finally:
         store.close()
+
+
+# ------------------------------------------------------------ serialization, dates
+
+
+def test_to_json_has_every_field_in_declaration_order() -> None:
+    r = run(exchange("ana@x.org", 0) + exchange("ana@x.org", 30, me_first=False))
+    data = person(r, "ana@x.org").to_json()
+    assert list(data) == [f.name for f in dataclasses.fields(PersonStats)]
+    assert data["initiations"] and all(
+        list(i) == ["date", "side", "subject", "answered", "gap_days"] for i in data["initiations"]
+    )
+    assert PersonStats.from_json(data) == person(r, "ana@x.org")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-05 09:00:00.000000", datetime(2026, 1, 5, 9, 0, tzinfo=UTC)),
+        ("2026-01-05 09:00:00.123456", datetime(2026, 1, 5, 9, 0, 0, 123456, tzinfo=UTC)),
+        ("2026-01-05T09:00:00", datetime(2026, 1, 5, 9, 0, tzinfo=UTC)),
+        ("2026-01-05T11:00:00+02:00", datetime(2026, 1, 5, 9, 0, tzinfo=UTC)),  # its own offset
+    ],
+)
+def test_stored_date_text_is_read_as_utc(text: str, expected: datetime) -> None:
+    got = _as_utc(text)
+    assert got == expected and got.tzinfo is UTC
