@@ -46,6 +46,8 @@ from tests.fixtures.radicale import RadicaleUser
 PW_ENV = "KK_TEST_FAULT_PW"
 IMAP_TIMEOUT = 1.0
 DAV_TIMEOUT = 1.5
+# the runs without faults (the last one, the reference) must not trip on a slow machine
+CLEAN_TIMEOUT = 10.0
 SEED = 20261122
 
 # every fault that fired, per part (printed at the end of each test)
@@ -193,7 +195,7 @@ def test_imap_sync_through_drops_and_stalls_converges(
             src.close()
         # the faults end: one clean run through the same proxy
         proxy.enabled = False
-        src = _imap_source(imap_user, proxy.port)
+        src = _imap_source(imap_user, proxy.port, timeout=CLEAN_TIMEOUT)
         sync_source(faulty, src)
         src.close()
     finally:
@@ -201,7 +203,7 @@ def test_imap_sync_through_drops_and_stalls_converges(
     _report("imap", proxy, runs, failed)
 
     # the reference: one fault-free run, straight to Dovecot, into a fresh store
-    src = _imap_source(imap_user, imap_user.port)
+    src = _imap_source(imap_user, imap_user.port, timeout=CLEAN_TIMEOUT)
     sync_source(ref, src)
     src.close()
 
@@ -302,12 +304,12 @@ def _dav(user: RadicaleUser) -> Any:
     return DAVClient(url=user.url, username=user.username, password=user.password)
 
 
-def _dav_source(user: RadicaleUser, url: str) -> CalDavSource:
+def _dav_source(user: RadicaleUser, url: str, timeout: float = DAV_TIMEOUT) -> CalDavSource:
     src = CalDavSource(
         "dav", CalDavSourceConfig(url=url, username=user.username, password_env=PW_ENV), UTC
     )
     # the connector fixes 60 s; a stall test needs the client to give up sooner
-    src.client.timeout = DAV_TIMEOUT
+    src.client.timeout = timeout
     return src
 
 
@@ -364,14 +366,14 @@ def test_caldav_source_through_drops_and_stalls_converges(
             completed += _attempt(lambda src=src: sync_source(faulty, src), failed)
             src.close()
         proxy.enabled = False
-        src = _dav_source(radicale_user, proxy.url)
+        src = _dav_source(radicale_user, proxy.url, CLEAN_TIMEOUT)
         sync_source(faulty, src)
         src.close()
     finally:
         proxy.close()
     _report("caldav source", proxy, runs, failed)
 
-    src = _dav_source(radicale_user, radicale_user.url)
+    src = _dav_source(radicale_user, radicale_user.url, CLEAN_TIMEOUT)
     sync_source(ref, src)
     src.close()
 
@@ -385,9 +387,9 @@ def test_caldav_source_through_drops_and_stalls_converges(
     assert completed >= 1 and failed, (completed, failed)
 
 
-def _sink(user: RadicaleUser, url: str) -> CalDavSink:
+def _sink(user: RadicaleUser, url: str, timeout: float = DAV_TIMEOUT) -> CalDavSink:
     sink = CalDavSink("dav", CalDavSinkConfig(url=url, username=user.username, password_env=PW_ENV))
-    sink.client.timeout = DAV_TIMEOUT
+    sink.client.timeout = timeout
     return sink
 
 
@@ -405,7 +407,7 @@ def _phases() -> list[list[Finding]]:
 
 
 def _sink_state(user: RadicaleUser, store: Store) -> dict[str, Any]:
-    sink = _sink(user, user.url)
+    sink = _sink(user, user.url, CLEAN_TIMEOUT)
     try:
         events = sorted(
             (e.key, e.uid, e.start, e.end, e.title, e.description) for e in sink.list_own()
@@ -453,14 +455,14 @@ def test_caldav_sink_reconcile_through_drops_and_stalls_converges(
                 )
                 sink.close()
             proxy.enabled = False
-            sink = _sink(user, proxy.url)
+            sink = _sink(user, proxy.url, CLEAN_TIMEOUT)
             reconcile(sink, findings, CONFIG, faulty, NOW)
             sink.close()
             proxy.enabled = True
         # the reference: the same phases, fault-free, on another account
         monkeypatch.setenv(PW_ENV, ref_user.password)
         for findings in _phases():
-            sink = _sink(ref_user, ref_user.url)
+            sink = _sink(ref_user, ref_user.url, CLEAN_TIMEOUT)
             reconcile(sink, findings, CONFIG, ref, NOW)
             sink.close()
         want = _sink_state(ref_user, ref)
