@@ -289,6 +289,12 @@ class ImapSource(MailSource):
             with contextlib.suppress(Exception):
                 client.shutdown()
             reason = redact(str(exc)).replace(secret, "********")
+            if "socket error" in reason:
+                # imapclient reports a link lost during LOGIN as a LoginError
+                # ("LOGIN => socket error: EOF"): the server refused nothing
+                raise ConnectError(
+                    f"{self._where()}: connection lost during login ({reason.strip()[:160]})"
+                ) from None
             raise AuthError(
                 f"{self._where()}: the server refused the login for {self.cfg.username}"
                 f" ({reason.strip()[:160]})",
@@ -414,15 +420,18 @@ class ImapSource(MailSource):
 
     def sync(self, ctx: SyncContext) -> Iterator[MailBatch]:
         failures = 0
+        connected_once = False
         while True:
             progressed = False
             try:
                 try:
                     conn = self._connection()
                 except ConnectError:
-                    if not failures:
+                    if not connected_once:
                         raise  # the first attempt: unreachable is one clear line, now
+                    # a reconnect that fails (even after progress) is retried
                     raise ConnectionLost("reconnect failed") from None
+                connected_once = True
                 checkpoints = ctx.checkpoints()  # re-read: the last committed positions
                 conn.passes += 1
                 folders = self.folders(conn, with_status=True)

@@ -217,14 +217,6 @@ def test_imap_sync_through_drops_and_stalls_converges(
     assert completed >= 1 and failed, (completed, failed)  # both outcomes were exercised
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connectors/imap.py ImapSource.connect: a connection dropped during LOGIN makes "
-    "imapclient raise LoginError('command: LOGIN => socket error: EOF'), which connect() turns "
-    "into AuthError ('the server refused the login ... check the password source'); fix: "
-    "treat a LoginError whose cause is a socket error/abort (or whose text has 'socket error') "
-    "as a link error (ConnectError), so check() reports a lost connection",
-)
 def test_link_dropped_during_login_is_not_a_refused_login(
     imap_user: ImapUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,14 +235,6 @@ def test_link_dropped_during_login_is_not_a_refused_login(
     assert isinstance(info.value, ConnectError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connectors/imap.py ImapSource.sync: a reconnect after a lost link catches only "
-    "ConnectError from self._connection(); a link dropped during the re-LOGIN surfaces as "
-    "AuthError (see the test above) and ends the whole sync as 'the server refused the login' "
-    "instead of being retried (max_retries=2 allows it); fix with the LoginError "
-    "classification above, or treat any SourceError on a reconnect as ConnectionLost",
-)
 def test_link_dropped_during_relogin_is_retried(
     imap_user: ImapUser, stores: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
