@@ -504,6 +504,11 @@ class ImapSource(MailSource):
             and (not conn.condstore or st.get("HIGHESTMODSEQ") == saved.get("modseq"))
         ):
             log.debug("%s: %s unchanged", self.name, folder.name)
+            if saved.get("uidnext") != st["UIDNEXT"]:
+                # complete but for the bookkeeping: killed after the last full chunk,
+                # before the folder's closing batch recorded UIDNEXT
+                state = dict(saved, uidnext=st["UIDNEXT"])
+                yield MailBatch(checkpoint=Checkpoint(self.name, folder.name, state))
             return
 
         try:
