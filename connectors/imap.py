@@ -507,8 +507,8 @@ class ImapSource(MailSource):
             if saved.get("uidnext") != st["UIDNEXT"]:
                 # complete but for the bookkeeping: killed after the last full chunk,
                 # before the folder's closing batch recorded UIDNEXT
-                state = dict(saved, uidnext=st["UIDNEXT"])
-                yield MailBatch(checkpoint=Checkpoint(self.name, folder.name, state))
+                complete = dict(saved, uidnext=st["UIDNEXT"])
+                yield MailBatch(checkpoint=Checkpoint(self.name, folder.name, complete))
             return
 
         try:
