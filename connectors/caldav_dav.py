@@ -37,13 +37,13 @@ import icalendar
 from kithkeep.connectors.ics import (
     KEY_PROP,
     _sink_event,
-    _zone,
     expand_events,
     reminder_component,
     serialize,
 )
 
 from kithkeep.config import Config as KithkeepConfig
+from kithkeep.config import zone
 from kithkeep.errors import AuthError, ConnectError, KithkeepError, SinkError, SourceError
 from kithkeep.interfaces import (
     CalendarSource,
@@ -251,7 +251,7 @@ class CalDavSource(CalendarSource):
     def from_config(
         cls, name: str, cfg: CalDavSourceConfig, config: KithkeepConfig
     ) -> CalDavSource:
-        return cls(name, cfg, _zone(config.general.timezone))
+        return cls(name, cfg, zone(config.general.timezone))
 
     @property
     def client(self) -> Any:

@@ -38,6 +38,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from kithkeep.config import Config as KithkeepConfig
+from kithkeep.config import zone
 from kithkeep.errors import AuthError, KithkeepError, SinkError, SourceError
 from kithkeep.interfaces import (
     CalendarSource,
@@ -326,9 +327,8 @@ class GoogleCalendarSource(CalendarSource):
     def from_config(
         cls, name: str, cfg: GoogleCalendarSourceConfig, config: KithkeepConfig
     ) -> GoogleCalendarSource:
-        from kithkeep.connectors.ics import _zone
 
-        return cls(name, cfg, None, _zone(config.general.timezone))
+        return cls(name, cfg, None, zone(config.general.timezone))
 
     @property
     def service(self) -> Any:

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
 
 from kithkeep.config import Config as KithkeepConfig
+from kithkeep.config import zone
 from kithkeep.errors import ConfigError, ConnectError, SinkError, SourceError
 from kithkeep.interfaces import (
     CalendarSource,
@@ -48,12 +48,6 @@ log = logging.getLogger(__name__)
 
 KEY_PROP = "X-KITHKEEP-KEY"
 PRODID = "-//kithkeep//reminders//EN"
-
-
-def _zone(name: str) -> tzinfo:
-    if name:
-        return ZoneInfo(name)
-    return datetime.now().astimezone().tzinfo or UTC
 
 
 def to_utc(value: Any, tz: tzinfo) -> tuple[datetime, bool]:
@@ -229,7 +223,7 @@ class IcsSource(CalendarSource):
             scheme = urllib.parse.urlsplit(_http_url(cfg.url)).scheme.lower()
             if scheme not in ("http", "https"):
                 raise ConfigError(f"{where}: url must be http, https or webcal, not {scheme!r}")
-        return cls(name, cfg, _zone(config.general.timezone))
+        return cls(name, cfg, zone(config.general.timezone))
 
     def _read(self, saved: dict[str, Any] | None = None) -> tuple[bytes | None, dict[str, str]]:
         """The calendar's bytes (None: unchanged since ``saved``) and HTTP validators."""

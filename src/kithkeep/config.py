@@ -20,8 +20,10 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar, Union
+from zoneinfo import ZoneInfo
 
 from kithkeep import paths
 from kithkeep.errors import ConfigError
@@ -429,7 +431,7 @@ def _check_values(config: Config, file: str) -> None:
     if rem.sink and not any(s.name == rem.sink for s in config.sinks):
         raise ConfigError(f"{file}: [reminders]: sink {rem.sink!r} has no [sinks.{rem.sink}] table")
     if config.general.timezone:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from zoneinfo import ZoneInfoNotFoundError
 
         try:
             ZoneInfo(config.general.timezone)
@@ -446,6 +448,13 @@ def _check_values(config: Config, file: str) -> None:
     names = [s.name for s in config.sources]
     if len(set(names)) != len(names):  # TOML already forbids this; kept for dict input
         raise ConfigError(f"{file}: [sources]: duplicate source name")
+
+
+def zone(name: str) -> tzinfo:
+    """The user's time zone: the IANA ``name`` when given, else the system's, else UTC."""
+    if name:
+        return ZoneInfo(name)
+    return datetime.now().astimezone().tzinfo or UTC
 
 
 def parse_hours(text: str) -> tuple[int, int]:

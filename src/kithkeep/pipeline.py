@@ -123,30 +123,26 @@ def reminder_index(store: Store, prefer_sink: str = "") -> dict[str, ReminderInf
     return out
 
 
-def deleted_reminder_keys(store: Store, sink: str) -> frozenset[str]:
-    """Keys of reminders the user deleted from ``sink``: their findings count as dismissed."""
+def _reminder_keys(store: Store, sink: str, status: str) -> frozenset[str]:
     if not sink:
         return frozenset()
     with store.engine.connect() as c:
         rows = c.execute(
             sa.select(REMINDER_STATE.c.key).where(
-                REMINDER_STATE.c.sink == sink, REMINDER_STATE.c.status == "dismissed"
+                REMINDER_STATE.c.sink == sink, REMINDER_STATE.c.status == status
             )
         )
         return frozenset(r[0] for r in rows)
+
+
+def deleted_reminder_keys(store: Store, sink: str) -> frozenset[str]:
+    """Keys of reminders the user deleted from ``sink``: their findings count as dismissed."""
+    return _reminder_keys(store, sink, "dismissed")
 
 
 def written_reminder_keys(store: Store, sink: str) -> frozenset[str]:
     """Keys of reminders kithkeep wrote to ``sink``: their findings keep their budget place."""
-    if not sink:
-        return frozenset()
-    with store.engine.connect() as c:
-        rows = c.execute(
-            sa.select(REMINDER_STATE.c.key).where(
-                REMINDER_STATE.c.sink == sink, REMINDER_STATE.c.status == "written"
-            )
-        )
-        return frozenset(r[0] for r in rows)
+    return _reminder_keys(store, sink, "written")
 
 
 def judge_stored(

@@ -27,11 +27,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from kithkeep.config import WEEKDAYS, Config, RemindersConfig, parse_hours
+from kithkeep.config import WEEKDAYS, Config, RemindersConfig, parse_hours, zone
 from kithkeep.errors import SinkError, SinkRefused
 from kithkeep.interfaces import Reminder, ReminderSink, SinkEvent
 from kithkeep.rules.base import Finding
@@ -56,10 +55,7 @@ def reminder_uid(key: str) -> str:
 
 
 def user_timezone(config: Config) -> tzinfo:
-    if config.general.timezone:
-        return ZoneInfo(config.general.timezone)
-    local = datetime.now().astimezone().tzinfo
-    return local or UTC
+    return zone(config.general.timezone)
 
 
 def describe(f: Finding) -> str:
