@@ -55,12 +55,10 @@ from kithkeep.model.person import (
 from kithkeep.model.stats import PersonStats
 from kithkeep.model.vcard import Card, load_contacts
 from kithkeep.records import EventRecord, MessageRecord
-from kithkeep.schema import Base, DerivedPerson
+from kithkeep.schema import DerivedPerson
 from kithkeep.store import Store
 
 log = logging.getLogger(__name__)
-
-PEOPLE: sa.Table = Base.metadata.tables["derived_people"]
 
 
 @dataclass
@@ -354,32 +352,29 @@ def analyze_store(
     return result
 
 
-# one encoder for every person: json.dumps with non-default options builds a new one per call
-_STATS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# one encoder for every person: json.dumps with non-default options builds a new one per
+# call. The statistics hold no cycles: the encoder need not track the containers it enters.
+_STATS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 def save_people(store: Store, result: Analysis, now: datetime) -> None:
+    encode = _STATS_ENCODER.encode
     rows = [
-        {
-            "id": p.person_id,
-            "name": p.name,
-            "addresses_json": json.dumps(list(p.addresses)),
-            "is_tie": p.is_tie,
-            "tier": p.tier,
-            "strength": p.strength,
-            "last_contact": p.last_contact,
-            "stats_json": _STATS_ENCODER.encode(p.to_json()),
-        }
+        (
+            p.person_id,
+            p.name,
+            json.dumps(list(p.addresses)),
+            p.is_tie,
+            p.tier,
+            p.strength,
+            p.last_contact,
+            encode(p.to_json()),
+        )
         for p in result.people
     ]
-    with store.transaction() as s:
-        # Core statements on the table, not the ORM class: an ORM bulk insert groups
-        # the rows by which values are None and sends hundreds of statements
-        s.execute(sa.delete(PEOPLE))
-        if rows:
-            s.execute(sa.insert(PEOPLE), rows)
-        store.set_meta(s, "me", json.dumps(sorted(result.me)))
-        store.set_meta(s, "analyzed_at", now.isoformat())
+    store.replace_people(
+        rows, {"me": json.dumps(sorted(result.me)), "analyzed_at": now.isoformat()}
+    )
 
 
 def load_people(store: Store) -> list[PersonStats]:
