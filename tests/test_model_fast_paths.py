@@ -2,12 +2,13 @@
 
 Each shortcut is compared with the straightforward code it replaces, on
 inputs built to hit its edges: References JSON that needs escaping, runs of
-equal dates.
+equal dates, dates in other zones or with microseconds.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from operator import attrgetter
 from typing import Any
 
@@ -15,6 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kithkeep.model.messages import Msg, Recipients, _canonical_order, _refs_from_json
+from kithkeep.model.stats import iso
 from kithkeep.store import _refs_json
 
 # ids with the characters that matter to JSON: quotes, backslashes, control characters
@@ -72,3 +74,13 @@ def test_canonical_order_is_by_date_then_key(pairs: list[tuple[float, str]]) -> 
     assert [(m.ts, m.key) for m in _canonical_order(list(msgs))] == [
         (m.ts, m.key) for m in expected
     ]
+
+
+ZONES = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(0), "Z"), None])
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 30)), ZONES)
+def test_iso_is_isoformat(d: datetime, zone: timezone | None) -> None:
+    value = d.replace(tzinfo=zone)
+    assert iso(value) == value.isoformat()
+    assert iso(value.replace(microsecond=0)) == value.replace(microsecond=0).isoformat()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 TIERS = ("inner", "close", "wider")
@@ -106,13 +106,13 @@ class PersonStats:
         for name in _DATE_FIELDS:
             v = out[name]
             if v is not None:
-                out[name] = v.isoformat()
+                out[name] = iso(v)
         out["addresses"] = list(self.addresses)
         out["monthly"] = list(self.monthly)
         out["pending_inbound"] = _nested(self.pending_inbound) if self.pending_inbound else None
         out["initiations"] = [
             {
-                "date": i.date.isoformat(),
+                "date": iso(i.date),
                 "side": i.side,
                 "subject": i.subject,
                 "answered": i.answered,
@@ -144,6 +144,23 @@ class PersonStats:
         return cls(**{k: v for k, v in kwargs.items() if k in known})
 
 
+_TWO_DIGITS = tuple(f"{i:02d}" for i in range(100))
+
+
+def iso(d: datetime) -> str:
+    """``d.isoformat()``, twice as fast for a UTC date to the second (the usual one).
+
+    Saving the statistics formats a hundred thousand dates and ``isoformat``
+    costs more than parsing them did; other dates take ``isoformat`` itself.
+    """
+    if d.tzinfo is not UTC or d.microsecond or d.year < 1000:
+        return d.isoformat()
+    two = _TWO_DIGITS
+    return (
+        f"{d.year}-{two[d.month]}-{two[d.day]}T{two[d.hour]}:{two[d.minute]}:{two[d.second]}+00:00"
+    )
+
+
 _DATE_FIELDS = (
     "first_contact",
     "last_contact",
@@ -156,5 +173,5 @@ _DATE_FIELDS = (
 
 def _nested(v: PendingMessage | Initiation) -> dict[str, Any]:
     d = dict(v.__dict__)
-    d["date"] = v.date.isoformat()
+    d["date"] = iso(v.date)
     return d
