@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kithkeep.model.messages import Msg, Recipients, _canonical_order, _refs_from_json
+from kithkeep.model.messages import KEY, TS, Msg, _canonical_order, _refs_from_json
 from kithkeep.model.stats import iso
 from kithkeep.store import _refs_json
 
@@ -58,8 +58,7 @@ def test_references_text_that_is_not_a_list_of_strings(text: str) -> None:
 
 
 def msg(ts: float, key: str) -> Msg:
-    rc = Recipients((), frozenset(), frozenset())
-    return Msg(key, ts, "", None, "", rc, key, None, (), "", False, False, False, None, 0)
+    return (ts, key, "", key, "[]", "[]\n[]\n[]", None, (), "", False, False, False, None, 0)
 
 
 @given(
@@ -70,10 +69,8 @@ def msg(ts: float, key: str) -> Msg:
 )
 def test_canonical_order_is_by_date_then_key(pairs: list[tuple[float, str]]) -> None:
     msgs = [msg(ts, key) for ts, key in pairs]
-    expected = sorted(msgs, key=attrgetter("ts", "key"))
-    assert [(m.ts, m.key) for m in _canonical_order(list(msgs))] == [
-        (m.ts, m.key) for m in expected
-    ]
+    expected = sorted(msgs, key=itemgetter(TS, KEY))
+    assert _canonical_order(list(msgs)) == expected
 
 
 ZONES = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(0), "Z"), None])

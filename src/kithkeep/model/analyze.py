@@ -43,7 +43,18 @@ from kithkeep.config import AnalysisConfig
 from kithkeep.decisions import DecisionRecord
 from kithkeep.model.identity import is_noreply, is_role_address, normalize
 from kithkeep.model.merges import Identity, build_identity
-from kithkeep.model.messages import Msg, Prelude, msgs_from_records, read_msgs, unique
+from kithkeep.model.messages import (
+    FROM,
+    MESSAGE_ID,
+    RECIPIENTS,
+    SENT,
+    TS,
+    Msg,
+    Prelude,
+    msgs_from_records,
+    read_msgs,
+    unique,
+)
 from kithkeep.model.person import (
     IN,
     MEETING,
@@ -135,21 +146,31 @@ def analyze_msgs(
         r = person_of[addr] = root(addr) if is_person(addr) else ""
         return r
 
-    # sent mail, by id() of its Recipients object (alive in msgs throughout): the people
-    # it goes to with "in To", and [the object, how many messages carry it]
+    # sent mail, by id() of its Recipients object (alive in the parser's cache throughout):
+    # the people it goes to with "in To", and [the object, how many messages carry it]
     targets_of: dict[int, tuple[tuple[str, bool], ...]] = {}
     rc_uses: dict[int, list[Any]] = {}
+    parser = pre.addrs
+    # the parser's caches, looked up here first: most values repeat, and a dict lookup is
+    # much cheaper than the method call that would make it
+    from_cache = parser.json_cache
+    rc_cache = parser.rc_cache
 
     for idx, m in enumerate(msgs):
-        rc = m.rc
+        rc = rc_cache.get(m[RECIPIENTS])
+        if rc is None:
+            rc = parser.recipients_text(m[RECIPIENTS])
         if len(rc.every) > max_recipients:
             mass += 1
             continue
-        sender = m.sender
+        frm = from_cache.get(m[FROM])
+        if frm is None:
+            frm = parser.from_json(m[FROM])
+        sender = frm[0][0] if frm else None
         if lists and (sender in lists or not lists.isdisjoint(rc.every)):
             listed += 1
             continue
-        if sender in me or (sender is None and m.sent):
+        if sender in me or (sender is None and m[SENT]):
             # The people a message goes to depend on its recipients alone, and messages
             # share one Recipients object per distinct header (messages.py): work them
             # out once per object, and count the object's uses for the names afterwards.
@@ -168,15 +189,15 @@ def analyze_msgs(
                 rc_uses[key] = [rc, 0]
             rc_uses[key][1] += 1
             for r, direct in targets:
-                items_by[r].append((m.ts, OUT, idx, direct))
+                items_by[r].append((m[TS], OUT, idx, direct))
         elif sender is not None:
             r = person_of.get(sender)
             if r is None:
                 r = who(sender)
             if r:
-                pair = (sender, m.sender_name)
+                pair = (sender, frm[0][1])
                 pairs[pair] = pairs.get(pair, 0) + 1
-                items_by[r].append((m.ts, IN, idx, not me.isdisjoint(rc.to)))
+                items_by[r].append((m[TS], IN, idx, not me.isdisjoint(rc.to)))
 
     for rc, n in rc_uses.values():
         for addr, name in rc.all:
@@ -201,8 +222,8 @@ def analyze_msgs(
             names = names_by[r]
             names[name] = names.get(name, 0) + n
 
-    by_id = {m.message_id: i for i, m in enumerate(msgs)}
-    ctx = PersonContext(msgs, [mt for mt, _ in meetings], by_id, me, cfg, now)
+    by_id = {m[MESSAGE_ID]: i for i, m in enumerate(msgs)}
+    ctx = PersonContext(msgs, [mt for mt, _ in meetings], by_id, me, cfg, now, parser)
     people: list[PersonStats] = []
     for r, items in items_by.items():
         uses = uses_by[r]

@@ -1,27 +1,29 @@
-"""Messages as analysis reads them: one compact record per message, from the store or records.
+"""Messages as analysis reads them: one plain tuple per message, from the store or records.
 
 The store path reads plain rows from the database driver and never builds
 :class:`MessageRecord` objects: it is most of what a full rebuild costs (see
-``bench/analyze.py``). Bulk mail is left out in SQL, and the few facts
-analysis needs from it (the user's sent From, list addresses, how much there
-was) come from small DISTINCT and COUNT queries. Both paths give the same
-:class:`Msg` values, which a property test checks.
+``bench/analyze.py``). The rows *are* the messages: the SELECT computes each
+field of :data:`Msg` in order, so reading builds no object of its own per
+message. Bulk mail is left out in SQL, and the few facts analysis needs from
+it (the user's sent From, list addresses, how much there was) come from small
+DISTINCT and COUNT queries. Both paths give the same :data:`Msg` values,
+which a property test checks.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import compress
-from operator import attrgetter, eq
-from typing import Any
+from operator import eq, itemgetter
+from typing import Any, Final
 
 import sqlalchemy as sa
 
 from kithkeep.model.identity import bulk_reason, list_id_address, mailto_address, normalize
-from kithkeep.records import MessageRecord
+from kithkeep.records import Address, MessageRecord
 from kithkeep.schema import Base
 from kithkeep.store import Store
 
@@ -39,60 +41,61 @@ class Recipients:
     every: frozenset[str]
 
 
-@dataclass(slots=True)
-class Msg:
-    """What analysis needs of one (de-duplicated) personal message.
-
-    ``raw_date`` and ``raw_refs`` stay as the store gave them until a statistic
-    needs them: most messages never have their date printed or their
-    References walked.
-    """
-
-    key: str
-    ts: float
-    raw_date: datetime | str
-    sender: str | None
-    sender_name: str
-    rc: Recipients
-    message_id: str
-    in_reply_to: str | None
-    raw_refs: tuple[str, ...] | str
-    subject: str
-    answered: bool
-    linked: bool  # has In-Reply-To or References
-    sent: bool
-    thrid: int | None
+# What analysis needs of one (de-duplicated) personal message: a plain tuple, fields at the
+# indexes below. A tuple because the database driver hands out tuples: the store's rows are
+# used as they come (see read_msgs), where building an object per message cost as much as
+# the SELECT's own Python work. Address lists and References stay as the store wrote them
+# until needed: AddrParser decodes each distinct address list once, and most messages never
+# have their References walked or their date printed.
+Msg = tuple[
+    float,  # seconds since the epoch, to the millisecond
+    str,  # key: copies of one message share it (the Gmail message id, else the Message-ID)
+    Any,  # date: text (SQLite), naive UTC (PostgreSQL) or aware (records); see msg_date
+    str,  # Message-ID
+    str,  # From as stored: JSON [[name, email], ...]
+    str,  # To, Cc and Bcc JSON joined by newlines (JSON text never holds a raw newline)
+    str | None,  # In-Reply-To
+    Any,  # References: JSON text (store) or a tuple (records); see msg_references
+    str,  # subject
+    Any,  # answered: \Answered on a copy (0/1 from SQLite: used as a truth value only)
+    Any,  # linked: has In-Reply-To or References (a truth value)
+    Any,  # sent: in a sent folder (a truth value)
+    int | None,  # Gmail thread id
     # where this copy is, to choose among copies the same way every time:
     # (account, folder, uid) for records, the row id in the store
-    loc: Any
-
-    @property
-    def date(self) -> datetime:
-        d = self.raw_date
-        # records carry aware dates; the store gives text (SQLite) or naive UTC (PostgreSQL)
-        if isinstance(d, str):
-            return _utc_text(d)
-        return d if isinstance(d, datetime) and d.tzinfo is not None else _as_utc(d)
-
-    @property
-    def references(self) -> tuple[str, ...]:
-        r = self.raw_refs
-        if isinstance(r, str):
-            r = self.raw_refs = _refs_from_json(r)
-        return r
-
-
-@dataclass
-class Prelude:
-    """Facts about all messages, bulk included, learnt before the personal ones are read."""
-
-    sent_from: set[str] = field(default_factory=set)  # the From of sent mail
-    lists: set[str] = field(default_factory=set)  # list addresses (List-Post, List-Id)
-    bulk: int = 0  # bulk and automatic messages (copies counted once)
-    undated: int = 0
+    Any,
+]
+TS: Final = 0
+KEY: Final = 1
+DATE: Final = 2
+MESSAGE_ID: Final = 3
+FROM: Final = 4
+RECIPIENTS: Final = 5
+IN_REPLY_TO: Final = 6
+REFERENCES: Final = 7
+SUBJECT: Final = 8
+ANSWERED: Final = 9
+LINKED: Final = 10
+SENT: Final = 11
+THRID: Final = 12
+LOC: Final = 13
 
 
-class _AddrParser:
+def msg_date(m: Msg) -> datetime:
+    """The message's date as aware UTC."""
+    d = m[DATE]
+    # records carry aware dates; the store gives text (SQLite) or naive UTC (PostgreSQL)
+    if isinstance(d, str):
+        return _utc_text(d)
+    return d if isinstance(d, datetime) and d.tzinfo is not None else _as_utc(d)
+
+
+def msg_references(m: Msg) -> tuple[str, ...]:
+    r = m[REFERENCES]
+    return _refs_from_json(r) if isinstance(r, str) else tuple(r)
+
+
+class AddrParser:
     """Address lists parsed and normalized once per distinct value (most values repeat)."""
 
     def __init__(self) -> None:
@@ -128,8 +131,28 @@ class _AddrParser:
             )
         return got
 
-    def from_records(self, addrs: Iterable[Any]) -> Addrs:
-        return tuple((self.norm(a.email), a.name) for a in addrs if a.email)
+    def sender(self, m: Msg) -> tuple[str | None, str]:
+        """The normalized From address (None without one) and its display name."""
+        frm = self.json_cache.get(m[FROM])
+        if frm is None:
+            frm = self.from_json(m[FROM])
+        return (frm[0][0], frm[0][1]) if frm else (None, "")
+
+    def recipients(self, m: Msg) -> Recipients:
+        rc = self.rc_cache.get(m[RECIPIENTS])
+        return rc if rc is not None else self.recipients_text(m[RECIPIENTS])
+
+
+@dataclass
+class Prelude:
+    """Facts about all messages, bulk included, learnt before the personal ones are read."""
+
+    sent_from: set[str] = field(default_factory=set)  # the From of sent mail
+    lists: set[str] = field(default_factory=set)  # list addresses (List-Post, List-Id)
+    bulk: int = 0  # bulk and automatic messages (copies counted once)
+    undated: int = 0
+    # the messages' address lists, decoded once per distinct text for every reader
+    addrs: AddrParser = field(default_factory=AddrParser)
 
 
 def _recipients(to: Addrs, cc: Addrs, bcc: Addrs) -> Recipients:
@@ -197,14 +220,14 @@ def _as_utc(value: Any) -> datetime:
 
 def msgs_from_records(messages: Iterable[MessageRecord]) -> tuple[list[Msg], Prelude]:
     """Personal messages (bulk left out and counted) and the prelude, from records."""
-    parser = _AddrParser()
     pre = Prelude()
+    norm = pre.addrs.norm
     bulk_keys: set[str] = set()
     out: list[Msg] = []
     for m in messages:
         key = f"gm:{m.gm_msgid}" if m.gm_msgid else m.message_id
         if m.in_sent_folder and m.from_:
-            pre.sent_from.add(parser.norm(m.from_[0].email))
+            pre.sent_from.add(norm(m.from_[0].email))
         if m.list_post or m.list_id:
             pre.lists.update(_list_addrs(m.list_post, m.list_id))
         if bulk_reason(m) is not None:
@@ -214,20 +237,14 @@ def msgs_from_records(messages: Iterable[MessageRecord]) -> tuple[list[Msg], Pre
         if date is None:
             pre.undated += 1
             continue
-        frm = parser.from_records(m.from_[:1])
         out.append(
-            Msg(
-                key,
+            (
                 _ms(date),
+                key,
                 date,
-                frm[0][0] if frm else None,
-                frm[0][1] if frm else "",
-                _recipients(
-                    parser.from_records(m.to),
-                    parser.from_records(m.cc),
-                    parser.from_records(m.bcc),
-                ),
                 m.message_id,
+                _addrs_json(m.from_[:1]),
+                "\n".join([_addrs_json(m.to), _addrs_json(m.cc), _addrs_json(m.bcc)]),
                 m.in_reply_to,
                 m.references,
                 m.subject,
@@ -240,6 +257,11 @@ def msgs_from_records(messages: Iterable[MessageRecord]) -> tuple[list[Msg], Pre
         )
     pre.bulk = len(bulk_keys)
     return out, pre
+
+
+def _addrs_json(addrs: Sequence[Address]) -> str:
+    """Addresses as the store holds them, for the parser that reads both paths."""
+    return json.dumps([[a.name, a.email] for a in addrs])
 
 
 _BULK_PRECEDENCE = ("bulk", "list", "junk")
@@ -289,14 +311,14 @@ def _ms(d: datetime) -> float:
     return round(d.timestamp(), 3)
 
 
-def _epoch(dialect: str, col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+def _epoch(dialect: str, col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any] | None:
     """Seconds since the epoch computed by the database (parsing dates in Python costs more
     than the whole SELECT); None for databases without a known function, then Python does it."""
     if dialect == "sqlite":
         return sa.func.round((sa.func.julianday(col) - 2440587.5) * 86400.0, 3)
     if dialect == "postgresql":
         return sa.cast(sa.func.round(sa.cast(sa.extract("epoch", col), sa.Numeric), 3), sa.Float)
-    return sa.null()
+    return None
 
 
 def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
@@ -307,8 +329,8 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
     and COUNT queries.
     """
     c = MESSAGES.c
-    parser = _AddrParser()
     pre = Prelude()
+    parser = pre.addrs
     personal = _personal_clause()
     date = sa.func.coalesce(c.date, c.internal_date)
     with store.engine.connect() as conn:
@@ -325,91 +347,52 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
             .where(sa.or_(c.list_post.is_not(None), c.list_id.is_not(None))),
         ):
             pre.lists.update(_list_addrs(list_post, list_id))
-        key = sa.func.coalesce(sa.cast(c.gm_msgid, sa.String), c.message_id)
+        bulk_key = sa.func.coalesce(sa.cast(c.gm_msgid, sa.String), c.message_id)
         pre.bulk = int(
-            _driver_rows(conn, sa.select(sa.func.count(sa.distinct(key))).where(sa.not_(personal)))[
-                0
-            ][0]
+            _driver_rows(
+                conn, sa.select(sa.func.count(sa.distinct(bulk_key))).where(sa.not_(personal))
+            )[0][0]
         )
+        epoch = _epoch(conn.dialect.name, date)
+        # the fields of Msg, in order (see Msg)
         chunks = _driver_chunks(
             conn,
             sa.select(
-                c.id,
-                c.message_id,
+                sa.null() if epoch is None else epoch,
+                sa.case(
+                    (
+                        sa.and_(c.gm_msgid.is_not(None), c.gm_msgid != 0),
+                        "gm:" + sa.cast(c.gm_msgid, sa.String),
+                    ),
+                    else_=c.message_id,
+                ),
                 date,
-                _epoch(conn.dialect.name, date),
+                c.message_id,
                 c.from_json,
                 # one value for the three lists: one cache lookup per message
                 c.to_json + "\n" + c.cc_json + "\n" + c.bcc_json,
                 c.in_reply_to,
                 c.references_json,
-                c.subject,
+                sa.func.coalesce(c.subject, ""),
                 c.flags.contains("\\Answered", autoescape=True),
                 sa.or_(c.in_reply_to.is_not(None), c.references_json.not_in(["[]", ""])),
-                c.gm_msgid,
-                c.gm_thrid,
                 c.in_sent_folder,
+                c.gm_thrid,
+                c.id,
             ).where(personal),
         )
-        from_json = parser.from_json
-        recipients = parser.recipients_text
-        # the parser's caches, looked up here first: most values repeat, and a dict
-        # lookup is much cheaper than the method call that would make it
-        from_cache = parser.json_cache
-        rc_cache = parser.rc_cache
         out: list[Msg] = []
-        append = out.append
         for rows in chunks:
-            # answered, linked and in_sent come as 0/1 from SQLite: used as truth values only
-            for (
-                row_id,
-                message_id,
-                date,
-                ts,
-                from_text,
-                rcpt_text,
-                irt,
-                refs,
-                subject,
-                answered,
-                linked,
-                gm_msgid,
-                gm_thrid,
-                in_sent,
-            ) in rows:
-                if date is None:
-                    pre.undated += 1
-                    continue
-                sender = from_cache.get(from_text)
-                if sender is None:
-                    sender = from_json(from_text)
-                rc = rc_cache.get(rcpt_text)
-                if rc is None:
-                    rc = recipients(rcpt_text)
-                append(
-                    Msg(
-                        f"gm:{gm_msgid}" if gm_msgid else message_id,
-                        float(ts) if ts is not None else _ms(_as_utc(date)),
-                        date,
-                        sender[0][0] if sender else None,
-                        sender[0][1] if sender else "",
-                        rc,
-                        message_id,
-                        irt,
-                        refs,
-                        subject or "",
-                        answered,
-                        linked,
-                        in_sent,
-                        gm_thrid,
-                        row_id,
-                    )
-                )
+            dated = [m for m in rows if m[DATE] is not None]
+            pre.undated += len(rows) - len(dated)
+            out += dated
+    if epoch is None:  # a database without a known epoch function: Python works it out
+        out = [(_ms(_as_utc(m[DATE])), *m[1:]) for m in out]
     return out, pre
 
 
-_TS = attrgetter("ts")
-_KEY = attrgetter("key")
+_TS = itemgetter(TS)
+_KEY = itemgetter(KEY)
 
 
 def unique(msgs: Iterable[Msg]) -> tuple[list[Msg], int]:
@@ -421,15 +404,18 @@ def unique(msgs: Iterable[Msg]) -> tuple[list[Msg], int]:
     by_key: dict[str, Msg] = {}
     dups = 0
     for m in msgs:
-        prev = by_key.get(m.key)
+        key = m[KEY]
+        prev = by_key.get(key)
         if prev is None:
-            by_key[m.key] = m
+            by_key[key] = m
             continue
         dups += 1
-        keep, other = (m, prev) if (m.sent, prev.loc) > (prev.sent, m.loc) else (prev, m)
-        keep.answered = keep.answered or other.answered
-        keep.sent = keep.sent or other.sent
-        by_key[m.key] = keep
+        keep, other = (m, prev) if (m[SENT], prev[LOC]) > (prev[SENT], m[LOC]) else (prev, m)
+        answered = keep[ANSWERED] or other[ANSWERED]
+        sent = keep[SENT] or other[SENT]
+        if answered is not keep[ANSWERED] or sent is not keep[SENT]:
+            keep = (*keep[:ANSWERED], answered, keep[LINKED], sent, *keep[SENT + 1 :])
+        by_key[key] = keep
     return _canonical_order(list(by_key.values())), dups
 
 
@@ -442,7 +428,7 @@ def _canonical_order(msgs: list[Msg]) -> list[Msg]:
     and equal dates are rare.
     """
     msgs.sort(key=_TS)
-    ts = [m.ts for m in msgs]
+    ts = [m[TS] for m in msgs]
     # positions i where the date equals the next one's, found without a Python-level loop
     tied = list(compress(range(len(ts) - 1), map(eq, ts, ts[1:])))
     k = 0

@@ -18,7 +18,19 @@ from typing import Any
 
 from kithkeep.config import AnalysisConfig
 from kithkeep.model.identity import is_resource, normalize
-from kithkeep.model.messages import Msg
+from kithkeep.model.messages import (
+    ANSWERED,
+    IN_REPLY_TO,
+    LINKED,
+    MESSAGE_ID,
+    SUBJECT,
+    THRID,
+    TS,
+    AddrParser,
+    Msg,
+    msg_date,
+    msg_references,
+)
 from kithkeep.model.stats import Initiation, PendingMessage, PersonStats
 from kithkeep.model.threads import find_parent, is_reply_subject
 from kithkeep.records import EventRecord
@@ -125,6 +137,7 @@ class PersonContext:
     me: frozenset[str]
     cfg: AnalysisConfig
     now: datetime
+    addrs: AddrParser
     month_bounds: list[float] = field(default_factory=list)
     now_ts: float = 0.0
 
@@ -143,9 +156,9 @@ class PersonContext:
         if got is None:
             m = self.msgs[i]
             get = self.by_id.get
-            ids = [m.in_reply_to] if m.in_reply_to else []
+            ids = [m[IN_REPLY_TO]] if m[IN_REPLY_TO] else []
             # In-Reply-To alone settles most replies: References are parsed only for a walk
-            ids += reversed(m.references)
+            ids += reversed(msg_references(m))
             got = self.known_ancestors[i] = tuple(j for j in map(get, ids) if j is not None)
         return got
 
@@ -215,17 +228,17 @@ def person_stats(
         else:
             m = msgs[ref]
             other = OUT if kind == IN else IN
-            if m.linked:
+            if m[LINKED]:
                 accept = refs_of[other]
-                parent = by_id.get(m.in_reply_to) if m.in_reply_to else None
+                parent = by_id.get(m[IN_REPLY_TO]) if m[IN_REPLY_TO] else None
                 if parent is None or parent not in accept:
                     parent = find_parent(ref, ancestors, accept)
-            elif m.thrid is not None:
-                parent = thread_last.get((m.thrid, other))
-            elif ts - last_ts[other] <= silence and is_reply_subject(m.subject):
+            elif m[THRID] is not None:
+                parent = thread_last.get((m[THRID], other))
+            elif ts - last_ts[other] <= silence and is_reply_subject(m[SUBJECT]):
                 parent = last_ref[other]
             if parent is not None:
-                parent_ts = msgs[parent].ts
+                parent_ts = msgs[parent][TS]
                 if parent_ts > ts + SKEW:
                     parent = None  # dated after its reply: a broken link, not a reply
                 else:
@@ -234,8 +247,8 @@ def person_stats(
                     if parent not in replied:
                         replied.add(parent)
                         latencies[kind].append(max(0.0, ts - parent_ts))
-            if m.thrid is not None:
-                thread_last[(m.thrid, kind)] = ref
+            if m[THRID] is not None:
+                thread_last[(m[THRID], kind)] = ref
             opens = (
                 parent is None and last_ts[other] < ts - silence and last_ts[MEETING] < ts - silence
             )
@@ -260,7 +273,7 @@ def person_stats(
     for entry in inits:
         init_side: int = entry[0]
         init_ref: int = entry[1]
-        if init_ref in replied or (init_side == IN and msgs[init_ref].answered):
+        if init_ref in replied or (init_side == IN and msgs[init_ref][ANSWERED]):
             entry[3] = True
         answered_count[init_side] += entry[3]
         inits_me += init_side == OUT
@@ -268,9 +281,9 @@ def person_stats(
     initiations = tuple(
         [
             Initiation(
-                msgs[ref].date,
+                msg_date(msgs[ref]),
                 "me" if kind == OUT else "them",
-                msgs[ref].subject,
+                msgs[ref][SUBJECT],
                 answered,
                 round(gap / DAY, 1) if gap is not None else None,
             )
@@ -292,9 +305,13 @@ def person_stats(
         if kind != IN or not direct:
             continue
         m = msgs[ref]
-        if not (m.answered or last_out_ts >= ts or ref in replied):
+        if not (m[ANSWERED] or last_out_ts >= ts or ref in replied):
             pending = PendingMessage(
-                m.message_id, m.date, m.subject, len(m.rc.every), is_reply=ref in parent_of
+                m[MESSAGE_ID],
+                msg_date(m),
+                m[SUBJECT],
+                len(ctx.addrs.recipients(m).every),
+                is_reply=ref in parent_of,
             )
         break
 
@@ -309,7 +326,7 @@ def person_stats(
     lat_them_h = _median(latencies[IN])
 
     def date_of(it: tuple[float, int, int, bool]) -> datetime:
-        return ctx.meetings[it[2]].date if it[1] == MEETING else msgs[it[2]].date
+        return ctx.meetings[it[2]].date if it[1] == MEETING else msg_date(msgs[it[2]])
 
     last_meet = last_ref[MEETING]
     meeting_times = [ctx.meetings[r].date.timestamp() for r in meeting_refs]
@@ -322,7 +339,7 @@ def person_stats(
         ref = last_ref[kind]
         if ref is None:
             return None
-        return ctx.meetings[ref].date if kind == MEETING else msgs[ref].date
+        return ctx.meetings[ref].date if kind == MEETING else msg_date(msgs[ref])
 
     return PersonStats(
         person_id=pid,
