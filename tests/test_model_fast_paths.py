@@ -2,12 +2,14 @@
 
 Each shortcut is compared with the straightforward code it replaces, on
 inputs built to hit its edges: References JSON that needs escaping, runs of
-equal dates, dates in other zones or with microseconds.
+equal dates, dates in other zones or with microseconds, statistics whose
+texts need escaping or spell the JSON the stored form is spliced at.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Any
@@ -16,7 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kithkeep.model.messages import KEY, TS, Msg, _canonical_order, _refs_from_json
-from kithkeep.model.stats import iso
+from kithkeep.model.stats import STATS_ENCODER, Initiation, PendingMessage, PersonStats, iso
 from kithkeep.store import _refs_json
 
 # ids with the characters that matter to JSON: quotes, backslashes, control characters
@@ -81,3 +83,41 @@ def test_iso_is_isoformat(d: datetime, zone: timezone | None) -> None:
     value = d.replace(tzinfo=zone)
     assert iso(value) == value.isoformat()
     assert iso(value.replace(microsecond=0)) == value.replace(microsecond=0).isoformat()
+
+
+# texts with what JSON escapes, and the JSON the stored form is put together at
+TEXTS = st.text(alphabet=st.sampled_from('a"\\:[]\n\x00é☃'), max_size=6) | st.just(
+    '"initiations":[]'
+)
+DATES = st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-3))]))
+FLOATS = st.none() | st.floats() | st.sampled_from([0.0, -0.0, 25.3, 1e300, math.inf, math.nan])
+INITIATIONS = st.builds(
+    Initiation,
+    date=DATES,
+    side=st.sampled_from(["me", "them"]) | TEXTS,
+    subject=TEXTS,
+    answered=st.booleans(),
+    gap_days=FLOATS,
+)
+PEOPLE = st.builds(
+    PersonStats,
+    person_id=TEXTS,
+    name=TEXTS,
+    addresses=st.lists(TEXTS, max_size=2).map(tuple),
+    first_contact=st.none() | DATES,
+    last_meeting=st.none() | DATES,
+    messages_in=st.integers(),
+    reply_rate_me=FLOATS,
+    pending_inbound=st.none()
+    | st.builds(PendingMessage, TEXTS, DATES, TEXTS, st.integers(), st.booleans()),
+    strength=st.floats(),
+    tier=st.none() | TEXTS,
+    is_tie=st.booleans(),
+    initiations=st.lists(INITIATIONS, max_size=4).map(tuple),
+    monthly=st.lists(st.integers(), max_size=3).map(tuple),
+)
+
+
+@given(PEOPLE)
+def test_stored_statistics_are_the_encoded_json(p: PersonStats) -> None:
+    assert p.stored_json() == STATS_ENCODER.encode(p.to_json())

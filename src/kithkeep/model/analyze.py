@@ -373,13 +373,7 @@ def analyze_store(
     return result
 
 
-# one encoder for every person: json.dumps with non-default options builds a new one per
-# call. The statistics hold no cycles: the encoder need not track the containers it enters.
-_STATS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
-
-
 def save_people(store: Store, result: Analysis, now: datetime) -> None:
-    encode = _STATS_ENCODER.encode
     rows = [
         (
             p.person_id,
@@ -389,7 +383,7 @@ def save_people(store: Store, result: Analysis, now: datetime) -> None:
             p.tier,
             p.strength,
             p.last_contact,
-            encode(p.to_json()),
+            p.stored_json(),
         )
         for p in result.people
     ]
