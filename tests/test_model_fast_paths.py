@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kithkeep.model.messages import KEY, TS, Msg, _canonical_order, _refs_from_json
+from kithkeep.model.messages import KEY, TS, Msg, Recipients, _canonical_order, _refs_from_json
 from kithkeep.model.stats import STATS_ENCODER, Initiation, PendingMessage, PersonStats, iso
 from kithkeep.store import _refs_json
 
@@ -60,7 +60,8 @@ def test_references_text_that_is_not_a_list_of_strings(text: str) -> None:
 
 
 def msg(ts: float, key: str) -> Msg:
-    return (ts, key, "", key, "[]", "[]\n[]\n[]", None, (), "", False, False, False, None, 0)
+    rc = Recipients((), frozenset(), frozenset())
+    return (ts, key, "", key, None, "", rc, None, (), "", False, False, False, None, 0)
 
 
 @given(

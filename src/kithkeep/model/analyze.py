@@ -44,9 +44,10 @@ from kithkeep.decisions import DecisionRecord
 from kithkeep.model.identity import is_noreply, is_role_address, normalize
 from kithkeep.model.merges import Identity, build_identity
 from kithkeep.model.messages import (
-    FROM,
     MESSAGE_ID,
     RECIPIENTS,
+    SENDER,
+    SENDER_NAME,
     SENT,
     TS,
     Msg,
@@ -146,27 +147,17 @@ def analyze_msgs(
         r = person_of[addr] = root(addr) if is_person(addr) else ""
         return r
 
-    # sent mail, by id() of its Recipients object (alive in the parser's cache throughout):
-    # the people it goes to with "in To", and [the object, how many messages carry it]
+    # sent mail, by id() of its Recipients object (alive in msgs throughout): the people
+    # it goes to with "in To", and [the object, how many messages carry it]
     targets_of: dict[int, tuple[tuple[str, bool], ...]] = {}
     rc_uses: dict[int, list[Any]] = {}
-    parser = pre.addrs
-    # the parser's caches, looked up here first: most values repeat, and a dict lookup is
-    # much cheaper than the method call that would make it
-    from_cache = parser.json_cache
-    rc_cache = parser.rc_cache
 
     for idx, m in enumerate(msgs):
-        rc = rc_cache.get(m[RECIPIENTS])
-        if rc is None:
-            rc = parser.recipients_text(m[RECIPIENTS])
+        rc = m[RECIPIENTS]
         if len(rc.every) > max_recipients:
             mass += 1
             continue
-        frm = from_cache.get(m[FROM])
-        if frm is None:
-            frm = parser.from_json(m[FROM])
-        sender = frm[0][0] if frm else None
+        sender = m[SENDER]
         if lists and (sender in lists or not lists.isdisjoint(rc.every)):
             listed += 1
             continue
@@ -195,7 +186,7 @@ def analyze_msgs(
             if r is None:
                 r = who(sender)
             if r:
-                pair = (sender, frm[0][1])
+                pair = (sender, m[SENDER_NAME])
                 pairs[pair] = pairs.get(pair, 0) + 1
                 items_by[r].append((m[TS], IN, idx, not me.isdisjoint(rc.to)))
 
@@ -223,7 +214,7 @@ def analyze_msgs(
             names[name] = names.get(name, 0) + n
 
     by_id = {m[MESSAGE_ID]: i for i, m in enumerate(msgs)}
-    ctx = PersonContext(msgs, [mt for mt, _ in meetings], by_id, me, cfg, now, parser)
+    ctx = PersonContext(msgs, [mt for mt, _ in meetings], by_id, me, cfg, now)
     people: list[PersonStats] = []
     for r, items in items_by.items():
         uses = uses_by[r]

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from kithkeep.config import AnalysisConfig
 from kithkeep.model.identity import is_noreply, is_role_address, normalize
-from kithkeep.model.messages import SENT, SUBJECT, msg_date, read_msgs, unique
+from kithkeep.model.messages import RECIPIENTS, SENDER, SENT, SUBJECT, msg_date, read_msgs, unique
 from kithkeep.model.person import meetings_from_events
 from kithkeep.model.stats import PersonStats
 from kithkeep.store import Store
@@ -44,12 +44,11 @@ def contacts_of(
     me = me | frozenset(pre.sent_from)
     lists = frozenset(pre.lists) - me
     out: list[Contact] = []
-    addrs = pre.addrs
     for m in unique(msgs)[0]:
-        rc = addrs.recipients(m)
+        rc = m[RECIPIENTS]
         if len(rc.every) > cfg.max_recipients:
             continue
-        sender = addrs.sender(m)[0]
+        sender = m[SENDER]
         if lists and (sender in lists or not lists.isdisjoint(rc.every)):
             continue
         if sender in me or (sender is None and m[SENT]):

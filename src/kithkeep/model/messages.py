@@ -13,7 +13,7 @@ which a property test checks.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import compress
@@ -42,18 +42,19 @@ class Recipients:
 
 
 # What analysis needs of one (de-duplicated) personal message: a plain tuple, fields at the
-# indexes below. A tuple because the database driver hands out tuples: the store's rows are
-# used as they come (see read_msgs), where building an object per message cost as much as
-# the SELECT's own Python work. Address lists and References stay as the store wrote them
-# until needed: AddrParser decodes each distinct address list once, and most messages never
-# have their References walked or their date printed.
+# indexes below, built with one tuple display per row; a dataclass instance cost twice the
+# rest of reading a row. The address lists hold objects shared by every message with the
+# same header (the parser decodes each distinct text once), and the date and References stay
+# as the store gave them until needed: most messages never have their References walked or
+# their date printed.
 Msg = tuple[
     float,  # seconds since the epoch, to the millisecond
     str,  # key: copies of one message share it (the Gmail message id, else the Message-ID)
     Any,  # date: text (SQLite), naive UTC (PostgreSQL) or aware (records); see msg_date
     str,  # Message-ID
-    str,  # From as stored: JSON [[name, email], ...]
-    str,  # To, Cc and Bcc JSON joined by newlines (JSON text never holds a raw newline)
+    str | None,  # the sender's normalized address (None without one)
+    str,  # the sender's display name
+    "Recipients",
     str | None,  # In-Reply-To
     Any,  # References: JSON text (store) or a tuple (records); see msg_references
     str,  # subject
@@ -69,16 +70,17 @@ TS: Final = 0
 KEY: Final = 1
 DATE: Final = 2
 MESSAGE_ID: Final = 3
-FROM: Final = 4
-RECIPIENTS: Final = 5
-IN_REPLY_TO: Final = 6
-REFERENCES: Final = 7
-SUBJECT: Final = 8
-ANSWERED: Final = 9
-LINKED: Final = 10
-SENT: Final = 11
-THRID: Final = 12
-LOC: Final = 13
+SENDER: Final = 4
+SENDER_NAME: Final = 5
+RECIPIENTS: Final = 6
+IN_REPLY_TO: Final = 7
+REFERENCES: Final = 8
+SUBJECT: Final = 9
+ANSWERED: Final = 10
+LINKED: Final = 11
+SENT: Final = 12
+THRID: Final = 13
+LOC: Final = 14
 
 
 def msg_date(m: Msg) -> datetime:
@@ -101,6 +103,7 @@ class AddrParser:
     def __init__(self) -> None:
         self.json_cache: dict[str, Addrs] = {"[]": ()}
         self.rc_cache: dict[str, Recipients] = {}
+        self.sender_cache: dict[str, tuple[str | None, str]] = {}
         self.norm_cache: dict[str, str] = {}
 
     def norm(self, email: str) -> str:
@@ -131,16 +134,16 @@ class AddrParser:
             )
         return got
 
-    def sender(self, m: Msg) -> tuple[str | None, str]:
-        """The normalized From address (None without one) and its display name."""
-        frm = self.json_cache.get(m[FROM])
-        if frm is None:
-            frm = self.from_json(m[FROM])
-        return (frm[0][0], frm[0][1]) if frm else (None, "")
+    def sender_text(self, text: str) -> tuple[str | None, str]:
+        """The normalized address and the display name of a From header's JSON."""
+        got = self.sender_cache.get(text)
+        if got is None:
+            frm = self.from_json(text)
+            got = self.sender_cache[text] = (frm[0][0], frm[0][1]) if frm else (None, "")
+        return got
 
-    def recipients(self, m: Msg) -> Recipients:
-        rc = self.rc_cache.get(m[RECIPIENTS])
-        return rc if rc is not None else self.recipients_text(m[RECIPIENTS])
+    def from_records(self, addrs: Iterable[Address]) -> Addrs:
+        return tuple((self.norm(a.email), a.name) for a in addrs if a.email)
 
 
 @dataclass
@@ -151,8 +154,6 @@ class Prelude:
     lists: set[str] = field(default_factory=set)  # list addresses (List-Post, List-Id)
     bulk: int = 0  # bulk and automatic messages (copies counted once)
     undated: int = 0
-    # the messages' address lists, decoded once per distinct text for every reader
-    addrs: AddrParser = field(default_factory=AddrParser)
 
 
 def _recipients(to: Addrs, cc: Addrs, bcc: Addrs) -> Recipients:
@@ -220,14 +221,14 @@ def _as_utc(value: Any) -> datetime:
 
 def msgs_from_records(messages: Iterable[MessageRecord]) -> tuple[list[Msg], Prelude]:
     """Personal messages (bulk left out and counted) and the prelude, from records."""
+    parser = AddrParser()
     pre = Prelude()
-    norm = pre.addrs.norm
     bulk_keys: set[str] = set()
     out: list[Msg] = []
     for m in messages:
         key = f"gm:{m.gm_msgid}" if m.gm_msgid else m.message_id
         if m.in_sent_folder and m.from_:
-            pre.sent_from.add(norm(m.from_[0].email))
+            pre.sent_from.add(parser.norm(m.from_[0].email))
         if m.list_post or m.list_id:
             pre.lists.update(_list_addrs(m.list_post, m.list_id))
         if bulk_reason(m) is not None:
@@ -237,14 +238,20 @@ def msgs_from_records(messages: Iterable[MessageRecord]) -> tuple[list[Msg], Pre
         if date is None:
             pre.undated += 1
             continue
+        frm = parser.from_records(m.from_[:1])
         out.append(
             (
                 _ms(date),
                 key,
                 date,
                 m.message_id,
-                _addrs_json(m.from_[:1]),
-                "\n".join([_addrs_json(m.to), _addrs_json(m.cc), _addrs_json(m.bcc)]),
+                frm[0][0] if frm else None,
+                frm[0][1] if frm else "",
+                _recipients(
+                    parser.from_records(m.to),
+                    parser.from_records(m.cc),
+                    parser.from_records(m.bcc),
+                ),
                 m.in_reply_to,
                 m.references,
                 m.subject,
@@ -257,11 +264,6 @@ def msgs_from_records(messages: Iterable[MessageRecord]) -> tuple[list[Msg], Pre
         )
     pre.bulk = len(bulk_keys)
     return out, pre
-
-
-def _addrs_json(addrs: Sequence[Address]) -> str:
-    """Addresses as the store holds them, for the parser that reads both paths."""
-    return json.dumps([[a.name, a.email] for a in addrs])
 
 
 _BULK_PRECEDENCE = ("bulk", "list", "junk")
@@ -329,8 +331,8 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
     and COUNT queries.
     """
     c = MESSAGES.c
+    parser = AddrParser()
     pre = Prelude()
-    parser = pre.addrs
     personal = _personal_clause()
     date = sa.func.coalesce(c.date, c.internal_date)
     with store.engine.connect() as conn:
@@ -354,7 +356,6 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
             )[0][0]
         )
         epoch = _epoch(conn.dialect.name, date)
-        # the fields of Msg, in order (see Msg)
         chunks = _driver_chunks(
             conn,
             sa.select(
@@ -381,11 +382,60 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                 c.id,
             ).where(personal),
         )
+        sender_text = parser.sender_text
+        recipients = parser.recipients_text
+        # the parser's caches, looked up here first: most values repeat, and a dict
+        # lookup is much cheaper than the method call that would make it
+        sender_cache = parser.sender_cache
+        rc_cache = parser.rc_cache
         out: list[Msg] = []
+        append = out.append
         for rows in chunks:
-            dated = [m for m in rows if m[DATE] is not None]
-            pre.undated += len(rows) - len(dated)
-            out += dated
+            for (
+                ts,
+                key,
+                date,
+                message_id,
+                from_text,
+                rcpt_text,
+                irt,
+                refs,
+                subject,
+                answered,
+                linked,
+                in_sent,
+                gm_thrid,
+                row_id,
+            ) in rows:
+                if date is None:
+                    pre.undated += 1
+                    continue
+                sender = sender_cache.get(from_text)
+                if sender is None:
+                    sender = sender_text(from_text)
+                rc = rc_cache.get(rcpt_text)
+                if rc is None:
+                    rc = recipients(rcpt_text)
+                # the From and recipients' texts are not kept: the shared objects stand in
+                append(
+                    (
+                        ts,
+                        key,
+                        date,
+                        message_id,
+                        sender[0],
+                        sender[1],
+                        rc,
+                        irt,
+                        refs,
+                        subject,
+                        answered,
+                        linked,
+                        in_sent,
+                        gm_thrid,
+                        row_id,
+                    )
+                )
     if epoch is None:  # a database without a known epoch function: Python works it out
         out = [(_ms(_as_utc(m[DATE])), *m[1:]) for m in out]
     return out, pre

@@ -23,10 +23,10 @@ from kithkeep.model.messages import (
     IN_REPLY_TO,
     LINKED,
     MESSAGE_ID,
+    RECIPIENTS,
     SUBJECT,
     THRID,
     TS,
-    AddrParser,
     Msg,
     msg_date,
     msg_references,
@@ -137,7 +137,6 @@ class PersonContext:
     me: frozenset[str]
     cfg: AnalysisConfig
     now: datetime
-    addrs: AddrParser
     month_bounds: list[float] = field(default_factory=list)
     now_ts: float = 0.0
 
@@ -310,7 +309,7 @@ def person_stats(
                 m[MESSAGE_ID],
                 msg_date(m),
                 m[SUBJECT],
-                len(ctx.addrs.recipients(m).every),
+                len(m[RECIPIENTS].every),
                 is_reply=ref in parent_of,
             )
         break
