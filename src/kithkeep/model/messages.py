@@ -326,35 +326,33 @@ def _epoch(dialect: str, col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any] | 
 def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
     """Personal messages of the store and the prelude, read as plain rows.
 
-    Bulk mail is left out in SQL; the facts analysis needs from it (the user's
-    sent From, list addresses, how much there was) come from small DISTINCT
-    and COUNT queries.
+    Two passes over the table: the bulk mail, of which only the few facts
+    analysis needs are read (the user's sent From, list addresses, how many
+    messages), and the personal mail, whose rows give the same facts on the way.
     """
     c = MESSAGES.c
     parser = AddrParser()
     pre = Prelude()
     personal = _personal_clause()
     date = sa.func.coalesce(c.date, c.internal_date)
+    sent_from = pre.sent_from
     with store.engine.connect() as conn:
-        for (from_text,) in _driver_rows(
-            conn, sa.select(c.from_json).distinct().where(c.in_sent_folder)
-        ):
-            frm = parser.from_json(from_text)
-            if frm:
-                pre.sent_from.add(frm[0][0])
-        for list_post, list_id in _driver_rows(
+        bulk_keys: set[str] = set()
+        for gm_msgid, message_id, in_sent, from_text, list_post, list_id in _driver_rows(
             conn,
-            sa.select(c.list_post, c.list_id)
-            .distinct()
-            .where(sa.or_(c.list_post.is_not(None), c.list_id.is_not(None))),
+            sa.select(
+                c.gm_msgid, c.message_id, c.in_sent_folder, c.from_json, c.list_post, c.list_id
+            ).where(sa.not_(personal)),
         ):
-            pre.lists.update(_list_addrs(list_post, list_id))
-        bulk_key = sa.func.coalesce(sa.cast(c.gm_msgid, sa.String), c.message_id)
-        pre.bulk = int(
-            _driver_rows(
-                conn, sa.select(sa.func.count(sa.distinct(bulk_key))).where(sa.not_(personal))
-            )[0][0]
-        )
+            # copies counted once, by the key SQL's coalesce(CAST(gm_msgid), message_id) gave
+            bulk_keys.add(str(gm_msgid) if gm_msgid is not None else message_id)
+            if in_sent:
+                address = parser.sender_text(from_text)[0]
+                if address is not None:
+                    sent_from.add(address)
+            if list_post or list_id:
+                pre.lists.update(_list_addrs(list_post, list_id))
+        pre.bulk = len(bulk_keys)
         epoch = _epoch(conn.dialect.name, date)
         chunks = _driver_chunks(
             conn,
@@ -374,6 +372,7 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                 c.in_sent_folder,
                 c.gm_thrid,
                 c.id,
+                c.list_post,  # (personal mail has no List-Id)
             ).where(personal),
         )
         sender_text = parser.sender_text
@@ -400,13 +399,18 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                 in_sent,
                 gm_thrid,
                 row_id,
+                list_post,
             ) in rows:
-                if date is None:
-                    pre.undated += 1
-                    continue
                 sender = sender_cache.get(from_text)
                 if sender is None:
                     sender = sender_text(from_text)
+                if in_sent and sender[0] is not None:
+                    sent_from.add(sender[0])
+                if list_post:
+                    pre.lists.update(_list_addrs(list_post, None))
+                if date is None:
+                    pre.undated += 1
+                    continue
                 rc = rc_cache.get(rcpt_text)
                 if rc is None:
                     rc = recipients(rcpt_text)

@@ -160,13 +160,23 @@ class PersonContext:
         """Indexes of the known messages message ``i`` replies to: In-Reply-To, then
         References from the newest back (repeats left in: find_parent skips them)."""
         got = self.known_ancestors.get(i)
-        if got is None:
-            m = self.msgs[i]
-            get = self.by_id.get
-            ids = [m[IN_REPLY_TO]] if m[IN_REPLY_TO] else []
-            # In-Reply-To alone settles most replies: References are parsed only for a walk
-            ids += reversed(msg_references(m))
-            got = self.known_ancestors[i] = tuple([j for j in map(get, ids) if j is not None])
+        if got is not None:
+            return got
+        m = self.msgs[i]
+        get = self.by_id.get
+        found = []
+        irt = m[IN_REPLY_TO]
+        if irt:
+            j = get(irt)
+            if j is not None:
+                found.append(j)
+        # In-Reply-To alone settles most replies: References are parsed only for a walk.
+        # (A loop rather than comprehensions: most messages carry one or two.)
+        for ref in reversed(msg_references(m)):
+            j = get(ref)
+            if j is not None:
+                found.append(j)
+        got = self.known_ancestors[i] = tuple(found)
         return got
 
 
