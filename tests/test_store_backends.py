@@ -36,7 +36,7 @@ from kithkeep.records import (
     MessageRecord,
 )
 from kithkeep.schema import Base, DerivedPerson, Event, Message, ReminderState, SyncState
-from kithkeep.store import Store, head_revision
+from kithkeep.store import PEOPLE_COLUMNS, Store, head_revision
 from tests.fixtures.postgres import PostgresServer
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -378,6 +378,51 @@ def test_decisions_round_trip(store: Store) -> None:
     assert [d.id for d in active_decisions(store)] == [b]
     with pytest.raises(ValueError, match="unknown decision kind"):
         add_decision(store, "nuke", "x@example.org")
+
+
+# ---------------------------------------------------------- derived people
+
+
+def person_row(pid: str, strength: float = 1.5, **kw: Any) -> tuple[Any, ...]:
+    values: dict[str, Any] = {
+        "id": pid,
+        "name": f"Name {pid}",
+        "addresses_json": json.dumps([f"{pid}@example.org"]),
+        "is_tie": True,
+        "tier": "close",
+        "strength": strength,
+        "last_contact": datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+        "stats_json": json.dumps({"person_id": pid}),
+        **kw,
+    }
+    return tuple(values[c] for c in PEOPLE_COLUMNS)
+
+
+def stored_people(store: Store) -> list[tuple[Any, ...]]:
+    with store.engine.connect() as c:
+        return [tuple(r) for r in c.execute(sa.select(DerivedPerson.__table__).order_by("id"))]
+
+
+def test_the_people_table_ends_holding_exactly_the_rows_given(store: Store) -> None:
+    """Whatever the table held before: unchanged rows, changed ones (each column), people
+    gone and new, most rows changed, none at all."""
+    first = [person_row(f"p{i}") for i in range(12)]
+    later = [
+        *first[:6],  # unchanged
+        person_row("p6", strength=2.0),
+        person_row("p7", name="Другое имя"),
+        person_row("p8", is_tie=False, tier=None),
+        person_row("p9", last_contact=None),
+        person_row("p10", stats_json="{}", addresses_json="[]"),
+        person_row("new"),  # p11 is gone
+    ]
+    most_changed = [person_row(f"p{i}", strength=9.0) for i in range(12)]
+    for rows in (first, later, later, most_changed, first, []):
+        store.replace_people(rows, {"analyzed_at": "now"})
+        assert stored_people(store) == sorted(rows)
+        assert store.get_meta("analyzed_at") == "now"
+    store.replace_people(first, {})  # without meta to write first
+    assert stored_people(store) == sorted(first)
 
 
 # ---------------------------------------------------------- whole pipeline

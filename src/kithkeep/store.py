@@ -257,6 +257,7 @@ _PEOPLE_INSERT_SQLITE = (
     f"INSERT INTO derived_people ({', '.join(PEOPLE_COLUMNS)}) "  # noqa: S608 (constant names)
     f"VALUES ({', '.join('?' * len(PEOPLE_COLUMNS))})"
 )
+_PEOPLE_SELECT_SQLITE = f"SELECT {', '.join(PEOPLE_COLUMNS)} FROM derived_people"  # noqa: S608
 
 
 def message_row(r: MessageRecord) -> dict[str, Any]:
@@ -512,25 +513,55 @@ class Store:
     # ------------------------------------------------------- derived data
 
     def replace_people(self, rows: Sequence[tuple[Any, ...]], meta: dict[str, str]) -> None:
-        """Replace the derived people table by ``rows`` (values of ``PEOPLE_COLUMNS``) and
-        set ``meta``, in one transaction."""
+        """Make the derived people table hold exactly ``rows`` (values of ``PEOPLE_COLUMNS``)
+        and set ``meta``, in one transaction."""
         with self.transaction() as s:
+            # the meta first: on SQLite its write takes the write lock, so the table read
+            # below is the one the rest of the transaction changes (no writer in between)
+            for key, value in meta.items():
+                self.set_meta(s, key, value)
+            if self.engine.dialect.name == "sqlite":
+                _replace_people_sqlite(s.connection(), rows, compare=bool(meta))
+                return
             # Core statements on the table, not the ORM class: an ORM bulk insert groups
             # the rows by which values are None and sends hundreds of statements
             s.execute(sa.delete(DERIVED_PEOPLE))
-            if rows and self.engine.dialect.name == "sqlite":
-                # raw executemany of tuples, the date bound as SQLAlchemy would bind it:
-                # its per-row bind processing cost more than the insert itself
-                k = _LAST_CONTACT
-                values = [(*r[:k], _sqlite_datetime(r[k]), *r[k + 1 :]) for r in rows]
-                s.connection().exec_driver_sql(_PEOPLE_INSERT_SQLITE, values)
-            elif rows:
+            if rows:
                 s.execute(
                     sa.insert(DERIVED_PEOPLE),
                     [dict(zip(PEOPLE_COLUMNS, r, strict=True)) for r in rows],
                 )
-            for key, value in meta.items():
-                self.set_meta(s, key, value)
+
+
+def _replace_people_sqlite(
+    conn: Connection, rows: Sequence[tuple[Any, ...]], *, compare: bool
+) -> None:
+    """The people table made to hold ``rows``, writing only the rows that differ.
+
+    Most people's statistics are the same from one analysis to the next, and
+    writing the whole table anew (megabytes of JSON) cost most of saving, so the
+    stored rows are read and compared first (``compare``: the transaction holds
+    the write lock already); when most differ, the table is rewritten. Values
+    are bound as tuples, the date as SQLAlchemy would bind it: its per-row bind
+    processing cost more than the insert itself.
+    """
+    k = _LAST_CONTACT
+    values = [(*r[:k], _sqlite_datetime(r[k]), *r[k + 1 :]) for r in rows]
+    stored: dict[str, tuple[Any, ...]] = {}
+    if compare:
+        stored = {row[0]: tuple(row) for row in conn.exec_driver_sql(_PEOPLE_SELECT_SQLITE)}
+    # a stored row equals its new values exactly when it is unchanged (0/1 equal False/True)
+    changed = [v for v in values if stored.pop(v[0], None) != v]
+    if not compare or len(changed) > len(values) // 2:
+        conn.exec_driver_sql("DELETE FROM derived_people")
+        changed = values
+    else:
+        # what is left in stored are people who are no more (merged, or their mail gone)
+        gone = [(pid,) for pid in stored] + [(v[0],) for v in changed]
+        if gone:
+            conn.exec_driver_sql("DELETE FROM derived_people WHERE id = ?", gone)
+    if changed:
+        conn.exec_driver_sql(_PEOPLE_INSERT_SQLITE, changed)
 
 
 _string_limits: dict[str, dict[str, int | None]] = {}
