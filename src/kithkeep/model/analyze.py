@@ -216,17 +216,27 @@ def analyze_msgs(
     by_id = {m[MESSAGE_ID]: i for i, m in enumerate(msgs)}
     ctx = PersonContext(msgs, [mt for mt, _ in meetings], by_id, me, cfg, now)
     people: list[PersonStats] = []
+    card_names = identity.card_names
+    decided = identity.ignored or identity.tiers
     for r, items in items_by.items():
         uses = uses_by[r]
-        addresses = tuple(sorted(uses, key=lambda a: (-uses[a], a)))
-        name = identity.card_names.get(r) or next(
-            (identity.card_names[a] for a in addresses if a in identity.card_names), ""
+        # (most people have one address and one name: no sort, no key function)
+        addresses = (
+            tuple(uses) if len(uses) == 1 else tuple(sorted(uses, key=lambda a: (-uses[a], a)))
         )
+        name = ""
+        if card_names:
+            name = card_names.get(r) or next(
+                (card_names[a] for a in addresses if a in card_names), ""
+            )
         header_names = names_by.get(r)
         if not name and header_names:
-            name = min(header_names.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+            if len(header_names) == 1:
+                name = next(iter(header_names))
+            else:
+                name = min(header_names.items(), key=lambda kv: (-kv[1], kv[0]))[0]
         stats = person_stats(person_id(addresses), name, addresses, items, ctx)
-        people.append(_apply_decisions(stats, identity))
+        people.append(_apply_decisions(stats, identity) if decided else stats)
     people.sort(key=lambda p: (-p.strength, p.person_id))
     return Analysis(
         me=me,

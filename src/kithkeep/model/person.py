@@ -269,9 +269,8 @@ def person_stats(
                         latencies[kind].append(max(0.0, ts - parent_ts))
             if thrid is not None:
                 thread_last[(thrid, kind)] = ref
-            opens = (
-                parent is None and last_ts[other] < ts - silence and last_ts[MEETING] < ts - silence
-            )
+            since = ts - silence
+            opens = parent is None and last_ts[other] < since and last_ts[MEETING] < since
             # a response answers the other side's open initiation; an opening of one's own
             # after a long silence does not (an asker who never replies is not answering)
             o = open_init[other]
