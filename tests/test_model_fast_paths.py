@@ -8,12 +8,14 @@ texts need escaping or spell the JSON the stored form is spliced at.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -122,3 +124,13 @@ PEOPLE = st.builds(
 @given(PEOPLE)
 def test_stored_statistics_are_the_encoded_json(p: PersonStats) -> None:
     assert p.stored_json() == STATS_ENCODER.encode(p.to_json())
+
+
+@given(INITIATIONS)
+def test_an_initiation_is_built_like_a_dataclass(i: Initiation) -> None:
+    """Initiation sets its fields itself, for speed: every field, in declaration order."""
+    names = [f.name for f in dataclasses.fields(Initiation)]
+    assert list(i.__dict__) == names
+    assert dataclasses.replace(i) == i == Initiation(**{n: getattr(i, n) for n in names})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        i.side = "me"  # type: ignore[misc]
