@@ -19,7 +19,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kithkeep.model.messages import KEY, TS, Msg, Recipients, _canonical_order, _refs_from_json
+from kithkeep.model.messages import KEY, TS, Msg, Recipients, _canonical_order, refs_from_json
 from kithkeep.model.stats import STATS_ENCODER, Initiation, PendingMessage, PersonStats, iso
 from kithkeep.store import _refs_json
 
@@ -38,7 +38,7 @@ def decoded(text: str) -> Any:
 @given(st.lists(IDS, max_size=5))
 def test_references_as_the_store_writes_them(refs: list[str]) -> None:
     text = _refs_json(tuple(refs))
-    assert _refs_from_json(text) == decoded(text) == tuple(refs)
+    assert refs_from_json(text) == decoded(text) == tuple(refs)
 
 
 @given(st.lists(IDS, max_size=5), st.sampled_from([(",", ":"), (", ", ": ")]), st.booleans())
@@ -46,7 +46,7 @@ def test_references_written_by_other_encoders(
     refs: list[str], separators: tuple[str, str], ascii_only: bool
 ) -> None:
     text = json.dumps(refs, separators=separators, ensure_ascii=ascii_only)
-    assert _refs_from_json(text) == decoded(text)
+    assert refs_from_json(text) == decoded(text)
 
 
 @given(st.text(alphabet=st.sampled_from('[]",\\ab\x01'), max_size=12))
@@ -58,7 +58,7 @@ def test_references_text_that_is_not_a_list_of_strings(text: str) -> None:
         expected = decoded(text)
     except TypeError:  # valid JSON that is no sequence: the same error both ways
         return
-    assert _refs_from_json(text) == expected
+    assert refs_from_json(text) == expected
 
 
 def msg(ts: float, key: str) -> Msg:

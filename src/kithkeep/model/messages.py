@@ -59,7 +59,7 @@ Msg = tuple[
     str,  # the sender's display name
     "Recipients",
     str | None,  # In-Reply-To
-    Any,  # References: JSON text (store) or a tuple (records); see msg_references
+    Any,  # References: JSON text (store, see refs_from_json) or a tuple (records)
     str,  # subject
     Any,  # answered: \Answered on a copy (0/1 from SQLite: used as a truth value only)
     Any,  # linked: has In-Reply-To or References (a truth value)
@@ -90,14 +90,12 @@ def msg_date(m: Msg) -> datetime:
     """The message's date as aware UTC."""
     d = m[DATE]
     # records carry aware dates; the store gives text (SQLite) or naive UTC (PostgreSQL)
-    if isinstance(d, str):
-        return _utc_text(d)
+    if type(d) is str:
+        try:  # _utc_text's fast parse, without the call: statistics ask for every date
+            return datetime.fromisoformat(d + "+00:00")
+        except ValueError:
+            return _utc_text(d)
     return d if isinstance(d, datetime) and d.tzinfo is not None else _as_utc(d)
-
-
-def msg_references(m: Msg) -> tuple[str, ...]:
-    r = m[REFERENCES]
-    return _refs_from_json(r) if isinstance(r, str) else tuple(r)
 
 
 class AddrParser:
@@ -168,7 +166,7 @@ def _recipients(to: Addrs, cc: Addrs, bcc: Addrs) -> Recipients:
     return Recipients(everyone, to_set, frozenset([a for a, _ in everyone]))
 
 
-def _refs_from_json(text: str) -> tuple[str, ...]:
+def refs_from_json(text: str) -> tuple[str, ...]:
     """Stored References JSON as a tuple (empty when it is not valid JSON).
 
     The store writes ``["a","b"]`` when there is nothing to escape: such text is

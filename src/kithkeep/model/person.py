@@ -24,12 +24,13 @@ from kithkeep.model.messages import (
     LINKED,
     MESSAGE_ID,
     RECIPIENTS,
+    REFERENCES,
     SUBJECT,
     THRID,
     TS,
     Msg,
     msg_date,
-    msg_references,
+    refs_from_json,
 )
 from kithkeep.model.stats import Initiation, PendingMessage, PersonStats
 from kithkeep.model.threads import find_parent, is_reply_subject
@@ -172,7 +173,8 @@ class PersonContext:
                 found.append(j)
         # In-Reply-To alone settles most replies: References are parsed only for a walk.
         # (A loop rather than comprehensions: most messages carry one or two.)
-        for ref in reversed(msg_references(m)):
+        refs = m[REFERENCES]
+        for ref in reversed(refs_from_json(refs) if type(refs) is str else refs):
             j = get(ref)
             if j is not None:
                 found.append(j)
@@ -416,10 +418,12 @@ def _strength(
     weights = (IN_WEIGHT, OUT_WEIGHT, MEETING_WEIGHT)
     s = 0.0
     peak = 0.0
-    prev: int | None = None
+    prev: float | None = None
     today = 0  # the kinds of contact the day had, as bits
     for ts, kind, _ref, _direct in items:  # sorted by time
-        day = int(ts // DAY)
+        # a whole number of days as a float: the same arithmetic as int() gives, without
+        # a call per contact
+        day = ts // DAY
         if day != prev:
             if prev is not None:
                 s *= 0.5 ** ((day - prev) / half_life_days)
