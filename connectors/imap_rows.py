@@ -153,10 +153,9 @@ def python_scan_rows(
 ScanRows = Callable[[bytes, int, int, int, str, str, bool], ScanResult]
 
 try:
-    from kithkeep.connectors import _imapfast  # type: ignore[attr-defined]
+    from kithkeep.connectors import _imapfast
 except ImportError:  # not built (a source checkout without a compiler)
     log.debug("the compiled IMAP bulk path is not built; using the Python one")
-    _imapfast = None
     scan_rows: ScanRows = python_scan_rows
     COMPILED = False
 else:
