@@ -10,6 +10,8 @@
  *   * N FETCH (UID u FLAGS (...) INTERNALDATE "..." BODY[HEADER.FIELDS (...)] {n}
  *   <n bytes of ASCII "Name: value" lines>)
  *
+ * (its items in any order, with MODSEQ and Gmail's X-GM-MSGID and X-GM-THRID)
+ *
  * It does exactly what the Python code does, and no more: anything it is not
  * sure about goes to Python, at the smallest unit that keeps the result the
  * same (a whole message, one address header, one name, one date, one
@@ -1025,7 +1027,8 @@ words(const char *s, Py_ssize_t n, Py_ssize_t limit, int *failed)
  * folder and uid; the others are the row's last columns. */
 static PyObject *
 encode_block(const char *raw, Py_ssize_t rawlen, PyObject *account, PyObject *folder,
-             PyObject *uid, PyObject *flags, PyObject *idate, PyObject *sent)
+             PyObject *uid, PyObject *flags, PyObject *idate, PyObject *gm_msgid,
+             PyObject *gm_thrid, PyObject *sent)
 {
     if (rawlen > MAX_HEADER_BYTES)
         Py_RETURN_NONE;
@@ -1185,8 +1188,8 @@ encode_block(const char *raw, Py_ssize_t rawlen, PyObject *account, PyObject *fo
     cols[1] = Py_NewRef(folder);
     cols[2] = Py_NewRef(uid);
     cols[18] = Py_NewRef(flags);
-    cols[19] = Py_NewRef(Py_None); /* X-GM-MSGID: Gmail's shape is the Python path */
-    cols[20] = Py_NewRef(Py_None);
+    cols[19] = Py_NewRef(gm_msgid);
+    cols[20] = Py_NewRef(gm_thrid);
     cols[21] = Py_NewRef(sent);
     b.len = 0;
     for (int k = 0; k < nerr; k++) {
@@ -1282,6 +1285,13 @@ flags_text(const char *s, Py_ssize_t n)
     return text;
 }
 
+static int
+names_an_item(const char *s, Py_ssize_t n)
+{
+    return contains(s, n, "UID") || contains(s, n, "FLAGS") || contains(s, n, "INTERNALDATE") ||
+           contains(s, n, "MODSEQ") || contains(s, n, "X-GM-") || contains(s, n, "BODY[");
+}
+
 enum { ST_OTHER = 0, ST_NEED_MORE = 1, ST_LIMIT = 2 };
 
 static int
@@ -1335,27 +1345,55 @@ scan_rows(PyObject *self, PyObject *args)
             break;
         }
         Py_ssize_t eol = nl - p, i = pos;
-        long long seq, uid, size;
-        Py_ssize_t fs, fe, ds, de;
+        long long seq, uid = -1, size = -1, gm_msgid = -1, gm_thrid = -1, modseq;
+        /* FLAGS and INTERNALDATE text (empty when the server sent none) */
+        Py_ssize_t fs = 0, fe = 0, ds = 0, de = 0;
+        int have_flags = 0, have_date = 0;
         if (!expect(p, &i, eol, "* ") || !number(p, &i, eol, &seq) ||
-            !expect(p, &i, eol, " FETCH (UID ") || !number(p, &i, eol, &uid) ||
-            !expect(p, &i, eol, " FLAGS ("))
+            !expect(p, &i, eol, " FETCH ("))
             goto other;
-        fs = i;
-        if (!until(p, &i, eol, ')'))
+        /* the items in any order (Gmail puts its own first), the header last */
+        for (;;) {
+            if (expect(p, &i, eol, "UID ")) {
+                if (uid >= 0 || !number(p, &i, eol, &uid))
+                    goto other;
+            } else if (expect(p, &i, eol, "FLAGS (")) {
+                fs = i;
+                if (have_flags || !until(p, &i, eol, ')'))
+                    goto other;
+                fe = i++;
+                have_flags = 1;
+            } else if (expect(p, &i, eol, "INTERNALDATE \"")) {
+                ds = i;
+                if (have_date || !until(p, &i, eol, '"'))
+                    goto other;
+                de = i++;
+                have_date = 1;
+            } else if (expect(p, &i, eol, "MODSEQ (")) {
+                if (!number(p, &i, eol, &modseq) || !expect(p, &i, eol, ")"))
+                    goto other;
+            } else if (expect(p, &i, eol, "X-GM-MSGID ")) {
+                if (gm_msgid >= 0 || !number(p, &i, eol, &gm_msgid))
+                    goto other;
+            } else if (expect(p, &i, eol, "X-GM-THRID ")) {
+                if (gm_thrid >= 0 || !number(p, &i, eol, &gm_thrid))
+                    goto other;
+            } else if (expect(p, &i, eol, "BODY[HEADER.FIELDS (")) {
+                if (!until(p, &i, eol, ')') || !expect(p, &i, eol, ")] {") ||
+                    !number(p, &i, eol, &size) || !expect(p, &i, eol, "}"))
+                    goto other;
+                break;
+            } else {
+                goto other;
+            }
+            if (!expect(p, &i, eol, " "))
+                goto other;
+        }
+        if (uid < 0 || !(i == eol || (i + 1 == eol && p[i] == '\r')))
             goto other;
-        fe = i;
-        if (!expect(p, &i, eol, ") INTERNALDATE \""))
-            goto other;
-        ds = i;
-        if (!until(p, &i, eol, '"'))
-            goto other;
-        de = i;
-        if (!expect(p, &i, eol, "\" BODY[HEADER.FIELDS (") || !until(p, &i, eol, ')') ||
-            !expect(p, &i, eol, ")] {") || !number(p, &i, eol, &size) ||
-            !expect(p, &i, eol, "}"))
-            goto other;
-        if (!(i == eol || (i + 1 == eol && p[i] == '\r')))
+        /* the general reader searches the line for each item: text inside
+         * the flags or the date that names an item would read otherwise */
+        if (names_an_item(p + fs, fe - fs) || names_an_item(p + ds, de - ds))
             goto other;
         Py_ssize_t lit = eol + 1;
         if (lit + size + 3 > end) {
@@ -1373,21 +1411,25 @@ scan_rows(PyObject *self, PyObject *args)
         PyObject *flags = flags_text(p + fs, fe - fs);
         if (flags == NULL)
             goto fail;
-        PyObject *idate = idate_fast(p + ds, de - ds);
+        PyObject *idate = have_date ? idate_fast(p + ds, de - ds) : Py_NewRef(Py_None);
         if (idate == NULL && !PyErr_Occurred())
             idate = call1(cb_idate, PyBytes_FromStringAndSize(p + ds, de - ds));
-        PyObject *uid_text = idate ? PyUnicode_FromFormat("%lld", uid) : NULL;
+        PyObject *msgid = gm_msgid >= 0 ? PyLong_FromLongLong(gm_msgid) : Py_NewRef(Py_None);
+        PyObject *thrid = gm_thrid >= 0 ? PyLong_FromLongLong(gm_thrid) : Py_NewRef(Py_None);
+        PyObject *uid_text = (idate && msgid && thrid) ? PyUnicode_FromFormat("%lld", uid) : NULL;
         PyObject *row = uid_text ? encode_block(p + lit, (Py_ssize_t)size, account, folder,
-                                                uid_text, flags, idate, sent_obj)
+                                                uid_text, flags, idate, msgid, thrid, sent_obj)
                                  : NULL;
         if (row == Py_None) {
+            /* Python writes it, from what the general reader would give */
             Py_DECREF(row);
             PyObject *header = PyBytes_FromStringAndSize(p + lit, (Py_ssize_t)size);
             PyObject *fl = PyBytes_FromStringAndSize(p + fs, fe - fs);
-            PyObject *id = PyBytes_FromStringAndSize(p + ds, de - ds);
+            PyObject *id = have_date ? PyBytes_FromStringAndSize(p + ds, de - ds)
+                                     : Py_NewRef(Py_None);
             row = (header && fl && id)
-                      ? PyObject_CallFunction(cb_message, "LOOOOOO", uid, fl, id, header,
-                                              account, folder, sent_obj)
+                      ? PyObject_CallFunction(cb_message, "LOOOOOOOO", uid, fl, id, header,
+                                              account, folder, sent_obj, msgid, thrid)
                       : NULL;
             Py_XDECREF(header);
             Py_XDECREF(fl);
@@ -1395,6 +1437,8 @@ scan_rows(PyObject *self, PyObject *args)
         }
         Py_XDECREF(uid_text);
         Py_XDECREF(idate);
+        Py_XDECREF(msgid);
+        Py_XDECREF(thrid);
         Py_DECREF(flags);
         if (row == NULL)
             goto fail;
@@ -1431,8 +1475,8 @@ encode_header(PyObject *self, PyObject *args)
         return NULL;
     PyObject *r = NULL;
     if (check_configured() == 0)
-        r = encode_block(view.buf, view.len, account, folder, uid, flags, idate,
-                         PyObject_IsTrue(sent) ? Py_True : Py_False);
+        r = encode_block(view.buf, view.len, account, folder, uid, flags, idate, Py_None,
+                         Py_None, PyObject_IsTrue(sent) ? Py_True : Py_False);
     PyBuffer_Release(&view);
     return r;
 }

@@ -26,7 +26,10 @@ def configure(
     words: Callable[[str], str],
     flags: Callable[[bytes], str],
     internal_date: Callable[[bytes], str | None],
-    message: Callable[[int, bytes, bytes, bytes, str, str, bool], tuple[Any, ...]],
+    message: Callable[
+        [int, bytes, bytes | None, bytes, str, str, bool, int | None, int | None],
+        tuple[Any, ...],
+    ],
     /,
 ) -> None: ...
 def clear_caches() -> None: ...

@@ -62,11 +62,13 @@ ScanResult = tuple[list[MessageRow], int, int, int]
 def python_row(
     uid: int,
     flags: bytes,
-    internal_date: bytes,
+    internal_date: bytes | None,
     header: bytes,
     account: str,
     folder: str,
     sent: bool,
+    gm_msgid: int | None = None,
+    gm_thrid: int | None = None,
 ) -> MessageRow:
     """The row of one fetched message, the way every other source makes it."""
     record = record_from_headers_fast(
@@ -75,8 +77,10 @@ def python_row(
         folder=folder,
         uid=str(uid),
         flags=parse_flags(flags),
-        internal_date=parse_internaldate(internal_date),
+        internal_date=None if internal_date is None else parse_internaldate(internal_date),
         in_sent_folder=sent,
+        gm_msgid=gm_msgid,
+        gm_thrid=gm_thrid,
     )
     return message_values(record, datetime_text)
 

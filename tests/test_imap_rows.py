@@ -297,6 +297,17 @@ def _mixed_stream() -> bytes:
             )
         elif i % 11 == 0:
             parts.append(b"* %d EXISTS\r\n* 1 FETCH (FLAGS (\\Seen))\r\n" % i)
+        elif i % 5 == 0:  # Gmail's order and ids; a keyword that names an item
+            flags = b"\\Seen UID" if i % 10 == 0 else b"\\Seen"
+            parts.append(
+                b"* %d FETCH (X-GM-THRID %d X-GM-MSGID %d UID %d FLAGS (%s) "
+                b'INTERNALDATE "02-Jan-2024 00:00:00 +0000" %s {%d}\r\n%s)\r\n'
+                % (i, 1000 + i, 2000 + i, i, flags, HEADER_ITEM, len(header), header)
+            )
+        elif i % 13 == 0:  # no FLAGS, no INTERNALDATE
+            parts.append(
+                b"* %d FETCH (UID %d %s {%d}\r\n%s)\r\n" % (i, i, HEADER_ITEM, len(header), header)
+            )
         else:
             parts.append(response(i, i, header, b"\\Seen", b"02-Jan-2024 00:00:00 +0000"))
     parts.append(b"kk1 OK done\r\n")
@@ -329,6 +340,10 @@ def test_a_stream_cut_anywhere_gives_the_same_chunks(piece: int) -> None:
     assert [len(c) for c, _t, last in whole] == [5] * 7 + [1]
     assert [last for _c, _t, last in whole] == [False] * 7 + [True]
     assert whole[-1][1] == 39
+    by_uid = {r[2]: dict(zip(MESSAGE_COLUMNS, r, strict=True)) for r in rows}
+    assert (by_uid["15"]["gm_msgid"], by_uid["15"]["gm_thrid"]) == (2015, 1015)
+    assert by_uid["20"]["flags"] == "UID \\Seen"
+    assert (by_uid["26"]["flags"], by_uid["26"]["internal_date"]) == ("", None)
 
 
 def test_uids_below_the_checkpoint_give_no_row() -> None:
