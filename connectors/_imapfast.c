@@ -264,11 +264,13 @@ typedef struct {
 static int
 field_key(const char *name, Py_ssize_t n)
 {
+    static const unsigned char lengths[F_COUNT] = {4, 2, 2, 3, 4, 10, 11, 10, 7, 7, 9, 16, 10, 14};
+    unsigned char first = lower((unsigned char)name[0]);
     for (int k = 0; k < F_COUNT; k++) {
         const char *w = FIELD_NAMES[k];
-        if ((Py_ssize_t)strlen(w) != n)
+        if (lengths[k] != n || (unsigned char)w[0] != first)
             continue;
-        Py_ssize_t i = 0;
+        Py_ssize_t i = 1;
         while (i < n && lower((unsigned char)name[i]) == (unsigned char)w[i])
             i++;
         if (i == n)
@@ -885,10 +887,33 @@ utc_text(int y, int mo, int d, int hh, int mi, int ss, int shift_minutes)
         days -= 1;
     }
     from_ordinal(days, &y, &mo, &d);
-    char out[32];
-    int n = snprintf(out, sizeof(out), "%04d-%02d-%02d %02d:%02d:%02d.000000", y, mo, d,
-                     (int)(rem / 60), (int)(rem % 60), ss);
-    return ascii_str(out, n);
+    /* "YYYY-MM-DD hh:mm:ss.000000" (snprintf cost more than the rest of a row) */
+    char out[26] = "0000-00-00 00:00:00.000000";
+    int hh2 = (int)(rem / 60), mi2 = (int)(rem % 60);
+    out[0] = (char)('0' + y / 1000);
+    out[1] = (char)('0' + y / 100 % 10);
+    out[2] = (char)('0' + y / 10 % 10);
+    out[3] = (char)('0' + y % 10);
+    const int two[5] = {mo, d, hh2, mi2, ss};
+    const int at[5] = {5, 8, 11, 14, 17};
+    for (int k = 0; k < 5; k++) {
+        out[at[k]] = (char)('0' + two[k] / 10);
+        out[at[k] + 1] = (char)('0' + two[k] % 10);
+    }
+    return ascii_str(out, 26);
+}
+
+/* str(n) of a non-negative number */
+static PyObject *
+decimal(long long n)
+{
+    char out[24];
+    int k = 24;
+    do {
+        out[--k] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    return ascii_str(out + k, 24 - k);
 }
 
 /* headers._date_ascii + store datetime text: the common layout
@@ -1022,6 +1047,22 @@ words(const char *s, Py_ssize_t n, Py_ssize_t limit, int *failed)
 
 #define ROW_LEN 23
 
+static int
+is_ascii(const char *s, Py_ssize_t n)
+{
+    Py_ssize_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        unsigned long long w;
+        memcpy(&w, s + k, 8);
+        if (w & 0x8080808080808080ULL)
+            return 0;
+    }
+    for (; k < n; k++)
+        if ((unsigned char)s[k] >= 0x80)
+            return 0;
+    return 1;
+}
+
 /* The row of one header block, or Py_None when Python must write it (the
  * caller then calls cb_message), or NULL on error. ``head`` holds account,
  * folder and uid; the others are the row's last columns. */
@@ -1032,9 +1073,8 @@ encode_block(const char *raw, Py_ssize_t rawlen, PyObject *account, PyObject *fo
 {
     if (rawlen > MAX_HEADER_BYTES)
         Py_RETURN_NONE;
-    for (Py_ssize_t k = 0; k < rawlen; k++)
-        if ((unsigned char)raw[k] >= 0x80)
-            Py_RETURN_NONE; /* raw 8-bit text: the full parser */
+    if (!is_ascii(raw, rawlen))
+        Py_RETURN_NONE; /* raw 8-bit text: the full parser */
     const char *t = raw;
     Py_ssize_t n = rawlen;
     char *copy = NULL;
@@ -1288,8 +1328,18 @@ flags_text(const char *s, Py_ssize_t n)
 static int
 names_an_item(const char *s, Py_ssize_t n)
 {
-    return contains(s, n, "UID") || contains(s, n, "FLAGS") || contains(s, n, "INTERNALDATE") ||
-           contains(s, n, "MODSEQ") || contains(s, n, "X-GM-") || contains(s, n, "BODY[");
+    static const char *const items[] = {"UID", "FLAGS", "INTERNALDATE", "MODSEQ", "X-GM-",
+                                         "BODY["};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!strchr("UFIMXB", s[i]) || s[i] == 0)
+            continue;
+        for (int k = 0; k < 6; k++) {
+            Py_ssize_t m = (Py_ssize_t)strlen(items[k]);
+            if (i + m <= n && memcmp(s + i, items[k], (size_t)m) == 0)
+                return 1;
+        }
+    }
+    return 0;
 }
 
 enum { ST_OTHER = 0, ST_NEED_MORE = 1, ST_LIMIT = 2 };
@@ -1416,7 +1466,7 @@ scan_rows(PyObject *self, PyObject *args)
             idate = call1(cb_idate, PyBytes_FromStringAndSize(p + ds, de - ds));
         PyObject *msgid = gm_msgid >= 0 ? PyLong_FromLongLong(gm_msgid) : Py_NewRef(Py_None);
         PyObject *thrid = gm_thrid >= 0 ? PyLong_FromLongLong(gm_thrid) : Py_NewRef(Py_None);
-        PyObject *uid_text = (idate && msgid && thrid) ? PyUnicode_FromFormat("%lld", uid) : NULL;
+        PyObject *uid_text = (idate && msgid && thrid) ? decimal(uid) : NULL;
         PyObject *row = uid_text ? encode_block(p + lit, (Py_ssize_t)size, account, folder,
                                                 uid_text, flags, idate, msgid, thrid, sent_obj)
                                  : NULL;
