@@ -57,6 +57,7 @@ MESSAGES: sa.Table = Base.metadata.tables["messages"]
 EVENTS: sa.Table = Base.metadata.tables["events"]
 SYNC_STATE: sa.Table = Base.metadata.tables["sync_state"]
 META: sa.Table = Base.metadata.tables["meta"]
+DERIVED_PEOPLE: sa.Table = Base.metadata.tables["derived_people"]
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
@@ -137,6 +138,24 @@ _MESSAGES_UPSERT_SQLITE = (
 def _located(rows: Sequence[MessageRow]) -> dict[tuple[str, str, str], MessageRow]:
     """Encoded rows by location (account, folder, uid); the last one wins."""
     return {(v[0], v[1], v[2]): v for v in rows}
+
+
+# the columns of derived_people in the order replace_people takes its rows
+PEOPLE_COLUMNS = (
+    "id",
+    "name",
+    "addresses_json",
+    "is_tie",
+    "tier",
+    "strength",
+    "last_contact",
+    "stats_json",
+)
+_LAST_CONTACT = PEOPLE_COLUMNS.index("last_contact")
+_PEOPLE_INSERT_SQLITE = (
+    f"INSERT INTO derived_people ({', '.join(PEOPLE_COLUMNS)}) "  # noqa: S608 (constant names)
+    f"VALUES ({', '.join('?' * len(PEOPLE_COLUMNS))})"
+)
 
 
 def message_row(r: MessageRecord) -> dict[str, Any]:
@@ -399,6 +418,29 @@ class Store:
 
     def set_meta(self, session: Session, key: str, value: str) -> None:
         self._upsert(session, META, [{"key": key, "value": value}], ["key"])
+
+    # ------------------------------------------------------- derived data
+
+    def replace_people(self, rows: Sequence[tuple[Any, ...]], meta: dict[str, str]) -> None:
+        """Replace the derived people table by ``rows`` (values of ``PEOPLE_COLUMNS``) and
+        set ``meta``, in one transaction."""
+        with self.transaction() as s:
+            # Core statements on the table, not the ORM class: an ORM bulk insert groups
+            # the rows by which values are None and sends hundreds of statements
+            s.execute(sa.delete(DERIVED_PEOPLE))
+            if rows and self.engine.dialect.name == "sqlite":
+                # raw executemany of tuples, the date bound as SQLAlchemy would bind it:
+                # its per-row bind processing cost more than the insert itself
+                k = _LAST_CONTACT
+                values = [(*r[:k], datetime_text(r[k]), *r[k + 1 :]) for r in rows]
+                s.connection().exec_driver_sql(_PEOPLE_INSERT_SQLITE, values)
+            elif rows:
+                s.execute(
+                    sa.insert(DERIVED_PEOPLE),
+                    [dict(zip(PEOPLE_COLUMNS, r, strict=True)) for r in rows],
+                )
+            for key, value in meta.items():
+                self.set_meta(s, key, value)
 
 
 _string_limits: dict[str, dict[str, int | None]] = {}

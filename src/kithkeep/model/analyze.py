@@ -43,7 +43,19 @@ from kithkeep.config import AnalysisConfig
 from kithkeep.decisions import DecisionRecord
 from kithkeep.model.identity import is_noreply, is_role_address, normalize
 from kithkeep.model.merges import Identity, build_identity
-from kithkeep.model.messages import Msg, Prelude, msgs_from_records, read_msgs, unique
+from kithkeep.model.messages import (
+    MESSAGE_ID,
+    RECIPIENTS,
+    SENDER,
+    SENDER_NAME,
+    SENT,
+    TS,
+    Msg,
+    Prelude,
+    msgs_from_records,
+    read_msgs,
+    unique,
+)
 from kithkeep.model.person import (
     IN,
     MEETING,
@@ -55,12 +67,10 @@ from kithkeep.model.person import (
 from kithkeep.model.stats import PersonStats
 from kithkeep.model.vcard import Card, load_contacts
 from kithkeep.records import EventRecord, MessageRecord
-from kithkeep.schema import Base, DerivedPerson
+from kithkeep.schema import DerivedPerson
 from kithkeep.store import Store
 
 log = logging.getLogger(__name__)
-
-PEOPLE: sa.Table = Base.metadata.tables["derived_people"]
 
 
 @dataclass
@@ -143,15 +153,15 @@ def analyze_msgs(
     rc_uses: dict[int, list[Any]] = {}
 
     for idx, m in enumerate(msgs):
-        rc = m.rc
+        rc = m[RECIPIENTS]
         if len(rc.every) > max_recipients:
             mass += 1
             continue
-        sender = m.sender
+        sender = m[SENDER]
         if lists and (sender in lists or not lists.isdisjoint(rc.every)):
             listed += 1
             continue
-        if sender in me or (sender is None and m.sent):
+        if sender in me or (sender is None and m[SENT]):
             # The people a message goes to depend on its recipients alone, and messages
             # share one Recipients object per distinct header (messages.py): work them
             # out once per object, and count the object's uses for the names afterwards.
@@ -170,15 +180,15 @@ def analyze_msgs(
                 rc_uses[key] = [rc, 0]
             rc_uses[key][1] += 1
             for r, direct in targets:
-                items_by[r].append((m.ts, OUT, idx, direct))
+                items_by[r].append((m[TS], OUT, idx, direct))
         elif sender is not None:
             r = person_of.get(sender)
             if r is None:
                 r = who(sender)
             if r:
-                pair = (sender, m.sender_name)
+                pair = (sender, m[SENDER_NAME])
                 pairs[pair] = pairs.get(pair, 0) + 1
-                items_by[r].append((m.ts, IN, idx, not me.isdisjoint(rc.to)))
+                items_by[r].append((m[TS], IN, idx, not me.isdisjoint(rc.to)))
 
     for rc, n in rc_uses.values():
         for addr, name in rc.all:
@@ -203,7 +213,7 @@ def analyze_msgs(
             names = names_by[r]
             names[name] = names.get(name, 0) + n
 
-    by_id = {m.message_id: i for i, m in enumerate(msgs)}
+    by_id = {m[MESSAGE_ID]: i for i, m in enumerate(msgs)}
     ctx = PersonContext(msgs, [mt for mt, _ in meetings], by_id, me, cfg, now)
     people: list[PersonStats] = []
     for r, items in items_by.items():
@@ -354,32 +364,23 @@ def analyze_store(
     return result
 
 
-# one encoder for every person: json.dumps with non-default options builds a new one per call
-_STATS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
 def save_people(store: Store, result: Analysis, now: datetime) -> None:
     rows = [
-        {
-            "id": p.person_id,
-            "name": p.name,
-            "addresses_json": json.dumps(list(p.addresses)),
-            "is_tie": p.is_tie,
-            "tier": p.tier,
-            "strength": p.strength,
-            "last_contact": p.last_contact,
-            "stats_json": _STATS_ENCODER.encode(p.to_json()),
-        }
+        (
+            p.person_id,
+            p.name,
+            json.dumps(list(p.addresses)),
+            p.is_tie,
+            p.tier,
+            p.strength,
+            p.last_contact,
+            p.stored_json(),
+        )
         for p in result.people
     ]
-    with store.transaction() as s:
-        # Core statements on the table, not the ORM class: an ORM bulk insert groups
-        # the rows by which values are None and sends hundreds of statements
-        s.execute(sa.delete(PEOPLE))
-        if rows:
-            s.execute(sa.insert(PEOPLE), rows)
-        store.set_meta(s, "me", json.dumps(sorted(result.me)))
-        store.set_meta(s, "analyzed_at", now.isoformat())
+    store.replace_people(
+        rows, {"me": json.dumps(sorted(result.me)), "analyzed_at": now.isoformat()}
+    )
 
 
 def load_people(store: Store) -> list[PersonStats]:

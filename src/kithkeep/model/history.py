@@ -13,7 +13,7 @@ from datetime import datetime
 
 from kithkeep.config import AnalysisConfig
 from kithkeep.model.identity import is_noreply, is_role_address, normalize
-from kithkeep.model.messages import read_msgs, unique
+from kithkeep.model.messages import RECIPIENTS, SENDER, SENT, SUBJECT, msg_date, read_msgs, unique
 from kithkeep.model.person import meetings_from_events
 from kithkeep.model.stats import PersonStats
 from kithkeep.store import Store
@@ -45,17 +45,18 @@ def contacts_of(
     lists = frozenset(pre.lists) - me
     out: list[Contact] = []
     for m in unique(msgs)[0]:
-        rc = m.rc
+        rc = m[RECIPIENTS]
         if len(rc.every) > cfg.max_recipients:
             continue
-        if lists and (m.sender in lists or not lists.isdisjoint(rc.every)):
+        sender = m[SENDER]
+        if lists and (sender in lists or not lists.isdisjoint(rc.every)):
             continue
-        if m.sender in me or (m.sender is None and m.sent):
+        if sender in me or (sender is None and m[SENT]):
             hit = mine.intersection(rc.every)
             if hit:
-                out.append(Contact(m.date, "out", m.subject, not hit.isdisjoint(rc.to)))
-        elif m.sender in mine:
-            out.append(Contact(m.date, "in", m.subject, not me.isdisjoint(rc.to)))
+                out.append(Contact(msg_date(m), "out", m[SUBJECT], not hit.isdisjoint(rc.to)))
+        elif sender in mine:
+            out.append(Contact(msg_date(m), "in", m[SUBJECT], not me.isdisjoint(rc.to)))
 
     def is_person(addr: str) -> bool:
         return (

@@ -1,11 +1,13 @@
-"""Messages as analysis reads them: one compact record per message, from the store or records.
+"""Messages as analysis reads them: one plain tuple per message, from the store or records.
 
 The store path reads plain rows from the database driver and never builds
 :class:`MessageRecord` objects: it is most of what a full rebuild costs (see
-``bench/analyze.py``). Bulk mail is left out in SQL, and the few facts
-analysis needs from it (the user's sent From, list addresses, how much there
-was) come from small DISTINCT and COUNT queries. Both paths give the same
-:class:`Msg` values, which a property test checks.
+``bench/analyze.py``). The rows *are* the messages: the SELECT computes each
+field of :data:`Msg` in order, so reading builds no object of its own per
+message. Bulk mail is left out in SQL, and the few facts analysis needs from
+it (the user's sent From, list addresses, how much there was) come from small
+DISTINCT and COUNT queries. Both paths give the same :data:`Msg` values,
+which a property test checks.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import attrgetter
-from typing import Any
+from itertools import compress
+from operator import eq, itemgetter
+from typing import Any, Final
 
 import sqlalchemy as sa
 
 from kithkeep.model.identity import bulk_reason, list_id_address, mailto_address, normalize
-from kithkeep.records import MessageRecord
+from kithkeep.records import Address, MessageRecord
 from kithkeep.schema import Base
 from kithkeep.store import Store
 
@@ -38,69 +41,69 @@ class Recipients:
     every: frozenset[str]
 
 
-@dataclass(slots=True)
-class Msg:
-    """What analysis needs of one (de-duplicated) personal message.
-
-    ``raw_date`` and ``raw_refs`` stay as the store gave them until a statistic
-    needs them: most messages never have their date printed or their
-    References walked.
-    """
-
-    key: str
-    ts: float
-    raw_date: datetime | str
-    sender: str | None
-    sender_name: str
-    rc: Recipients
-    message_id: str
-    in_reply_to: str | None
-    raw_refs: tuple[str, ...] | str
-    subject: str
-    answered: bool
-    linked: bool  # has In-Reply-To or References
-    sent: bool
-    thrid: int | None
+# What analysis needs of one (de-duplicated) personal message: a plain tuple, fields at the
+# indexes below, built with one tuple display per row; a dataclass instance cost twice the
+# rest of reading a row. The address lists hold objects shared by every message with the
+# same header (the parser decodes each distinct text once), and the date and References stay
+# as the store gave them until needed: most messages never have their References walked or
+# their date printed.
+Msg = tuple[
+    float,  # seconds since the epoch, to the millisecond
+    str,  # key: copies of one message share it (the Gmail message id, else the Message-ID)
+    Any,  # date: text (SQLite), naive UTC (PostgreSQL) or aware (records); see msg_date
+    str,  # Message-ID
+    str | None,  # the sender's normalized address (None without one)
+    str,  # the sender's display name
+    "Recipients",
+    str | None,  # In-Reply-To
+    Any,  # References: JSON text (store) or a tuple (records); see msg_references
+    str,  # subject
+    Any,  # answered: \Answered on a copy (0/1 from SQLite: used as a truth value only)
+    Any,  # linked: has In-Reply-To or References (a truth value)
+    Any,  # sent: in a sent folder (a truth value)
+    int | None,  # Gmail thread id
     # where this copy is, to choose among copies the same way every time:
     # (account, folder, uid) for records, the row id in the store
-    loc: Any
-
-    @property
-    def date(self) -> datetime:
-        d = self.raw_date
-        # records carry aware dates; the store gives text (SQLite) or naive UTC (PostgreSQL)
-        if isinstance(d, str):
-            return _utc_text(d)
-        return d if isinstance(d, datetime) and d.tzinfo is not None else _as_utc(d)
-
-    @property
-    def references(self) -> tuple[str, ...]:
-        r = self.raw_refs
-        if isinstance(r, str):
-            try:
-                r = tuple(json.loads(r)) if r and r != "[]" else ()
-            except ValueError:
-                r = ()
-            self.raw_refs = r
-        return r
+    Any,
+]
+TS: Final = 0
+KEY: Final = 1
+DATE: Final = 2
+MESSAGE_ID: Final = 3
+SENDER: Final = 4
+SENDER_NAME: Final = 5
+RECIPIENTS: Final = 6
+IN_REPLY_TO: Final = 7
+REFERENCES: Final = 8
+SUBJECT: Final = 9
+ANSWERED: Final = 10
+LINKED: Final = 11
+SENT: Final = 12
+THRID: Final = 13
+LOC: Final = 14
 
 
-@dataclass
-class Prelude:
-    """Facts about all messages, bulk included, learnt before the personal ones are read."""
+def msg_date(m: Msg) -> datetime:
+    """The message's date as aware UTC."""
+    d = m[DATE]
+    # records carry aware dates; the store gives text (SQLite) or naive UTC (PostgreSQL)
+    if isinstance(d, str):
+        return _utc_text(d)
+    return d if isinstance(d, datetime) and d.tzinfo is not None else _as_utc(d)
 
-    sent_from: set[str] = field(default_factory=set)  # the From of sent mail
-    lists: set[str] = field(default_factory=set)  # list addresses (List-Post, List-Id)
-    bulk: int = 0  # bulk and automatic messages (copies counted once)
-    undated: int = 0
+
+def msg_references(m: Msg) -> tuple[str, ...]:
+    r = m[REFERENCES]
+    return _refs_from_json(r) if isinstance(r, str) else tuple(r)
 
 
-class _AddrParser:
+class AddrParser:
     """Address lists parsed and normalized once per distinct value (most values repeat)."""
 
     def __init__(self) -> None:
         self.json_cache: dict[str, Addrs] = {"[]": ()}
         self.rc_cache: dict[str, Recipients] = {}
+        self.sender_cache: dict[str, tuple[str | None, str]] = {}
         self.norm_cache: dict[str, str] = {}
 
     def norm(self, email: str) -> str:
@@ -131,14 +134,62 @@ class _AddrParser:
             )
         return got
 
-    def from_records(self, addrs: Iterable[Any]) -> Addrs:
+    def sender_text(self, text: str) -> tuple[str | None, str]:
+        """The normalized address and the display name of a From header's JSON."""
+        got = self.sender_cache.get(text)
+        if got is None:
+            frm = self.from_json(text)
+            got = self.sender_cache[text] = (frm[0][0], frm[0][1]) if frm else (None, "")
+        return got
+
+    def from_records(self, addrs: Iterable[Address]) -> Addrs:
         return tuple((self.norm(a.email), a.name) for a in addrs if a.email)
 
 
+@dataclass
+class Prelude:
+    """Facts about all messages, bulk included, learnt before the personal ones are read."""
+
+    sent_from: set[str] = field(default_factory=set)  # the From of sent mail
+    lists: set[str] = field(default_factory=set)  # list addresses (List-Post, List-Id)
+    bulk: int = 0  # bulk and automatic messages (copies counted once)
+    undated: int = 0
+
+
 def _recipients(to: Addrs, cc: Addrs, bcc: Addrs) -> Recipients:
-    to_set = frozenset(a for a, _ in to)
-    every = to_set.union(a for a, _ in cc).union(a for a, _ in bcc)
-    return Recipients((*to, *cc, *bcc), to_set, every)
+    to_set = frozenset([a for a, _ in to])
+    if not cc and not bcc:  # most messages
+        return Recipients(to, to_set, to_set)
+    everyone = (*to, *cc, *bcc)
+    return Recipients(everyone, to_set, frozenset([a for a, _ in everyone]))
+
+
+def _refs_from_json(text: str) -> tuple[str, ...]:
+    """Stored References JSON as a tuple (empty when it is not valid JSON).
+
+    The store writes ``["a","b"]`` when there is nothing to escape: such text is
+    split instead of decoded, which costs a fraction of ``json.loads`` (a thread's
+    References run to dozens of ids). The split is taken only when it must give
+    what decoding gives: no backslash, no control character (which JSON rejects),
+    and no quote besides the separators'; anything else is decoded.
+    """
+    if not text or text == "[]":
+        return ()
+    if (
+        len(text) >= 4
+        and text.startswith('["')
+        and text.endswith('"]')
+        and "\\" not in text
+        and text.isprintable()
+    ):
+        inner = text[2:-2]
+        parts = inner.split('","')
+        if inner.count('"') == 2 * (len(parts) - 1):
+            return tuple(parts)
+    try:
+        return tuple(json.loads(text))
+    except ValueError:
+        return ()
 
 
 def _list_addrs(list_post: str | None, list_id: str | None) -> list[str]:
@@ -170,7 +221,7 @@ def _as_utc(value: Any) -> datetime:
 
 def msgs_from_records(messages: Iterable[MessageRecord]) -> tuple[list[Msg], Prelude]:
     """Personal messages (bulk left out and counted) and the prelude, from records."""
-    parser = _AddrParser()
+    parser = AddrParser()
     pre = Prelude()
     bulk_keys: set[str] = set()
     out: list[Msg] = []
@@ -189,10 +240,11 @@ def msgs_from_records(messages: Iterable[MessageRecord]) -> tuple[list[Msg], Pre
             continue
         frm = parser.from_records(m.from_[:1])
         out.append(
-            Msg(
-                key,
+            (
                 _ms(date),
+                key,
                 date,
+                m.message_id,
                 frm[0][0] if frm else None,
                 frm[0][1] if frm else "",
                 _recipients(
@@ -200,7 +252,6 @@ def msgs_from_records(messages: Iterable[MessageRecord]) -> tuple[list[Msg], Pre
                     parser.from_records(m.cc),
                     parser.from_records(m.bcc),
                 ),
-                m.message_id,
                 m.in_reply_to,
                 m.references,
                 m.subject,
@@ -262,14 +313,14 @@ def _ms(d: datetime) -> float:
     return round(d.timestamp(), 3)
 
 
-def _epoch(dialect: str, col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+def _epoch(dialect: str, col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any] | None:
     """Seconds since the epoch computed by the database (parsing dates in Python costs more
     than the whole SELECT); None for databases without a known function, then Python does it."""
     if dialect == "sqlite":
         return sa.func.round((sa.func.julianday(col) - 2440587.5) * 86400.0, 3)
     if dialect == "postgresql":
         return sa.cast(sa.func.round(sa.cast(sa.extract("epoch", col), sa.Numeric), 3), sa.Float)
-    return sa.null()
+    return None
 
 
 def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
@@ -280,7 +331,7 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
     and COUNT queries.
     """
     c = MESSAGES.c
-    parser = _AddrParser()
+    parser = AddrParser()
     pre = Prelude()
     personal = _personal_clause()
     date = sa.func.coalesce(c.date, c.internal_date)
@@ -298,47 +349,53 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
             .where(sa.or_(c.list_post.is_not(None), c.list_id.is_not(None))),
         ):
             pre.lists.update(_list_addrs(list_post, list_id))
-        key = sa.func.coalesce(sa.cast(c.gm_msgid, sa.String), c.message_id)
+        bulk_key = sa.func.coalesce(sa.cast(c.gm_msgid, sa.String), c.message_id)
         pre.bulk = int(
-            _driver_rows(conn, sa.select(sa.func.count(sa.distinct(key))).where(sa.not_(personal)))[
-                0
-            ][0]
+            _driver_rows(
+                conn, sa.select(sa.func.count(sa.distinct(bulk_key))).where(sa.not_(personal))
+            )[0][0]
         )
+        epoch = _epoch(conn.dialect.name, date)
         chunks = _driver_chunks(
             conn,
             sa.select(
-                c.id,
-                c.message_id,
+                sa.null() if epoch is None else epoch,
+                sa.case(
+                    (
+                        sa.and_(c.gm_msgid.is_not(None), c.gm_msgid != 0),
+                        "gm:" + sa.cast(c.gm_msgid, sa.String),
+                    ),
+                    else_=c.message_id,
+                ),
                 date,
-                _epoch(conn.dialect.name, date),
+                c.message_id,
                 c.from_json,
                 # one value for the three lists: one cache lookup per message
                 c.to_json + "\n" + c.cc_json + "\n" + c.bcc_json,
                 c.in_reply_to,
                 c.references_json,
-                c.subject,
+                sa.func.coalesce(c.subject, ""),
                 c.flags.contains("\\Answered", autoescape=True),
                 sa.or_(c.in_reply_to.is_not(None), c.references_json.not_in(["[]", ""])),
-                c.gm_msgid,
-                c.gm_thrid,
                 c.in_sent_folder,
+                c.gm_thrid,
+                c.id,
             ).where(personal),
         )
-        from_json = parser.from_json
+        sender_text = parser.sender_text
         recipients = parser.recipients_text
         # the parser's caches, looked up here first: most values repeat, and a dict
         # lookup is much cheaper than the method call that would make it
-        from_cache = parser.json_cache
+        sender_cache = parser.sender_cache
         rc_cache = parser.rc_cache
         out: list[Msg] = []
         append = out.append
         for rows in chunks:
-            # answered, linked and in_sent come as 0/1 from SQLite: used as truth values only
             for (
-                row_id,
-                message_id,
-                date,
                 ts,
+                key,
+                date,
+                message_id,
                 from_text,
                 rcpt_text,
                 irt,
@@ -346,31 +403,32 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                 subject,
                 answered,
                 linked,
-                gm_msgid,
-                gm_thrid,
                 in_sent,
+                gm_thrid,
+                row_id,
             ) in rows:
                 if date is None:
                     pre.undated += 1
                     continue
-                sender = from_cache.get(from_text)
+                sender = sender_cache.get(from_text)
                 if sender is None:
-                    sender = from_json(from_text)
+                    sender = sender_text(from_text)
                 rc = rc_cache.get(rcpt_text)
                 if rc is None:
                     rc = recipients(rcpt_text)
+                # the From and recipients' texts are not kept: the shared objects stand in
                 append(
-                    Msg(
-                        f"gm:{gm_msgid}" if gm_msgid else message_id,
-                        float(ts) if ts is not None else _ms(_as_utc(date)),
+                    (
+                        ts,
+                        key,
                         date,
-                        sender[0][0] if sender else None,
-                        sender[0][1] if sender else "",
-                        rc,
                         message_id,
+                        sender[0],
+                        sender[1],
+                        rc,
                         irt,
                         refs,
-                        subject or "",
+                        subject,
                         answered,
                         linked,
                         in_sent,
@@ -378,10 +436,13 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                         row_id,
                     )
                 )
+    if epoch is None:  # a database without a known epoch function: Python works it out
+        out = [(_ms(_as_utc(m[DATE])), *m[1:]) for m in out]
     return out, pre
 
 
-_ORDER = attrgetter("ts", "key")
+_TS = itemgetter(TS)
+_KEY = itemgetter(KEY)
 
 
 def unique(msgs: Iterable[Msg]) -> tuple[list[Msg], int]:
@@ -393,15 +454,39 @@ def unique(msgs: Iterable[Msg]) -> tuple[list[Msg], int]:
     by_key: dict[str, Msg] = {}
     dups = 0
     for m in msgs:
-        prev = by_key.get(m.key)
+        key = m[KEY]
+        prev = by_key.get(key)
         if prev is None:
-            by_key[m.key] = m
+            by_key[key] = m
             continue
         dups += 1
-        keep, other = (m, prev) if (m.sent, prev.loc) > (prev.sent, m.loc) else (prev, m)
-        keep.answered = keep.answered or other.answered
-        keep.sent = keep.sent or other.sent
-        by_key[m.key] = keep
-    # a canonical order: message indexes break ties between equal dates the same way
-    # whatever order the messages arrived in
-    return sorted(by_key.values(), key=_ORDER), dups
+        keep, other = (m, prev) if (m[SENT], prev[LOC]) > (prev[SENT], m[LOC]) else (prev, m)
+        answered = keep[ANSWERED] or other[ANSWERED]
+        sent = keep[SENT] or other[SENT]
+        if answered is not keep[ANSWERED] or sent is not keep[SENT]:
+            keep = (*keep[:ANSWERED], answered, keep[LINKED], sent, *keep[SENT + 1 :])
+        by_key[key] = keep
+    return _canonical_order(list(by_key.values())), dups
+
+
+def _canonical_order(msgs: list[Msg]) -> list[Msg]:
+    """By date, then key: message indexes break ties between equal dates the same way
+    whatever order the messages arrived in.
+
+    Sorted by the date alone, then each run of equal dates by key: a sort on
+    (date, key) pairs builds a tuple per message and costs several times more,
+    and equal dates are rare.
+    """
+    msgs.sort(key=_TS)
+    ts = [m[TS] for m in msgs]
+    # positions i where the date equals the next one's, found without a Python-level loop
+    tied = list(compress(range(len(ts) - 1), map(eq, ts, ts[1:])))
+    k = 0
+    while k < len(tied):
+        first = last = tied[k]  # the run of equal dates is msgs[first : last + 2]
+        while k + 1 < len(tied) and tied[k + 1] == last + 1:
+            k += 1
+            last += 1
+        msgs[first : last + 2] = sorted(msgs[first : last + 2], key=_KEY)
+        k += 1
+    return msgs

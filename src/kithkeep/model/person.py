@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -18,7 +18,19 @@ from typing import Any
 
 from kithkeep.config import AnalysisConfig
 from kithkeep.model.identity import is_resource, normalize
-from kithkeep.model.messages import Msg
+from kithkeep.model.messages import (
+    ANSWERED,
+    IN_REPLY_TO,
+    LINKED,
+    MESSAGE_ID,
+    RECIPIENTS,
+    SUBJECT,
+    THRID,
+    TS,
+    Msg,
+    msg_date,
+    msg_references,
+)
 from kithkeep.model.stats import Initiation, PendingMessage, PersonStats
 from kithkeep.model.threads import find_parent, is_reply_subject
 from kithkeep.records import EventRecord
@@ -128,22 +140,26 @@ class PersonContext:
     month_bounds: list[float] = field(default_factory=list)
     now_ts: float = 0.0
 
+    # known ancestors by message index, resolved when first needed and shared by everyone
+    # the message is with: the References of a thread are parsed once, not once per walk
+    known_ancestors: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
+
     def __post_init__(self) -> None:
         self.month_bounds = self.month_bounds or month_starts(self.now)
         self.now_ts = self.now.timestamp()
 
-
-def _parents(msgs: list[Msg]) -> Callable[[int], Iterator[str]]:
-    def parents_of(i: int) -> Iterator[str]:
-        # In-Reply-To alone settles most replies: References are parsed only when it does not.
-        # Repeats are left in: find_parent skips a message it has seen (ancestor_ids' list
-        # without repeats would be built for nothing)
-        m = msgs[i]
-        if m.in_reply_to:
-            yield m.in_reply_to
-        yield from reversed(m.references)
-
-    return parents_of
+    def ancestors(self, i: int) -> tuple[int, ...]:
+        """Indexes of the known messages message ``i`` replies to: In-Reply-To, then
+        References from the newest back (repeats left in: find_parent skips them)."""
+        got = self.known_ancestors.get(i)
+        if got is None:
+            m = self.msgs[i]
+            get = self.by_id.get
+            ids = [m[IN_REPLY_TO]] if m[IN_REPLY_TO] else []
+            # In-Reply-To alone settles most replies: References are parsed only for a walk
+            ids += reversed(msg_references(m))
+            got = self.known_ancestors[i] = tuple(j for j in map(get, ids) if j is not None)
+        return got
 
 
 def _median(values: list[float]) -> float | None:
@@ -167,13 +183,16 @@ def person_stats(
     """Statistics of one person from their time line (any order)."""
     msgs = ctx.msgs
     by_id = ctx.by_id
+    ancestors = ctx.ancestors
     cfg = ctx.cfg
     silence = cfg.silence_days * DAY
     items = sorted(items)  # by time, then kind and index: the same order whatever came first
-    in_refs = {ref for _, kind, ref, _ in items if kind == IN}
-    out_refs = {ref for _, kind, ref, _ in items if kind == OUT}
-    # (in_refs and out_refs hold message indexes; a meeting's ref indexes ctx.meetings)
-    parents_of = _parents(msgs)
+    # the person's messages by side (IN, OUT), as message indexes; a meeting's ref indexes
+    # ctx.meetings
+    refs_of = (
+        {ref for _, kind, ref, _ in items if kind == IN},
+        {ref for _, kind, ref, _ in items if kind == OUT},
+    )
 
     neg = -math.inf
     last_ts = [neg, neg, neg]  # by kind
@@ -192,12 +211,6 @@ def person_stats(
     parent_of: dict[int, int] = {}
     meeting_refs: list[int] = []  # the person's meetings, oldest first
 
-    def accept_in(j: int) -> bool:
-        return j in in_refs
-
-    def accept_out(j: int) -> bool:
-        return j in out_refs
-
     for ts, kind, ref, direct in items:
         counts[kind] += 1
         direct_counts[kind] += direct
@@ -214,18 +227,17 @@ def person_stats(
         else:
             m = msgs[ref]
             other = OUT if kind == IN else IN
-            if m.linked:
-                parent = by_id.get(m.in_reply_to) if m.in_reply_to else None
-                if parent is None or parent not in (out_refs if kind == IN else in_refs):
-                    parent = find_parent(
-                        ref, parents_of, by_id, accept_out if kind == IN else accept_in
-                    )
-            elif m.thrid is not None:
-                parent = thread_last.get((m.thrid, other))
-            elif ts - last_ts[other] <= silence and is_reply_subject(m.subject):
+            if m[LINKED]:
+                accept = refs_of[other]
+                parent = by_id.get(m[IN_REPLY_TO]) if m[IN_REPLY_TO] else None
+                if parent is None or parent not in accept:
+                    parent = find_parent(ref, ancestors, accept)
+            elif m[THRID] is not None:
+                parent = thread_last.get((m[THRID], other))
+            elif ts - last_ts[other] <= silence and is_reply_subject(m[SUBJECT]):
                 parent = last_ref[other]
             if parent is not None:
-                parent_ts = msgs[parent].ts
+                parent_ts = msgs[parent][TS]
                 if parent_ts > ts + SKEW:
                     parent = None  # dated after its reply: a broken link, not a reply
                 else:
@@ -234,8 +246,8 @@ def person_stats(
                     if parent not in replied:
                         replied.add(parent)
                         latencies[kind].append(max(0.0, ts - parent_ts))
-            if m.thrid is not None:
-                thread_last[(m.thrid, kind)] = ref
+            if m[THRID] is not None:
+                thread_last[(m[THRID], kind)] = ref
             opens = (
                 parent is None and last_ts[other] < ts - silence and last_ts[MEETING] < ts - silence
             )
@@ -256,25 +268,27 @@ def person_stats(
         last_any = ts
 
     answered_count = [0, 0]
+    inits_me = 0
     for entry in inits:
         init_side: int = entry[0]
         init_ref: int = entry[1]
-        if init_ref in replied or (init_side == IN and msgs[init_ref].answered):
+        if init_ref in replied or (init_side == IN and msgs[init_ref][ANSWERED]):
             entry[3] = True
-        answered_count[init_side] += bool(entry[3])
-    initiations = tuple(
-        Initiation(
-            date=msgs[ref].date,
-            side="me" if kind == OUT else "them",
-            subject=msgs[ref].subject,
-            answered=answered,
-            gap_days=round(gap / DAY, 1) if gap is not None else None,
-        )
-        for kind, ref, gap, answered in inits[-KEEP_INITIATIONS:]
-    )
-    inits_me = sum(1 for it in inits if it[0] == OUT)
+        answered_count[init_side] += entry[3]
+        inits_me += init_side == OUT
     inits_them = len(inits) - inits_me
-
+    initiations = tuple(
+        [
+            Initiation(
+                msg_date(msgs[ref]),
+                "me" if kind == OUT else "them",
+                msgs[ref][SUBJECT],
+                answered,
+                round(gap / DAY, 1) if gap is not None else None,
+            )
+            for kind, ref, gap, answered in inits[-KEEP_INITIATIONS:]
+        ]
+    )
     # the user's messages to them (in To) since they last wrote; being copied on someone
     # else's thread asks nothing of them
     streak = 0
@@ -290,9 +304,13 @@ def person_stats(
         if kind != IN or not direct:
             continue
         m = msgs[ref]
-        if not (m.answered or last_out_ts >= ts or ref in replied):
+        if not (m[ANSWERED] or last_out_ts >= ts or ref in replied):
             pending = PendingMessage(
-                m.message_id, m.date, m.subject, len(m.rc.every), is_reply=ref in parent_of
+                m[MESSAGE_ID],
+                msg_date(m),
+                m[SUBJECT],
+                len(m[RECIPIENTS].every),
+                is_reply=ref in parent_of,
             )
         break
 
@@ -307,7 +325,7 @@ def person_stats(
     lat_them_h = _median(latencies[IN])
 
     def date_of(it: tuple[float, int, int, bool]) -> datetime:
-        return ctx.meetings[it[2]].date if it[1] == MEETING else msgs[it[2]].date
+        return ctx.meetings[it[2]].date if it[1] == MEETING else msg_date(msgs[it[2]])
 
     last_meet = last_ref[MEETING]
     meeting_times = [ctx.meetings[r].date.timestamp() for r in meeting_refs]
@@ -320,7 +338,7 @@ def person_stats(
         ref = last_ref[kind]
         if ref is None:
             return None
-        return ctx.meetings[ref].date if kind == MEETING else msgs[ref].date
+        return ctx.meetings[ref].date if kind == MEETING else msg_date(msgs[ref])
 
     return PersonStats(
         person_id=pid,

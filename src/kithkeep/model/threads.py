@@ -10,7 +10,7 @@ mail: nothing here recurses without a visited set and a depth cap.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Sequence
 
 # Reply prefixes of common clients and languages (Re, Aw/Antw, Sv, Vs, Odp, Ynt, 回复, 答复).
 REPLY_PREFIX_RE = re.compile(
@@ -26,39 +26,27 @@ def is_reply_subject(subject: str) -> bool:
     return bool(REPLY_PREFIX_RE.match(subject))
 
 
-def ancestor_ids(in_reply_to: str | None, references: Sequence[str]) -> list[str]:
-    """Ancestor Message-IDs, nearest first, without repeats."""
-    out: list[str] = []
-    if in_reply_to:
-        out.append(in_reply_to)
-    for ref in reversed(references):
-        if ref not in out:
-            out.append(ref)
-    return out
-
-
 def find_parent(
     start: int,
-    parents_of: Callable[[int], Iterable[str]],
-    by_id: Mapping[str, int],
-    accept: Callable[[int], bool],
+    ancestors: Callable[[int], Sequence[int]],
+    accept: Container[int],
 ) -> int | None:
-    """The nearest ancestor of message ``start`` that ``accept`` takes, or None.
+    """The nearest ancestor of message ``start`` in ``accept``, or None.
 
-    ``parents_of(i)`` gives a message's ancestor ids nearest first; when none of
-    them is accepted, the search goes on from the nearest known ancestor's own
-    headers (a reply that only carries In-Reply-To), at most ``MAX_DEPTH``
-    steps and never through the same message twice, so loops end.
+    ``ancestors(i)`` gives the known ancestors of message ``i`` (its In-Reply-To,
+    then its References from the newest back), nearest first; when none of them
+    is accepted, the search goes on from the nearest one's own ancestors (a reply
+    that only carries In-Reply-To), at most ``MAX_DEPTH`` steps and never through
+    the same message twice, so loops end.
     """
     seen = {start}
     current = start
     for _ in range(MAX_DEPTH):
         nearest_known: int | None = None
-        for mid in parents_of(current):
-            j = by_id.get(mid)
-            if j is None or j in seen:
+        for j in ancestors(current):
+            if j in seen:
                 continue
-            if accept(j):
+            if j in accept:
                 return j
             if nearest_known is None:
                 nearest_known = j
