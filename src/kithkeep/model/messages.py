@@ -360,13 +360,7 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
             conn,
             sa.select(
                 sa.null() if epoch is None else epoch,
-                sa.case(
-                    (
-                        sa.and_(c.gm_msgid.is_not(None), c.gm_msgid != 0),
-                        "gm:" + sa.cast(c.gm_msgid, sa.String),
-                    ),
-                    else_=c.message_id,
-                ),
+                c.gm_msgid,
                 date,
                 c.message_id,
                 c.from_json,
@@ -393,7 +387,7 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
         for rows in chunks:
             for (
                 ts,
-                key,
+                gm_msgid,
                 date,
                 message_id,
                 from_text,
@@ -420,7 +414,7 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                 append(
                     (
                         ts,
-                        key,
+                        f"gm:{gm_msgid}" if gm_msgid else message_id,
                         date,
                         message_id,
                         sender[0],

@@ -143,10 +143,18 @@ class PersonContext:
     # known ancestors by message index, resolved when first needed and shared by everyone
     # the message is with: the References of a thread are parsed once, not once per walk
     known_ancestors: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
+    # subject -> it has a reply prefix: subjects repeat along threads, the pattern is long
+    reply_subjects: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.month_bounds = self.month_bounds or month_starts(self.now)
         self.now_ts = self.now.timestamp()
+
+    def reply_subject(self, subject: str) -> bool:
+        got = self.reply_subjects.get(subject)
+        if got is None:
+            got = self.reply_subjects[subject] = is_reply_subject(subject)
+        return got
 
     def ancestors(self, i: int) -> tuple[int, ...]:
         """Indexes of the known messages message ``i`` replies to: In-Reply-To, then
@@ -158,7 +166,7 @@ class PersonContext:
             ids = [m[IN_REPLY_TO]] if m[IN_REPLY_TO] else []
             # In-Reply-To alone settles most replies: References are parsed only for a walk
             ids += reversed(msg_references(m))
-            got = self.known_ancestors[i] = tuple(j for j in map(get, ids) if j is not None)
+            got = self.known_ancestors[i] = tuple([j for j in map(get, ids) if j is not None])
         return got
 
 
@@ -184,6 +192,7 @@ def person_stats(
     msgs = ctx.msgs
     by_id = ctx.by_id
     ancestors = ctx.ancestors
+    reply_subject = ctx.reply_subject
     cfg = ctx.cfg
     silence = cfg.silence_days * DAY
     items = sorted(items)  # by time, then kind and index: the same order whatever came first
@@ -215,7 +224,6 @@ def person_stats(
         counts[kind] += 1
         direct_counts[kind] += direct
         parent: int | None = None
-        parent_ts = 0.0
         if kind == MEETING:
             meeting_refs.append(ref)
             # a meeting answers both sides' open initiations
@@ -226,15 +234,18 @@ def person_stats(
                     open_init[side] = None
         else:
             m = msgs[ref]
-            other = OUT if kind == IN else IN
+            other = kind ^ 1  # IN <-> OUT
+            thrid = m[THRID]
             if m[LINKED]:
                 accept = refs_of[other]
-                parent = by_id.get(m[IN_REPLY_TO]) if m[IN_REPLY_TO] else None
+                irt = m[IN_REPLY_TO]
+                if irt:
+                    parent = by_id.get(irt)
                 if parent is None or parent not in accept:
                     parent = find_parent(ref, ancestors, accept)
-            elif m[THRID] is not None:
-                parent = thread_last.get((m[THRID], other))
-            elif ts - last_ts[other] <= silence and is_reply_subject(m[SUBJECT]):
+            elif thrid is not None:
+                parent = thread_last.get((thrid, other))
+            elif ts - last_ts[other] <= silence and reply_subject(m[SUBJECT]):
                 parent = last_ref[other]
             if parent is not None:
                 parent_ts = msgs[parent][TS]
@@ -246,8 +257,8 @@ def person_stats(
                     if parent not in replied:
                         replied.add(parent)
                         latencies[kind].append(max(0.0, ts - parent_ts))
-            if m[THRID] is not None:
-                thread_last[(m[THRID], kind)] = ref
+            if thrid is not None:
+                thread_last[(thrid, kind)] = ref
             opens = (
                 parent is None and last_ts[other] < ts - silence and last_ts[MEETING] < ts - silence
             )
@@ -397,18 +408,20 @@ def _strength(
     s = 0.0
     peak = 0.0
     prev: int | None = None
-    kinds_today = [False, False, False]
+    today = 0  # the kinds of contact the day had, as bits
     for ts, kind, _ref, _direct in items:  # sorted by time
         day = int(ts // DAY)
         if day != prev:
             if prev is not None:
                 s *= 0.5 ** ((day - prev) / half_life_days)
-            kinds_today = [False, False, False]
+            today = 0
             prev = day
-        if not kinds_today[kind]:
-            kinds_today[kind] = True
+        bit = 1 << kind
+        if not today & bit:
+            today |= bit
             s += weights[kind]
-            peak = max(peak, s)
+            if s > peak:  # noqa: PLR1730 (max() costs a call per day of contact)
+                peak = s
     if prev is not None:
         s *= 0.5 ** (max(0.0, now_ts / DAY - (prev + 1)) / half_life_days)
     return s, peak
