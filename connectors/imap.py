@@ -48,15 +48,16 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from kithkeep.connectors.imap_fetch import (
     CommandFailed,
     ConnectionLost,
-    FetchItem,
     RawSession,
 )
+from kithkeep.connectors.imap_rows import item_row, scan_rows
 
 from kithkeep.config import Config as KithkeepConfig
 from kithkeep.errors import AuthError, ConfigError, ConnectError, SourceError
-from kithkeep.headers import HEADER_FIELDS, record_from_headers_fast
+from kithkeep.headers import HEADER_FIELDS
 from kithkeep.interfaces import MailSource, ScopeInfo, SyncContext
-from kithkeep.records import Checkpoint, FlagUpdate, MailBatch, MessageRecord
+from kithkeep.records import Checkpoint, FlagUpdate, MailBatch
+from kithkeep.rowcodec import MessageRow
 from kithkeep.secrets import redact, remember, resolve_secret, run_secret_command
 
 log = logging.getLogger(__name__)
@@ -563,51 +564,44 @@ class ImapSource(MailSource):
         items += _HEADER_ITEM
         total = sel.get("EXISTS") if not last_uid else None
         done = 0
-        records: list[MessageRecord] = []
-        chunk = self.cfg.chunk_size
+        rows: list[MessageRow] = []
         account, name, sent = self.name, folder.name, folder.sent
         if sel.get("EXISTS") and (sel.get("UIDNEXT") is None or sel["UIDNEXT"] > last_uid + 1):
-            for it in conn.raw.uid_fetch(f"{last_uid + 1}:*", items):
-                if it.uid <= last_uid or it.header is None:
-                    # "N:*" always includes the highest UID; or an unsolicited FETCH
-                    continue
-                records.append(self._record(it, account, name, sent))
-                state["uid"] = max(state["uid"], it.uid)
-                if len(records) >= chunk:
-                    done += len(records)
-                    yield MailBatch(
-                        records=records,
-                        flag_updates=flag_updates,
-                        checkpoint=Checkpoint(self.name, name, dict(state, uidnext=None)),
-                        replace_folder=replace,
-                    )
-                    ctx.progress(name, done, total)
-                    records, flag_updates, replace = [], [], None
-                    if ctx.should_stop():
-                        return
-        done += len(records)
+            # headers straight to store rows (imap_rows); "N:*" always includes
+            # the highest UID, so UIDs up to last_uid are skipped
+            chunks = conn.raw.uid_fetch_rows(
+                f"{last_uid + 1}:*",
+                items,
+                scan=lambda buf, pos, low, n: scan_rows(buf, pos, low, n, account, name, sent),
+                other=lambda it: item_row(it, account, name, sent),
+                min_uid=last_uid + 1,
+                limit=self.cfg.chunk_size,
+            )
+            for chunk_rows, top, last in chunks:
+                state["uid"] = max(state["uid"], top)
+                if last:
+                    rows = chunk_rows  # the rest goes with the closing batch
+                    break
+                done += len(chunk_rows)
+                yield MailBatch(
+                    rows=chunk_rows,
+                    flag_updates=flag_updates,
+                    checkpoint=Checkpoint(self.name, name, dict(state, uidnext=None)),
+                    replace_folder=replace,
+                )
+                ctx.progress(name, done, total)
+                flag_updates, replace = [], None
+                if ctx.should_stop():
+                    return
+        done += len(rows)
         # the last batch saves UIDNEXT too: from now on STATUS alone tells "unchanged"
         yield MailBatch(
-            records=records,
+            rows=rows,
             flag_updates=flag_updates,
             checkpoint=Checkpoint(self.name, name, state),
             replace_folder=replace,
         )
         ctx.progress(name, done, total if total is not None else done)
-
-    @staticmethod
-    def _record(it: FetchItem, account: str, folder: str, sent: bool) -> MessageRecord:
-        return record_from_headers_fast(
-            it.header or b"",
-            account=account,
-            folder=folder,
-            uid=str(it.uid),
-            flags=it.flags or frozenset(),
-            internal_date=it.internal_date,
-            in_sent_folder=sent,
-            gm_msgid=it.gm_msgid,
-            gm_thrid=it.gm_thrid,
-        )
 
     # --------------------------------------------------------------- IDLE
     # wait_for_mail keeps a connection of its own: the sync connection stays

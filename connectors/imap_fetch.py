@@ -1,12 +1,14 @@
-"""The fast path of the IMAP connector: raw commands and a streaming FETCH parser.
+"""The fast path of the IMAP connector: raw commands and a streaming FETCH reader.
 
 imapclient stays the session layer (connect, TLS, login, capabilities). Its
 FETCH parser handles about 10k messages a second and it buffers a whole
 response before returning, which is too slow and too big for a first sync of
 100k messages. This module writes commands on the same connection (imaplib's
 ``send``) and reads the response from imaplib's buffered socket file as it
-arrives, one message at a time, so memory stays flat and parsing overlaps the
-server's work.
+arrives, so memory stays flat and parsing overlaps the server's work. The
+header FETCH of a sync goes through ``uid_fetch_rows``, which hands the
+receive buffer to imap_rows.scan_rows (compiled) and reads only responses of
+other shapes itself.
 
 It only understands what kithkeep asks for: ``UID FETCH`` of UID, FLAGS,
 INTERNALDATE, MODSEQ, X-GM-MSGID, X-GM-THRID and one ``BODY[HEADER.FIELDS
@@ -24,7 +26,7 @@ from __future__ import annotations
 import imaplib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, BinaryIO, cast
@@ -59,12 +61,10 @@ _GM_THRID_RE = re.compile(rb"X-GM-THRID (\d+)")
 # a header section sent as a quoted string or NIL instead of a literal
 _BODY_INLINE_RE = re.compile(rb'BODY\[[^\]]*\] (?:NIL|"((?:[^"\\]|\\.)*)")')
 _FETCH_START_RE = re.compile(rb"\* \d+ FETCH \(")
-# the usual shape of a message in kithkeep's header FETCH, up to the "{n}" of
-# its header literal (Dovecot, Cyrus and most servers answer in the order asked)
-_FAST_META_RE = re.compile(
-    rb'\* \d+ FETCH \(UID (\d+) FLAGS \(([^)]*)\) INTERNALDATE "([^"]*)" '
-    rb"BODY\[HEADER\.FIELDS \([^)]*\)\] \{(\d+)\}\r?$"
-)
+# scan_rows' status when the buffer ends inside a response (imap_rows.NEED_MORE)
+_SCAN_NEED_MORE = 1
+# a message as the store's column values (kithkeep.rowcodec.MessageRow)
+Row = tuple[Any, ...]
 # bytes asked of the socket at a time (one recv)
 _CHUNK = 1 << 18
 
@@ -362,61 +362,74 @@ class RawSession:
     def uid_fetch(self, uid_set: str, items: str, modifiers: str = "") -> Iterator[FetchItem]:
         """Stream the FETCH responses of one ``UID FETCH``, message by message.
 
-        Stops after the tagged completion. If the caller stops iterating
-        early, the connection is left ``dirty`` and must be dropped.
+        For flag fetches and any shape; header FETCHes of a sync go through
+        ``uid_fetch_rows``. Stops after the tagged completion. If the caller
+        stops iterating early, the connection is left ``dirty`` and must be
+        dropped.
         """
         cmd = b"UID FETCH " + uid_set.encode() + b" (" + items.encode() + b")"
         if modifiers:
             cmd += b" (" + modifiers.encode() + b")"
         tag = self.send(cmd)
         tag_line = tag + b" "
-        fast_meta = _FAST_META_RE.match
-        flag_cache = _flag_cache
         while True:
-            # Fast path: whole messages of the usual shape already in the
-            # buffer, parsed in place (one line, one literal, ")").
-            buf, pos, end = self._buf, self._pos, len(self._buf)
-            need_more = False
-            while True:
-                eol = buf.find(b"\n", pos)
-                if eol == -1:
-                    need_more = True
-                    break
-                m = fast_meta(buf, pos, eol)
-                if m is None:
-                    break
-                lit = eol + 1
-                lit_end = lit + int(m.group(4))
-                if lit_end + 3 > end:
-                    need_more = True
-                    break
-                if buf[lit_end : lit_end + 3] != b")\r\n":
-                    break
-                raw_flags = m.group(2)
-                flags = flag_cache.get(raw_flags)
-                if flags is None:
-                    flags = parse_flags(raw_flags)
-                pos = lit_end + 3
-                self._pos = pos
-                yield FetchItem(
-                    int(m.group(1)),
-                    flags,
-                    parse_internaldate(m.group(3)),
-                    None,
-                    None,
-                    None,
-                    buf[lit:lit_end],
-                )
-            if need_more:
-                self._fill()
-                continue
-            # anything else: one whole response, read the general way
             line, literals = self._response()
             if line.startswith(b"* ") and _FETCH_START_RE.match(line):
                 yield _fetch_item_general(line, literals)
                 continue
             if line.startswith(tag_line):
                 self._tagged(tag, line, "UID FETCH")
+                return
+            self._check_bye(line)
+            # another untagged response (EXISTS, EXPUNGE, OK ...): skipped
+
+    def uid_fetch_rows(
+        self,
+        uid_set: str,
+        items: str,
+        *,
+        scan: Callable[[bytes, int, int, int], tuple[list[Row], int, int, int]],
+        other: Callable[[FetchItem], Row],
+        min_uid: int,
+        limit: int,
+    ) -> Iterator[tuple[list[Row], int, bool]]:
+        """Stream one ``UID FETCH`` as chunks of rows: (rows, highest UID, last).
+
+        ``scan(buf, pos, min_uid, n)`` turns the responses of the usual shape
+        at ``buf[pos:]`` into at most ``n`` rows and says where it stopped
+        (connectors/imap_rows.py); a response of any other shape is read
+        here and ``other`` makes its row. Messages with a UID below
+        ``min_uid``, and FETCH responses without a header (unsolicited flag
+        changes), give no row. Chunks hold ``limit`` rows; the last one, at
+        the tagged completion, the rest (maybe none). If the caller stops
+        early, the connection is left ``dirty`` and must be dropped.
+        """
+        tag = self.send(b"UID FETCH " + uid_set.encode() + b" (" + items.encode() + b")")
+        tag_line = tag + b" "
+        rows: list[Row] = []
+        top = 0
+        while True:
+            got, self._pos, status, high = scan(self._buf, self._pos, min_uid, limit - len(rows))
+            if got:
+                rows.extend(got)
+                top = max(top, high)
+            if len(rows) >= limit:
+                yield rows, top, False
+                rows = []
+                continue
+            if status == _SCAN_NEED_MORE:
+                self._fill()
+                continue
+            line, literals = self._response()
+            if line.startswith(b"* ") and _FETCH_START_RE.match(line):
+                it = _fetch_item_general(line, literals)
+                if it.uid >= min_uid and it.header is not None:
+                    rows.append(other(it))
+                    top = max(top, it.uid)
+                continue
+            if line.startswith(tag_line):
+                self._tagged(tag, line, "UID FETCH")
+                yield rows, top, True
                 return
             self._check_bye(line)
             # another untagged response (EXISTS, EXPUNGE, OK ...): skipped

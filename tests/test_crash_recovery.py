@@ -144,11 +144,20 @@ class DyingSource(MailSource):
         stored = False
         for n, batch in enumerate(self.inner.sync(ctx)):
             if n == self.die_before or (self.after_records and stored):
-                die()
-            stored = bool(batch.records)
+                self.die_once_committed(ctx)
+            stored = bool(batch.records or batch.rows)
             yield batch
         if n + 1 == self.die_before:  # after the last batch was committed
-            die()
+            self.die_once_committed(ctx)
+
+    @staticmethod
+    def die_once_committed(ctx: SyncContext) -> None:
+        # sync_source commits in a thread of its own; reading the checkpoints
+        # waits for what was handed over, so this kill point is "after the
+        # batches so far were committed" (a kill with a commit in flight is
+        # the in-transaction mode)
+        ctx.checkpoints()
+        die()
 
     def close(self) -> None:
         self.inner.close()
@@ -420,6 +429,7 @@ class DyingSource(MaildirSource):
     def sync(self, ctx):
         for i, batch in enumerate(super().sync(ctx)):
             if mode == "after-batch" and i == n:
+                ctx.checkpoints()  # waits for the commits in flight
                 os._exit(137)
             yield batch
 

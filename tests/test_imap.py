@@ -326,10 +326,14 @@ def test_should_stop_between_chunks_then_resume(
 ) -> None:
     append(imap_user, "INBOX", [message(i) for i in range(30)])
     src = source(imap_user, monkeypatch, chunk_size=10)
-    # the stop request arrives once the first chunk is committed
-    first = sync_source(store, src, should_stop=lambda: bool(store.checkpoints("mail")))
+    # the stop request arrives once the first chunk was handed to the store
+    handed: list[object] = []
+    first = sync_source(
+        store, src, progress=lambda *a: handed.append(a), should_stop=lambda: bool(handed)
+    )
     assert first.stopped
     assert first.records == 10
+    assert len(rows(store)) == 10  # committed before sync_source returned
     rest = sync_source(store, src)
     src.close()
     assert rest.records == 20

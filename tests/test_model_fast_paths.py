@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from kithkeep.model.messages import KEY, TS, Msg, Recipients, _canonical_order, refs_from_json
 from kithkeep.model.stats import STATS_ENCODER, Initiation, PendingMessage, PersonStats, iso
-from kithkeep.store import _refs_json
+from kithkeep.rowcodec import references_json
 
 # ids with the characters that matter to JSON: quotes, backslashes, control characters
 IDS = st.text(alphabet=st.sampled_from('ab<>@."\\,[] \x00\x1f\u2028é'), max_size=8)
@@ -37,7 +37,7 @@ def decoded(text: str) -> Any:
 
 @given(st.lists(IDS, max_size=5))
 def test_references_as_the_store_writes_them(refs: list[str]) -> None:
-    text = _refs_json(tuple(refs))
+    text = references_json(tuple(refs))
     assert refs_from_json(text) == decoded(text) == tuple(refs)
 
 

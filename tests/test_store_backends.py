@@ -35,6 +35,7 @@ from kithkeep.records import (
     MailBatch,
     MessageRecord,
 )
+from kithkeep.rowcodec import datetime_text, message_values
 from kithkeep.schema import Base, DerivedPerson, Event, Message, ReminderState, SyncState
 from kithkeep.store import PEOPLE_COLUMNS, Store, head_revision
 from tests.fixtures.postgres import PostgresServer
@@ -254,6 +255,26 @@ def test_message_round_trip_with_unicode_and_time_zones(store: Store) -> None:
     assert back.date is not None and back.date.tzinfo == UTC
     assert back.date == datetime(2026, 3, 29, 0, 30, 15, 123456, tzinfo=UTC)
     assert back.internal_date == datetime(2026, 3, 29, 12, 30, tzinfo=UTC)
+
+
+def test_encoded_rows_store_the_same_as_records(store: Store) -> None:
+    """MailBatch.rows (the IMAP bulk path) and records give the same stored messages."""
+    recs = [
+        rec("1", subject="Grüße 🎉", flags=frozenset({"\\Seen"}), in_sent_folder=True),
+        rec("2", date=None, internal_date=datetime(2026, 3, 1, 12, 0, 0, 5, tzinfo=UTC)),
+        rec("3", list_unsubscribe=True, precedence="bulk", parse_errors=("date", "cc")),
+    ]
+    rows = [message_values(r, datetime_text) for r in recs]
+    # a location twice in one batch: the last copy wins, as for records
+    store.apply_mail_batch(MailBatch(rows=[rows[0], *rows]), "acct")
+    assert messages(store) == {(r.account, r.folder, r.uid): r for r in recs}
+    # records and rows in one batch, the same location in both: one message
+    changed = dataclasses.replace(recs[1], subject="new")
+    store.apply_mail_batch(
+        MailBatch(records=[changed], rows=[message_values(recs[2], datetime_text)]), "acct"
+    )
+    assert messages(store)["acct", "INBOX", "2"] == changed
+    assert len(messages(store)) == 3
 
 
 def test_parsed_headers_store_and_read_back_unchanged(store: Store) -> None:

@@ -19,7 +19,6 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
-    Index,
     Integer,
     MetaData,
     String,
@@ -68,10 +67,9 @@ class Message(Base):
     """One message's headers in one folder of one account."""
 
     __tablename__ = "messages"
-    __table_args__ = (
-        UniqueConstraint("account", "folder", "uid", name="uq_messages_location"),
-        Index("ix_messages_message_id", "message_id"),
-    )
+    # No index on message_id or gm_msgid: no query looks a message up by them
+    # (analysis reads the table whole), and each cost every insert (0003).
+    __table_args__ = (UniqueConstraint("account", "folder", "uid", name="uq_messages_location"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account: Mapped[str] = mapped_column(String(200))
@@ -94,7 +92,7 @@ class Message(Base):
     precedence: Mapped[str | None] = mapped_column(String(40), nullable=True)
     auto_submitted: Mapped[str | None] = mapped_column(String(40), nullable=True)
     flags: Mapped[str] = mapped_column(Text, default="")
-    gm_msgid: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    gm_msgid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     gm_thrid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     in_sent_folder: Mapped[bool] = mapped_column(Boolean, default=False)
     parse_errors: Mapped[str] = mapped_column(Text, default="")

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import json
 import logging
-import re
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, pool
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +38,13 @@ from kithkeep.records import (
     EventRecord,
     MailBatch,
     MessageRecord,
+)
+from kithkeep.rowcodec import (
+    MESSAGE_COLUMNS,
+    MessageRow,
+    datetime_text,
+    message_values,
+    row_with_datetimes,
 )
 from kithkeep.schema import Base, Event, Message, Meta, SyncState
 
@@ -78,6 +85,18 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(_alembic_config(conn), revision)
 
 
+# sqlite3 binds int, float, str and bytes straight away, but sends every other
+# value (None and bool among them) through its adapter protocol: a registry
+# miss, then __adapt__ and __conform__ lookups, about half a microsecond per
+# value. A message row holds about nine of them, which cost more than the
+# row's insert. Registered adapters are found at the first lookup; these two
+# bind exactly what sqlite3 would bind anyway (NULL; 1 or 0), so nothing else
+# that uses sqlite3 in the process sees a difference.
+# {}.get is a C function that returns None for None (a Python one costs a frame)
+sqlite3.register_adapter(type(None), cast(Callable[[None], None], {}.get))
+sqlite3.register_adapter(bool, int)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -85,16 +104,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
-
-
-# one encoder for the hot path: json.dumps builds a new one for every call with options
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _addr_json(addrs: Sequence[Address]) -> str:
-    if not addrs:
-        return "[]"
-    return _encode([[a.name, a.email] for a in addrs])
 
 
 def addrs_from_json(text: str) -> tuple[Address, ...]:
@@ -116,129 +125,19 @@ def attendees_from_json(text: str) -> tuple[Attendee, ...]:
     )
 
 
-_MESSAGE_COLUMNS = (
-    "account",
-    "folder",
-    "uid",
-    "message_id",
-    "date",
-    "internal_date",
-    "from_json",
-    "to_json",
-    "cc_json",
-    "bcc_json",
-    "in_reply_to",
-    "references_json",
-    "subject",
-    "list_id",
-    "list_post",
-    "list_unsubscribe",
-    "precedence",
-    "auto_submitted",
-    "flags",
-    "gm_msgid",
-    "gm_thrid",
-    "in_sent_folder",
-    "parse_errors",
-)
-# JSON of address tuples, by identity: the fast header parser hands out the
-# same tuple for a repeated From/To value. The tuple itself is kept in the
-# entry, so its id cannot be reused while the entry lives.
-_addr_json_cache: dict[int, tuple[tuple[Address, ...], str]] = {}
-_flags_text_cache: dict[frozenset[str], str] = {}
-# characters json escapes (ensure_ascii=False): the fast encoding is used only without them
-_JSON_PLAIN_RE = re.compile(r'[^\x00-\x1f"\\]*')
-
-
-def _addrs_cached(addrs: tuple[Address, ...]) -> str:
-    if not addrs:
-        return "[]"
-    hit = _addr_json_cache.get(id(addrs))
-    if hit is not None and hit[0] is addrs:
-        return hit[1]
-    if _JSON_PLAIN_RE.fullmatch("".join([a.name + a.email for a in addrs])):
-        text = "[" + ",".join([f'["{a.name}","{a.email}"]' for a in addrs]) + "]"
-    else:
-        text = _addr_json(addrs)  # something to escape: the encoder does it
-    if len(_addr_json_cache) >= 20000:
-        _addr_json_cache.clear()
-    _addr_json_cache[id(addrs)] = (addrs, text)
-    return text
-
-
-def _refs_json(refs: tuple[str, ...]) -> str:
-    if not refs:
-        return "[]"
-    if _JSON_PLAIN_RE.fullmatch("".join(refs)):
-        return '["' + '","'.join(refs) + '"]'
-    return _encode(list(refs))
-
-
-def _flags_text(flags: frozenset[str]) -> str:
-    text = _flags_text_cache.get(flags)
-    if text is None:
-        text = " ".join(sorted(flags))
-        if len(_flags_text_cache) < 4096:
-            _flags_text_cache[flags] = text
-    return text
-
-
-def _same(value: datetime | None) -> datetime | None:
-    return value
-
-
-def _message_values(
-    r: MessageRecord, date: Callable[[datetime | None], Any] = _same
-) -> tuple[Any, ...]:
-    """A record as the values of ``_MESSAGE_COLUMNS``; ``date`` converts the two dates."""
-    irt, cc, bcc, refs = r.in_reply_to, r.cc, r.bcc, r.references
-    d, idate = r.date, r.internal_date
-    return (
-        r.account,
-        r.folder,
-        r.uid,
-        r.message_id[:500],
-        None if d is None else date(d),
-        None if idate is None else date(idate),
-        _addrs_cached(r.from_),
-        _addrs_cached(r.to),
-        _addrs_cached(cc) if cc else "[]",
-        _addrs_cached(bcc) if bcc else "[]",
-        irt[:500] if irt else None,
-        _refs_json(refs) if refs else "[]",
-        r.subject,
-        r.list_id,
-        r.list_post,
-        r.list_unsubscribe,
-        r.precedence,
-        r.auto_submitted,
-        _flags_text(r.flags),
-        r.gm_msgid,
-        r.gm_thrid,
-        r.in_sent_folder,
-        ",".join(r.parse_errors),
-    )
-
-
-def _sqlite_datetime(value: datetime | None) -> str | None:
-    """What UTCDateTime + SQLAlchemy's SQLite DATETIME store: naive UTC with microseconds."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the store")
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
-
-
 # the upsert of apply_mail_batch on SQLite: one prepared statement, values as
-# SQLAlchemy's SQLite types would bind them (see _sqlite_datetime)
+# SQLAlchemy's SQLite types would bind them (see datetime_text)
 _MESSAGES_UPSERT_SQLITE = (
-    f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) "  # noqa: S608 (constant names)
-    f"VALUES ({', '.join('?' * len(_MESSAGE_COLUMNS))}) "
+    f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "  # noqa: S608 (constant names)
+    f"VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))}) "
     "ON CONFLICT (account, folder, uid) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _MESSAGE_COLUMNS[3:])
+    + ", ".join(f"{c} = excluded.{c}" for c in MESSAGE_COLUMNS[3:])
 )
+
+
+def _located(rows: Sequence[MessageRow]) -> dict[tuple[str, str, str], MessageRow]:
+    """Encoded rows by location (account, folder, uid); the last one wins."""
+    return {(v[0], v[1], v[2]): v for v in rows}
 
 
 # the columns of derived_people in the order replace_people takes its rows
@@ -262,7 +161,7 @@ _PEOPLE_SELECT_SQLITE = f"SELECT {', '.join(PEOPLE_COLUMNS)} FROM derived_people
 
 def message_row(r: MessageRecord) -> dict[str, Any]:
     """A record as column values of ``messages``."""
-    return dict(zip(_MESSAGE_COLUMNS, _message_values(r), strict=True))
+    return dict(zip(MESSAGE_COLUMNS, message_values(r), strict=True))
 
 
 def message_from_row(row: Any) -> MessageRecord:
@@ -370,6 +269,15 @@ class Store:
             yield session
 
     @property
+    def threadsafe(self) -> bool:
+        """Whether another thread may write through this store at the same time.
+
+        Not for an in-memory SQLite database: each thread would get a
+        database of its own (SingletonThreadPool) or share one connection.
+        """
+        return not isinstance(self.engine.pool, (pool.SingletonThreadPool, pool.StaticPool))
+
+    @property
     def url(self) -> str:
         return _safe_url(self.engine.url.render_as_string(hide_password=True))
 
@@ -428,15 +336,17 @@ class Store:
             if self.engine.dialect.name == "sqlite":
                 # raw executemany of ready tuples: SQLAlchemy's per-row bind
                 # processing cost as much as the insert itself
-                conv = _sqlite_datetime
-                values = {}
+                values = _located(batch.rows)
+                conv = datetime_text
                 for r in batch.records:
-                    v = _message_values(r, conv)
+                    v = message_values(r, conv)
                     values[v[0], v[1], v[2]] = v
                 if values:
                     s.connection().exec_driver_sql(_MESSAGES_UPSERT_SQLITE, list(values.values()))
             else:
-                rows = {(r.account, r.folder, r.uid): message_row(r) for r in batch.records}
+                rows = {loc: row_with_datetimes(v) for loc, v in _located(batch.rows).items()}
+                for r in batch.records:
+                    rows[r.account, r.folder, r.uid] = message_row(r)
                 self._upsert(s, msgs, list(rows.values()), ["account", "folder", "uid"])
             for fu in batch.flag_updates:
                 s.execute(
@@ -546,7 +456,7 @@ def _replace_people_sqlite(
     processing cost more than the insert itself.
     """
     k = _LAST_CONTACT
-    values = [(*r[:k], _sqlite_datetime(r[k]), *r[k + 1 :]) for r in rows]
+    values = [(*r[:k], datetime_text(r[k]), *r[k + 1 :]) for r in rows]
     stored: dict[str, tuple[Any, ...]] = {}
     if compare:
         stored = {row[0]: tuple(row) for row in conn.exec_driver_sql(_PEOPLE_SELECT_SQLITE)}
