@@ -260,8 +260,8 @@ def _mail_files() -> list[Path]:
     )  # fmt: skip
 
 
-@pytest.mark.skipif(not CORPORA.is_dir(), reason="shared/corpora is not beside the repository")
-def test_real_corpora_through_maildir_and_analysis(tmp_path: Path) -> None:
+def corpora_store(tmp_path: Path) -> Store:
+    """Every corpus message synced through a Maildir into a new store."""
     files = _mail_files()
     assert len(files) > 500
     root = tmp_path / "Mail"
@@ -276,6 +276,16 @@ def test_real_corpora_through_maildir_and_analysis(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     try:
         sync_source(store, MaildirSource("corpora", MaildirConfig(path=str(root))))
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+@pytest.mark.skipif(not CORPORA.is_dir(), reason="shared/corpora is not beside the repository")
+def test_real_corpora_through_maildir_and_analysis(tmp_path: Path) -> None:
+    store = corpora_store(tmp_path)
+    try:
         result = analyze_store(store, AnalysisConfig(), [ME], NOW)
         assert result.messages > 200 and result.skipped_bulk > 100  # bounces are automatic
         assert result.people, "some corpus senders are people"

@@ -51,6 +51,9 @@ def test_wheel_contains_every_subpackage(tmp_path: Path) -> None:
     # the compiled IMAP bulk path, with its type stub
     assert any(n.startswith("kithkeep/connectors/_imapfast.") and n.endswith(".so") for n in names)
     assert "kithkeep/connectors/_imapfast.pyi" in names
+    # the compiled time line walk of the analysis, with its type stub
+    assert any(n.startswith("kithkeep/model/_timeline.") and n.endswith(".so") for n in names)
+    assert "kithkeep/model/_timeline.pyi" in names
 
 
 def test_the_installed_package_has_the_compiled_imap_path() -> None:
@@ -59,3 +62,10 @@ def test_the_installed_package_has_the_compiled_imap_path() -> None:
     from kithkeep.connectors import imap_rows
 
     assert imap_rows.COMPILED
+
+
+def test_the_installed_package_has_the_compiled_time_line_walk() -> None:
+    # likewise for the analysis: without it a full rebuild of the statistics is slower
+    from kithkeep.model import person
+
+    assert person.COMPILED

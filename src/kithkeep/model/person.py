@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -33,7 +33,7 @@ from kithkeep.model.messages import (
     refs_from_json,
 )
 from kithkeep.model.stats import Initiation, PendingMessage, PersonStats
-from kithkeep.model.threads import find_parent, is_reply_subject
+from kithkeep.model.threads import MAX_DEPTH, find_parent, is_reply_subject
 from kithkeep.records import EventRecord
 
 # Writing to someone says more about a tie than receiving from them; a meeting more still.
@@ -52,6 +52,24 @@ MONTHS = 24
 MEETING_RHYTHM_GAPS = 4
 
 IN, OUT, MEETING = 0, 1, 2
+_WEIGHTS = (IN_WEIGHT, OUT_WEIGHT, MEETING_WEIGHT)  # by kind
+
+# A contact on a person's time line: (timestamp, kind, message or meeting index, direct).
+Item = tuple[float, int, int, bool]
+# What walking a time line gives (see _walk_python).
+Walk = tuple[
+    list[int],
+    list[int],
+    list[float],
+    list[int | None],
+    set[int],
+    tuple[list[float], list[float]],
+    list[int],
+    list[float],
+    list[list[Any]],
+    set[int],
+    list[int],
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,21 +211,26 @@ def _median(values: list[float]) -> float | None:
     return float(v[mid]) if n % 2 else (v[mid - 1] + v[mid]) / 2
 
 
-def person_stats(
-    pid: str,
-    name: str,
-    addresses: tuple[str, ...],
-    items: list[tuple[float, int, int, bool]],
-    ctx: PersonContext,
-) -> PersonStats:
-    """Statistics of one person from their time line (any order)."""
-    msgs = ctx.msgs
-    by_id = ctx.by_id
-    ancestors = ctx.ancestors
-    reply_subject = ctx.reply_subject
-    cfg = ctx.cfg
-    silence = cfg.silence_days * DAY
-    items = sorted(items)  # by time, then kind and index: the same order whatever came first
+def _walk_python(
+    items: list[Item],
+    msgs: list[Msg],
+    by_id: dict[str, int],
+    known: dict[int, tuple[int, ...]],
+    ancestors: Callable[[int], Sequence[int]],
+    subjects: dict[str, bool],
+    reply_subject: Callable[[str], bool],
+    silence: float,
+) -> Walk:
+    """The time line walked, oldest first (``items`` sorted): what happened between the
+    two sides, for person_stats to sum up. ``known`` and ``subjects`` are the caches
+    behind ``ancestors`` and ``reply_subject`` (the C twin looks there first).
+
+    Returns counts and direct counts by kind, the last timestamp and index by kind,
+    the messages the other side replied to, reply latencies by the replying side,
+    replies by side, the starts of exchanges, the initiations (``[kind, index, gap
+    seconds or None, answered]``), the messages with a parent, and the meetings.
+    """
+    del known, subjects  # the methods use them themselves
     # the person's messages by side (IN, OUT), as message indexes; a meeting's ref indexes
     # ctx.meetings
     refs_of = (
@@ -229,7 +252,7 @@ def person_stats(
     # initiations: [kind, ref, gap seconds or None, answered]
     inits: list[list[Any]] = []
     open_init: list[list[Any] | None] = [None, None]  # by side: its latest initiation, unanswered
-    parent_of: dict[int, int] = {}
+    has_parent: set[int] = set()
     meeting_refs: list[int] = []  # the person's meetings, oldest first
 
     for ts, kind, ref, direct in items:
@@ -264,7 +287,7 @@ def person_stats(
                 if parent_ts > ts + SKEW:
                     parent = None  # dated after its reply: a broken link, not a reply
                 else:
-                    parent_of[ref] = parent
+                    has_parent.add(ref)
                     replies[kind] += 1
                     if parent not in replied:
                         replied.add(parent)
@@ -288,6 +311,54 @@ def person_stats(
         last_ts[kind] = ts
         last_ref[kind] = ref
         last_any = ts
+    return (
+        counts,
+        direct_counts,
+        last_ts,
+        last_ref,
+        replied,
+        latencies,
+        replies,
+        starts,
+        inits,
+        has_parent,
+        meeting_refs,
+    )
+
+
+def person_stats(
+    pid: str,
+    name: str,
+    addresses: tuple[str, ...],
+    items: list[tuple[float, int, int, bool]],
+    ctx: PersonContext,
+) -> PersonStats:
+    """Statistics of one person from their time line (any order)."""
+    msgs = ctx.msgs
+    cfg = ctx.cfg
+    items = sorted(items)  # by time, then kind and index: the same order whatever came first
+    (
+        counts,
+        direct_counts,
+        last_ts,
+        last_ref,
+        replied,
+        latencies,
+        replies,
+        starts,
+        inits,
+        has_parent,
+        meeting_refs,
+    ) = _walk(
+        items,
+        msgs,
+        ctx.by_id,
+        ctx.known_ancestors,
+        ctx.ancestors,
+        ctx.reply_subjects,
+        ctx.reply_subject,
+        cfg.silence_days * DAY,
+    )
 
     answered_count = [0, 0]
     inits_me = 0
@@ -332,13 +403,13 @@ def person_stats(
                 msg_date(m),
                 m[SUBJECT],
                 len(m[RECIPIENTS].every),
-                is_reply=ref in parent_of,
+                is_reply=ref in has_parent,
             )
         break
 
     gaps = [(b - a) / DAY for a, b in pairwise(starts)]
     cadence = _median(gaps)
-    strength, peak = _strength(items, cfg.half_life_days, ctx.now_ts)
+    strength, peak = _strength(items, cfg.half_life_days, ctx.now_ts, _WEIGHTS)
     if not ((counts[IN] and counts[OUT]) or counts[MEETING]):
         strength, peak = 0.0, 0.0  # contact both ways is required
     n_in, n_out = counts[IN], counts[OUT]
@@ -406,8 +477,11 @@ def person_stats(
     )
 
 
-def _strength(
-    items: list[tuple[float, int, int, bool]], half_life_days: float, now_ts: float
+def _strength_python(
+    items: list[Item],
+    half_life_days: float,
+    now_ts: float,
+    weights: tuple[float, float, float],
 ) -> tuple[float, float]:
     """(today's decayed strength, its peak over the relationship's history).
 
@@ -415,7 +489,6 @@ def _strength(
     in, meeting), once each: a day-long burst of thirty messages is one busy
     day, not a lifetime of friendship.
     """
-    weights = (IN_WEIGHT, OUT_WEIGHT, MEETING_WEIGHT)
     s = 0.0
     peak = 0.0
     prev: float | None = None
@@ -457,7 +530,7 @@ def month_starts(now: datetime) -> list[float]:
     ]
 
 
-def _monthly(items: list[tuple[float, int, int, bool]], bounds: list[float]) -> tuple[int, ...]:
+def _monthly_python(items: list[Item], bounds: list[float]) -> tuple[int, ...]:
     """Contacts per month; ``bounds`` from :func:`month_starts` (computed once per analysis)."""
     counts = [0] * MONTHS
     # items are sorted by time: skip the older ones with one bisection
@@ -466,3 +539,28 @@ def _monthly(items: list[tuple[float, int, int, bool]], bounds: list[float]) -> 
         if 0 <= idx < MONTHS:
             counts[idx] += 1
     return tuple(counts)
+
+
+def _compiled_timeline() -> Any:
+    """The C twins of the loops above (kithkeep/model/_timeline.c), or None when the
+    extension is missing or was built for another message layout."""
+    try:
+        from kithkeep.model import _timeline
+    except ImportError:
+        return None
+    layout = (TS, IN_REPLY_TO, SUBJECT, LINKED, THRID, THRID + 1)
+    constants = (MAX_DEPTH, EXCHANGE_GAP, SKEW, DAY)
+    if layout != _timeline.LAYOUT or constants != _timeline.CONSTANTS:
+        return None
+    return _timeline
+
+
+_C = _compiled_timeline()
+COMPILED = _C is not None
+_walk: Callable[..., Walk] = _C.walk if _C is not None else _walk_python
+_strength: Callable[[list[Item], float, float, tuple[float, float, float]], tuple[float, float]] = (
+    _C.strength if _C is not None else _strength_python
+)
+_monthly: Callable[[list[Item], list[float]], tuple[int, ...]] = (
+    _C.monthly if _C is not None else _monthly_python
+)

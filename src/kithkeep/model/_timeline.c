@@ -1,0 +1,598 @@
+/* One person's time line walked in C: the loops of kithkeep/model/person.py.
+ *
+ * person.py holds the Python twins of these functions (_walk_python,
+ * _strength_python, _monthly_python) and uses them when this module is
+ * missing; tests/test_timeline_parity.py holds both to identical results.
+ * Everything here works on the same Python objects as the twins (the
+ * analysis' message tuples, its thread index, the same sets and lists) and
+ * returns them in the same shapes, so the code after the walk is shared.
+ *
+ * Why C: a full analysis walks every person's time line (100k contacts for
+ * 100k messages) and the walk was the largest part of its time (see
+ * bench/analyze.py); the loop body is a dozen tuple, dict and set operations
+ * per contact, which cost little in C and a lot as bytecode.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+
+/* The fields of a message tuple used here (kithkeep/model/messages.py; person.py
+ * checks these against its own constants before using this module). */
+#define F_TS 0
+#define F_IN_REPLY_TO 7
+#define F_SUBJECT 9
+#define F_LINKED 11
+#define F_THRID 13
+#define MSG_MIN_LEN 14
+
+#define K_IN 0
+#define K_OUT 1
+#define K_MEETING 2
+
+/* threads.MAX_DEPTH */
+#define MAX_DEPTH 12
+#define EXCHANGE_GAP 86400.0
+#define SKEW 3600.0
+#define DAY 86400.0
+
+typedef struct {
+    double ts;
+    int kind;
+    PyObject *ref;    /* borrowed from the item */
+    Py_ssize_t index; /* ref as an index */
+    int direct;
+} Item;
+
+static int
+read_item(PyObject *obj, Item *it)
+{
+    if (!PyTuple_Check(obj) || PyTuple_GET_SIZE(obj) != 4) {
+        PyErr_SetString(PyExc_TypeError, "a time line item is a 4-tuple");
+        return -1;
+    }
+    it->ts = PyFloat_AsDouble(PyTuple_GET_ITEM(obj, 0));
+    if (it->ts == -1.0 && PyErr_Occurred())
+        return -1;
+    long kind = PyLong_AsLong(PyTuple_GET_ITEM(obj, 1));
+    if (kind == -1 && PyErr_Occurred())
+        return -1;
+    if (kind < K_IN || kind > K_MEETING) {
+        PyErr_Format(PyExc_ValueError, "unknown time line kind %ld", kind);
+        return -1;
+    }
+    it->kind = (int)kind;
+    it->ref = PyTuple_GET_ITEM(obj, 2);
+    it->index = PyLong_AsSsize_t(it->ref);
+    if (it->index == -1 && PyErr_Occurred())
+        return -1;
+    it->direct = PyObject_IsTrue(PyTuple_GET_ITEM(obj, 3));
+    return it->direct < 0 ? -1 : 0;
+}
+
+/* msgs[i] as a tuple with the fields used here (borrowed). */
+static PyObject *
+message_at(PyObject *msgs, Py_ssize_t i)
+{
+    if (i < 0 || i >= PyList_GET_SIZE(msgs)) {
+        PyErr_Format(PyExc_IndexError, "message index %zd out of range", i);
+        return NULL;
+    }
+    PyObject *m = PyList_GET_ITEM(msgs, i);
+    if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) < MSG_MIN_LEN) {
+        PyErr_SetString(PyExc_TypeError, "a message is a tuple of the Msg layout");
+        return NULL;
+    }
+    return m;
+}
+
+static int
+message_ts(PyObject *msgs, PyObject *index_obj, double *out)
+{
+    Py_ssize_t i = PyLong_AsSsize_t(index_obj);
+    if (i == -1 && PyErr_Occurred())
+        return -1;
+    PyObject *m = message_at(msgs, i);
+    if (m == NULL)
+        return -1;
+    *out = PyFloat_AsDouble(PyTuple_GET_ITEM(m, F_TS));
+    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* known[i], else ancestors(i) (which fills known): a new reference. */
+static PyObject *
+ancestors_of(PyObject *known, PyObject *ancestors, PyObject *index_obj)
+{
+    PyObject *got = PyDict_GetItemWithError(known, index_obj);
+    if (got != NULL) {
+        Py_INCREF(got);
+        return got;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    return PyObject_CallOneArg(ancestors, index_obj);
+}
+
+/* threads.find_parent: the nearest ancestor of start in accept, or None (new references). */
+static PyObject *
+find_parent(PyObject *start, PyObject *known, PyObject *ancestors, PyObject *accept)
+{
+    PyObject *seen = PySet_New(NULL);
+    if (seen == NULL || PySet_Add(seen, start) < 0)
+        goto fail;
+    PyObject *current = start; /* borrowed: from seen */
+    for (int depth = 0; depth < MAX_DEPTH; depth++) {
+        PyObject *found = ancestors_of(known, ancestors, current);
+        if (found == NULL)
+            goto fail;
+        PyObject *seq = PySequence_Fast(found, "ancestors are a sequence");
+        Py_DECREF(found);
+        if (seq == NULL)
+            goto fail;
+        PyObject *nearest = NULL;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *j = PySequence_Fast_GET_ITEM(seq, k);
+            int r = PySet_Contains(seen, j);
+            if (r < 0) {
+                Py_DECREF(seq);
+                goto fail;
+            }
+            if (r)
+                continue;
+            r = PySet_Contains(accept, j);
+            if (r < 0) {
+                Py_DECREF(seq);
+                goto fail;
+            }
+            if (r) {
+                Py_INCREF(j);
+                Py_DECREF(seq);
+                Py_DECREF(seen);
+                return j;
+            }
+            if (nearest == NULL)
+                nearest = j;
+            if (PySet_Add(seen, j) < 0) {
+                Py_DECREF(seq);
+                goto fail;
+            }
+        }
+        Py_DECREF(seq);
+        if (nearest == NULL)
+            break;
+        current = nearest; /* alive: seen holds it */
+    }
+    Py_DECREF(seen);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(seen);
+    return NULL;
+}
+
+/* subjects[subject], else reply_subject(subject) (which fills subjects): 1, 0 or -1. */
+static int
+is_reply_subject(PyObject *subjects, PyObject *reply_subject, PyObject *subject)
+{
+    PyObject *got = PyDict_GetItemWithError(subjects, subject);
+    if (got != NULL)
+        return PyObject_IsTrue(got);
+    if (PyErr_Occurred())
+        return -1;
+    got = PyObject_CallOneArg(reply_subject, subject);
+    if (got == NULL)
+        return -1;
+    int r = PyObject_IsTrue(got);
+    Py_DECREF(got);
+    return r;
+}
+
+static int
+append_float(PyObject *list, double v)
+{
+    PyObject *f = PyFloat_FromDouble(v);
+    if (f == NULL)
+        return -1;
+    int r = PyList_Append(list, f);
+    Py_DECREF(f);
+    return r;
+}
+
+/* walk(items, msgs, by_id, known, ancestors, subjects, reply_subject, silence)
+ * -> see person._walk_python, whose result this returns. */
+static PyObject *
+walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "walk() takes 8 arguments");
+        return NULL;
+    }
+    PyObject *items = args[0], *msgs = args[1], *by_id = args[2], *known = args[3];
+    PyObject *ancestors = args[4], *subjects = args[5], *reply_subject = args[6];
+    double silence = PyFloat_AsDouble(args[7]);
+    if (silence == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!PyList_Check(items) || !PyList_Check(msgs) || !PyDict_Check(by_id) ||
+        !PyDict_Check(known) || !PyDict_Check(subjects)) {
+        PyErr_SetString(PyExc_TypeError, "walk(): list, list, dict, dict, _, dict, _, float");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(items);
+
+    PyObject *refs_of[2] = {NULL, NULL}, *thread_last[2] = {NULL, NULL};
+    PyObject *replied = NULL, *latencies[2] = {NULL, NULL}, *starts = NULL, *inits = NULL;
+    PyObject *has_parent = NULL, *meeting_refs = NULL, *result = NULL;
+    PyObject *open_init[2] = {NULL, NULL}; /* borrowed: inits holds them */
+    PyObject *last_ref[3] = {Py_None, Py_None, Py_None}; /* borrowed: items hold them */
+    Item *its = NULL;
+
+    its = PyMem_Malloc(sizeof(Item) * (size_t)(n > 0 ? n : 1));
+    if (its == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int s = 0; s < 2; s++) {
+        refs_of[s] = PySet_New(NULL);
+        thread_last[s] = PyDict_New();
+        latencies[s] = PyList_New(0);
+        if (refs_of[s] == NULL || thread_last[s] == NULL || latencies[s] == NULL)
+            goto done;
+    }
+    replied = PySet_New(NULL);
+    starts = PyList_New(0);
+    inits = PyList_New(0);
+    has_parent = PySet_New(NULL);
+    meeting_refs = PyList_New(0);
+    if (!replied || !starts || !inits || !has_parent || !meeting_refs)
+        goto done;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (read_item(PyList_GET_ITEM(items, k), &its[k]) < 0)
+            goto done;
+        if (its[k].kind != K_MEETING && PySet_Add(refs_of[its[k].kind], its[k].ref) < 0)
+            goto done;
+    }
+
+    double last_ts[3] = {-INFINITY, -INFINITY, -INFINITY};
+    double last_any = -INFINITY;
+    long counts[3] = {0, 0, 0}, direct_counts[3] = {0, 0, 0}, replies[2] = {0, 0};
+
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Item *it = &its[k];
+        double ts = it->ts, parent_ts = 0.0;
+        int kind = it->kind;
+        counts[kind] += 1;
+        direct_counts[kind] += it->direct;
+        PyObject *parent = NULL; /* a new reference, or NULL for None */
+        if (kind == K_MEETING) {
+            if (PyList_Append(meeting_refs, it->ref) < 0)
+                goto done;
+            for (int side = 0; side < 2; side++) {
+                if (open_init[side] != NULL) {
+                    Py_INCREF(Py_True);
+                    PyList_SetItem(open_init[side], 3, Py_True);
+                    open_init[side] = NULL;
+                }
+            }
+        }
+        else {
+            PyObject *m = message_at(msgs, it->index);
+            if (m == NULL)
+                goto done;
+            int other = kind ^ 1;
+            PyObject *thrid = PyTuple_GET_ITEM(m, F_THRID);
+            int linked = PyObject_IsTrue(PyTuple_GET_ITEM(m, F_LINKED));
+            if (linked < 0)
+                goto done;
+            if (linked) {
+                PyObject *irt = PyTuple_GET_ITEM(m, F_IN_REPLY_TO);
+                int has_irt = PyObject_IsTrue(irt);
+                if (has_irt < 0)
+                    goto done;
+                if (has_irt) {
+                    parent = PyDict_GetItemWithError(by_id, irt);
+                    if (parent == NULL && PyErr_Occurred())
+                        goto done;
+                    Py_XINCREF(parent);
+                }
+                int accepted = 0;
+                if (parent != NULL) {
+                    accepted = PySet_Contains(refs_of[other], parent);
+                    if (accepted < 0) {
+                        Py_DECREF(parent);
+                        goto done;
+                    }
+                }
+                if (!accepted) {
+                    Py_XDECREF(parent);
+                    parent = find_parent(it->ref, known, ancestors, refs_of[other]);
+                    if (parent == NULL)
+                        goto done;
+                    if (parent == Py_None) {
+                        Py_DECREF(parent);
+                        parent = NULL;
+                    }
+                }
+            }
+            else if (thrid != Py_None) {
+                parent = PyDict_GetItemWithError(thread_last[other], thrid);
+                if (parent == NULL && PyErr_Occurred())
+                    goto done;
+                Py_XINCREF(parent);
+            }
+            else if (ts - last_ts[other] <= silence) {
+                int r = is_reply_subject(subjects, reply_subject, PyTuple_GET_ITEM(m, F_SUBJECT));
+                if (r < 0)
+                    goto done;
+                if (r && last_ref[other] != Py_None) {
+                    parent = last_ref[other];
+                    Py_INCREF(parent);
+                }
+            }
+            if (parent != NULL) {
+                if (message_ts(msgs, parent, &parent_ts) < 0) {
+                    Py_DECREF(parent);
+                    goto done;
+                }
+                if (parent_ts > ts + SKEW) {
+                    Py_DECREF(parent); /* dated after its reply: a broken link */
+                    parent = NULL;
+                }
+                else {
+                    if (PySet_Add(has_parent, it->ref) < 0) {
+                        Py_DECREF(parent);
+                        goto done;
+                    }
+                    replies[kind] += 1;
+                    int r = PySet_Contains(replied, parent);
+                    if (r == 0) {
+                        double lat = ts - parent_ts;
+                        if (PySet_Add(replied, parent) < 0 ||
+                            append_float(latencies[kind], lat < 0.0 ? 0.0 : lat) < 0)
+                            r = -1;
+                    }
+                    if (r < 0) {
+                        Py_DECREF(parent);
+                        goto done;
+                    }
+                }
+            }
+            if (thrid != Py_None && PyDict_SetItem(thread_last[kind], thrid, it->ref) < 0) {
+                Py_XDECREF(parent);
+                goto done;
+            }
+            double since = ts - silence;
+            int opens = parent == NULL && last_ts[other] < since && last_ts[K_MEETING] < since;
+            PyObject *o = open_init[other];
+            if (o != NULL) {
+                int was = PyObject_IsTrue(PyList_GET_ITEM(o, 3));
+                if (was < 0) {
+                    Py_XDECREF(parent);
+                    goto done;
+                }
+                PyObject *now_answered = (was || !opens) ? Py_True : Py_False;
+                Py_INCREF(now_answered);
+                PyList_SetItem(o, 3, now_answered);
+                open_init[other] = NULL;
+            }
+            if (opens) {
+                PyObject *gap = last_any > -INFINITY ? PyFloat_FromDouble(ts - last_any)
+                                                     : (Py_INCREF(Py_None), Py_None);
+                PyObject *init = gap ? PyList_New(4) : NULL;
+                if (init == NULL) {
+                    Py_XDECREF(gap);
+                    goto done;
+                }
+                PyObject *kind_obj = PyTuple_GET_ITEM(PyList_GET_ITEM(items, k), 1);
+                Py_INCREF(kind_obj);
+                Py_INCREF(it->ref);
+                Py_INCREF(Py_False);
+                PyList_SET_ITEM(init, 0, kind_obj);
+                PyList_SET_ITEM(init, 1, it->ref);
+                PyList_SET_ITEM(init, 2, gap);
+                PyList_SET_ITEM(init, 3, Py_False);
+                int r = PyList_Append(inits, init);
+                Py_DECREF(init);
+                if (r < 0)
+                    goto done;
+                open_init[kind] = init; /* alive: inits holds it */
+            }
+        }
+        if (ts - last_any >= EXCHANGE_GAP && (parent == NULL || ts - parent_ts > silence)) {
+            if (append_float(starts, ts) < 0) {
+                Py_XDECREF(parent);
+                goto done;
+            }
+        }
+        Py_XDECREF(parent);
+        last_ts[kind] = ts;
+        last_ref[kind] = it->ref;
+        last_any = ts;
+    }
+
+    result = Py_BuildValue(
+        "[lll][lll][ddd][OOO]O(OO)[ll]OOOO", counts[0], counts[1], counts[2], direct_counts[0],
+        direct_counts[1], direct_counts[2], last_ts[0], last_ts[1], last_ts[2], last_ref[0],
+        last_ref[1], last_ref[2], replied, latencies[0], latencies[1], replies[0], replies[1],
+        starts, inits, has_parent, meeting_refs);
+done:
+    PyMem_Free(its);
+    for (int s = 0; s < 2; s++) {
+        Py_XDECREF(refs_of[s]);
+        Py_XDECREF(thread_last[s]);
+        Py_XDECREF(latencies[s]);
+    }
+    Py_XDECREF(replied);
+    Py_XDECREF(starts);
+    Py_XDECREF(inits);
+    Py_XDECREF(has_parent);
+    Py_XDECREF(meeting_refs);
+    return result;
+}
+
+/* Python's float floor division (Objects/floatobject.c float_floor_div), for the same
+ * day numbers as person._strength_python's ts // DAY. */
+static double
+py_floordiv(double vx, double wx)
+{
+    double mod = fmod(vx, wx);
+    double div = (vx - mod) / wx;
+    if (mod) {
+        if ((wx < 0) != (mod < 0))
+            div -= 1.0;
+    }
+    double floordiv;
+    if (div) {
+        floordiv = floor(div);
+        if (div - floordiv > 0.5)
+            floordiv += 1.0;
+    }
+    else {
+        floordiv = copysign(0.0, vx / wx);
+    }
+    return floordiv;
+}
+
+/* strength(items, half_life_days, now_ts, weights) -> (strength, peak): person._strength_python */
+static PyObject *
+strength(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyList_Check(args[0]) || !PyTuple_Check(args[3]) ||
+        PyTuple_GET_SIZE(args[3]) != 3) {
+        PyErr_SetString(PyExc_TypeError, "strength(items: list, half_life, now_ts, weights: 3-tuple)");
+        return NULL;
+    }
+    PyObject *items = args[0];
+    double half_life = PyFloat_AsDouble(args[1]);
+    double now_ts = PyFloat_AsDouble(args[2]);
+    double weights[3];
+    for (int k = 0; k < 3; k++)
+        weights[k] = PyFloat_AsDouble(PyTuple_GET_ITEM(args[3], k));
+    if (PyErr_Occurred())
+        return NULL;
+    double s = 0.0, peak = 0.0, prev = 0.0;
+    int have_prev = 0, today = 0;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Item it;
+        if (read_item(PyList_GET_ITEM(items, k), &it) < 0)
+            return NULL;
+        double day = py_floordiv(it.ts, DAY);
+        if (!have_prev || day != prev) {
+            if (have_prev)
+                s *= pow(0.5, (day - prev) / half_life);
+            today = 0;
+            prev = day;
+            have_prev = 1;
+        }
+        int bit = 1 << it.kind;
+        if (!(today & bit)) {
+            today |= bit;
+            s += weights[it.kind];
+            if (s > peak)
+                peak = s;
+        }
+    }
+    if (have_prev) {
+        double left = now_ts / DAY - (prev + 1);
+        s *= pow(0.5, (left > 0.0 ? left : 0.0) / half_life);
+    }
+    return Py_BuildValue("(dd)", s, peak);
+}
+
+/* monthly(items, bounds) -> tuple of len(bounds) - 1 counts: person._monthly_python */
+static PyObject *
+monthly(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "monthly(items: list, bounds: list)");
+        return NULL;
+    }
+    PyObject *items = args[0], *bounds_obj = args[1];
+    Py_ssize_t nb = PyList_GET_SIZE(bounds_obj);
+    if (nb < 1 || nb > 1000) {
+        PyErr_SetString(PyExc_ValueError, "monthly(): 1 to 1000 bounds");
+        return NULL;
+    }
+    double bounds[1000];
+    long counts[1000];
+    for (Py_ssize_t b = 0; b < nb; b++) {
+        bounds[b] = PyFloat_AsDouble(PyList_GET_ITEM(bounds_obj, b));
+        counts[b] = 0;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    Py_ssize_t months = nb - 1;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Item it;
+        if (read_item(PyList_GET_ITEM(items, k), &it) < 0)
+            return NULL;
+        if (it.ts < bounds[0])
+            continue;
+        /* bisect_right(bounds, ts) - 1: the last bound <= ts */
+        Py_ssize_t lo = 0, hi = nb;
+        while (lo < hi) {
+            Py_ssize_t mid = (lo + hi) / 2;
+            if (it.ts < bounds[mid])
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        Py_ssize_t idx = lo - 1;
+        if (idx >= 0 && idx < months)
+            counts[idx] += 1;
+    }
+    PyObject *out = PyTuple_New(months);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t b = 0; b < months; b++) {
+        PyObject *v = PyLong_FromLong(counts[b]);
+        if (v == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, b, v);
+    }
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL, "One person's time line walked."},
+    {"strength", (PyCFunction)(void (*)(void))strength, METH_FASTCALL, "(strength, peak)."},
+    {"monthly", (PyCFunction)(void (*)(void))monthly, METH_FASTCALL, "Contacts per month."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "kithkeep.model._timeline",
+    "One person's time line walked in C (see person.py for the Python twins).", -1, methods,
+};
+
+/* module.name = value, value a new reference (consumed either way) */
+static int
+add_value(PyObject *m, const char *name, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    if (PyModule_AddObject(m, name, value) < 0) {
+        Py_DECREF(value);
+        return -1;
+    }
+    return 0;
+}
+
+PyMODINIT_FUNC
+PyInit__timeline(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    /* the message fields and constants compiled in, for person.py to check */
+    if (add_value(m, "LAYOUT",
+                  Py_BuildValue("(iiiiii)", F_TS, F_IN_REPLY_TO, F_SUBJECT, F_LINKED, F_THRID,
+                                MSG_MIN_LEN)) < 0 ||
+        add_value(m, "CONSTANTS", Py_BuildValue("(iddd)", MAX_DEPTH, EXCHANGE_GAP, SKEW, DAY)) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
