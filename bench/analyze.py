@@ -15,7 +15,7 @@ run, it times
 * ``analysis+save``: the same plus replacing the derived people table, which
   is what ``kithkeep run`` does.
 
-Each is the best of ``--repeat`` runs, in wall-clock and in CPU time of this
+Each is the best of ``--repeat`` runs (taking turns), in wall-clock and in CPU time of this
 process; the ratios to ``select`` are printed. The target is at most 2x.
 """
 
@@ -149,16 +149,23 @@ def build(path: Path, n_messages: int, n_people: int) -> None:
     store.close()
 
 
-def best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, float]:
-    """Best wall-clock and best CPU time of ``repeat`` runs (CPU time is steadier on a
-    shared machine; both are reported)."""
-    walls, cpus = [], []
+def best_of(repeat: int, fns: list[Callable[[], object]]) -> list[tuple[float, float]]:
+    """Best wall-clock and best CPU time of ``repeat`` runs of each function (CPU time
+    is steadier on a shared machine; both are reported).
+
+    The functions take turns (one run of each, ``repeat`` times) rather than one
+    function's runs after another's: on a shared machine whose speed drifts over a
+    minute, each ratio then compares runs made at the same time.
+    """
+    walls: list[list[float]] = [[] for _ in fns]
+    cpus: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        w0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
-    return min(walls), min(cpus)
+        for k, fn in enumerate(fns):
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            walls[k].append(time.perf_counter() - w0)
+            cpus[k].append(time.process_time() - c0)
+    return [(min(w), min(c)) for w, c in zip(walls, cpus, strict=True)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,9 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     def analysis_save() -> None:
         analyze_store(store, cfg, [ME.email], NOW, save=True)
 
-    t_select = best_of(args.repeat, plain_select)
-    t_analysis = best_of(args.repeat, analysis)
-    t_save = best_of(args.repeat, analysis_save)
+    t_select, t_analysis, t_save = best_of(args.repeat, [plain_select, analysis, analysis_save])
     print(f"python {sys.version.split()[0]}, sqlalchemy {sa.__version__}")
     print(
         f"store: {rows} message rows, {result.messages} personal messages after de-duplication, "

@@ -52,8 +52,8 @@ def test_wheel_contains_every_subpackage(tmp_path: Path) -> None:
     assert any(n.startswith("kithkeep/connectors/_imapfast.") and n.endswith(".so") for n in names)
     assert "kithkeep/connectors/_imapfast.pyi" in names
     # the compiled time line walk of the analysis, with its type stub
-    assert any(n.startswith("kithkeep/model/_timeline.") and n.endswith(".so") for n in names)
-    assert "kithkeep/model/_timeline.pyi" in names
+    assert any(n.startswith("kithkeep/model/_loops.") and n.endswith(".so") for n in names)
+    assert "kithkeep/model/_loops.pyi" in names
 
 
 def test_the_installed_package_has_the_compiled_imap_path() -> None:

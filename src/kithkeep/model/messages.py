@@ -13,7 +13,7 @@ which a property test checks.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import compress
@@ -356,6 +356,7 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                 pre.lists.update(_list_addrs(list_post, list_id))
         pre.bulk = len(bulk_keys)
         epoch = _epoch(conn.dialect.name, date)
+        # (the columns in the order _messages_from_rows and its C twin read them)
         chunks = _driver_chunks(
             conn,
             sa.select(
@@ -377,22 +378,84 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                 c.list_post,  # (personal mail has no List-Id)
             ).where(personal),
         )
-        sender_text = parser.sender_text
-        recipients = parser.recipients_text
-        # the parser's caches, looked up here first: most values repeat, and a dict
-        # lookup is much cheaper than the method call that would make it
-        sender_cache = parser.sender_cache
-        rc_cache = parser.rc_cache
         out: list[Msg] = []
-        append = out.append
+        list_posts: list[str] = []
         for rows in chunks:
-            for (
+            pre.undated += _messages_from_rows(
+                rows,
+                out,
+                parser.sender_cache,
+                parser.sender_text,
+                parser.rc_cache,
+                parser.recipients_text,
+                sent_from,
+                list_posts,
+            )
+        for list_post in list_posts:
+            pre.lists.update(_list_addrs(list_post, None))
+    if epoch is None:  # a database without a known epoch function: Python works it out
+        out = [(_ms(_as_utc(m[DATE])), *m[1:]) for m in out]
+    return out, pre
+
+
+def _messages_from_rows_python(
+    rows: list[Any],
+    out: list[Msg],
+    sender_cache: dict[str | None, tuple[str | None, str]],
+    sender_text: Callable[[str | None], tuple[str | None, str]],
+    rc_cache: dict[str | None, Recipients],
+    recipients: Callable[[str | None], Recipients],
+    sent_from: set[str],
+    list_posts: list[str],
+) -> int:
+    """Rows of read_msgs' personal SELECT appended to ``out`` as :data:`Msg` tuples; the
+    user's sent From addresses added to ``sent_from``, List-Post values to ``list_posts``.
+    Returns how many rows had no date (they are left out). ``sender_cache`` and
+    ``rc_cache`` are the caches behind ``sender_text`` and ``recipients``: most values
+    repeat, and a dict lookup is much cheaper than the method call that would make it
+    (the C twin looks there first too)."""
+    undated = 0
+    append = out.append
+    for (
+        ts,
+        gm_msgid,
+        date,
+        message_id,
+        from_text,
+        rcpt_text,
+        irt,
+        refs,
+        subject,
+        answered,
+        linked,
+        in_sent,
+        gm_thrid,
+        row_id,
+        list_post,
+    ) in rows:
+        sender = sender_cache.get(from_text)
+        if sender is None:
+            sender = sender_text(from_text)
+        if in_sent and sender[0] is not None:
+            sent_from.add(sender[0])
+        if list_post:
+            list_posts.append(list_post)
+        if date is None:
+            undated += 1
+            continue
+        rc = rc_cache.get(rcpt_text)
+        if rc is None:
+            rc = recipients(rcpt_text)
+        # the From and recipients' texts are not kept: the shared objects stand in
+        append(
+            (
                 ts,
-                gm_msgid,
+                f"gm:{gm_msgid}" if gm_msgid else message_id,
                 date,
                 message_id,
-                from_text,
-                rcpt_text,
+                sender[0],
+                sender[1],
+                rc,
                 irt,
                 refs,
                 subject,
@@ -401,45 +464,29 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                 in_sent,
                 gm_thrid,
                 row_id,
-                list_post,
-            ) in rows:
-                sender = sender_cache.get(from_text)
-                if sender is None:
-                    sender = sender_text(from_text)
-                if in_sent and sender[0] is not None:
-                    sent_from.add(sender[0])
-                if list_post:
-                    pre.lists.update(_list_addrs(list_post, None))
-                if date is None:
-                    pre.undated += 1
-                    continue
-                rc = rc_cache.get(rcpt_text)
-                if rc is None:
-                    rc = recipients(rcpt_text)
-                # the From and recipients' texts are not kept: the shared objects stand in
-                append(
-                    (
-                        ts,
-                        f"gm:{gm_msgid}" if gm_msgid else message_id,
-                        date,
-                        message_id,
-                        sender[0],
-                        sender[1],
-                        rc,
-                        irt,
-                        refs,
-                        subject,
-                        answered,
-                        linked,
-                        in_sent,
-                        gm_thrid,
-                        row_id,
-                    )
-                )
-    if epoch is None:  # a database without a known epoch function: Python works it out
-        out = [(_ms(_as_utc(m[DATE])), *m[1:]) for m in out]
-    return out, pre
+            )
+        )
+    return undated
 
+
+def _compiled_loops() -> Any:
+    """The C module of the analysis' loops (kithkeep/model/_loops.c), or None when the
+    extension is missing or was built for another layout of messages or rows."""
+    try:
+        from kithkeep.model import _loops
+    except ImportError:
+        return None
+    layout = (TS, IN_REPLY_TO, REFERENCES, SUBJECT, LINKED, THRID, THRID + 1)
+    if layout != _loops.LAYOUT or _loops.ROW_COLUMNS != LOC + 1 or LOC + 1 != _MSG_LEN:
+        return None
+    return _loops
+
+
+_MSG_LEN = 15  # fields of a Msg (the tuple type above)
+LOOPS = _compiled_loops()
+_messages_from_rows: Callable[..., int] = (
+    LOOPS.messages_from_rows if LOOPS is not None else _messages_from_rows_python
+)
 
 _TS = itemgetter(TS)
 _KEY = itemgetter(KEY)

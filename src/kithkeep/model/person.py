@@ -22,6 +22,7 @@ from kithkeep.model.messages import (
     ANSWERED,
     IN_REPLY_TO,
     LINKED,
+    LOOPS,
     MESSAGE_ID,
     RECIPIENTS,
     REFERENCES,
@@ -175,29 +176,38 @@ class PersonContext:
             got = self.reply_subjects[subject] = is_reply_subject(subject)
         return got
 
-    def ancestors(self, i: int) -> tuple[int, ...]:
-        """Indexes of the known messages message ``i`` replies to: In-Reply-To, then
-        References from the newest back (repeats left in: find_parent skips them)."""
-        got = self.known_ancestors.get(i)
-        if got is not None:
-            return got
-        m = self.msgs[i]
-        get = self.by_id.get
-        found = []
-        irt = m[IN_REPLY_TO]
-        if irt:
-            j = get(irt)
-            if j is not None:
-                found.append(j)
-        # In-Reply-To alone settles most replies: References are parsed only for a walk.
-        # (A loop rather than comprehensions: most messages carry one or two.)
-        refs = m[REFERENCES]
-        for ref in reversed(refs_from_json(refs) if type(refs) is str else refs):
-            j = get(ref)
-            if j is not None:
-                found.append(j)
-        got = self.known_ancestors[i] = tuple(found)
+
+def ancestors_of(
+    i: int,
+    msgs: list[Msg],
+    by_id: dict[str, int],
+    known: dict[int, tuple[int, ...]],
+    refs_from_json: Callable[[str], Sequence[str]],
+) -> tuple[int, ...]:
+    """Indexes of the known messages message ``i`` replies to: In-Reply-To, then
+    References from the newest back (repeats left in: find_parent skips them).
+    Worked out once per message and kept in ``known``, shared by everyone the message
+    is with: the References of a thread are parsed once, not once per walk."""
+    got = known.get(i)
+    if got is not None:
         return got
+    m = msgs[i]
+    get = by_id.get
+    found = []
+    irt = m[IN_REPLY_TO]
+    if irt:
+        j = get(irt)
+        if j is not None:
+            found.append(j)
+    # In-Reply-To alone settles most replies: References are parsed only for a walk.
+    # (A loop rather than comprehensions: most messages carry one or two.)
+    refs = m[REFERENCES]
+    for ref in reversed(refs_from_json(refs) if type(refs) is str else refs):
+        j = get(ref)
+        if j is not None:
+            found.append(j)
+    got = known[i] = tuple(found)
+    return got
 
 
 def _median(values: list[float]) -> float | None:
@@ -216,21 +226,26 @@ def _walk_python(
     msgs: list[Msg],
     by_id: dict[str, int],
     known: dict[int, tuple[int, ...]],
-    ancestors: Callable[[int], Sequence[int]],
+    refs_from_json: Callable[[str], Sequence[str]],
     subjects: dict[str, bool],
     reply_subject: Callable[[str], bool],
     silence: float,
 ) -> Walk:
     """The time line walked, oldest first (``items`` sorted): what happened between the
-    two sides, for person_stats to sum up. ``known`` and ``subjects`` are the caches
-    behind ``ancestors`` and ``reply_subject`` (the C twin looks there first).
+    two sides, for person_stats to sum up. ``known`` holds the messages' ancestors
+    (see ancestors_of); ``subjects`` is the cache behind ``reply_subject`` (the C twin
+    looks there first).
 
     Returns counts and direct counts by kind, the last timestamp and index by kind,
     the messages the other side replied to, reply latencies by the replying side,
     replies by side, the starts of exchanges, the initiations (``[kind, index, gap
     seconds or None, answered]``), the messages with a parent, and the meetings.
     """
-    del known, subjects  # the methods use them themselves
+    del subjects  # reply_subject uses it itself
+
+    def ancestors(i: int) -> tuple[int, ...]:
+        return ancestors_of(i, msgs, by_id, known, refs_from_json)
+
     # the person's messages by side (IN, OUT), as message indexes; a meeting's ref indexes
     # ctx.meetings
     refs_of = (
@@ -354,7 +369,7 @@ def person_stats(
         msgs,
         ctx.by_id,
         ctx.known_ancestors,
-        ctx.ancestors,
+        refs_from_json,
         ctx.reply_subjects,
         ctx.reply_subject,
         cfg.silence_days * DAY,
@@ -541,21 +556,15 @@ def _monthly_python(items: list[Item], bounds: list[float]) -> tuple[int, ...]:
     return tuple(counts)
 
 
-def _compiled_timeline() -> Any:
-    """The C twins of the loops above (kithkeep/model/_timeline.c), or None when the
-    extension is missing or was built for another message layout."""
-    try:
-        from kithkeep.model import _timeline
-    except ImportError:
+def _compiled_walk() -> Any:
+    """The C twins of the loops above (kithkeep/model/_loops.c), or None when the
+    extension is missing or was built with other constants."""
+    if LOOPS is None or (MAX_DEPTH, EXCHANGE_GAP, SKEW, DAY) != LOOPS.CONSTANTS:
         return None
-    layout = (TS, IN_REPLY_TO, SUBJECT, LINKED, THRID, THRID + 1)
-    constants = (MAX_DEPTH, EXCHANGE_GAP, SKEW, DAY)
-    if layout != _timeline.LAYOUT or constants != _timeline.CONSTANTS:
-        return None
-    return _timeline
+    return LOOPS
 
 
-_C = _compiled_timeline()
+_C = _compiled_walk()
 COMPILED = _C is not None
 _walk: Callable[..., Walk] = _C.walk if _C is not None else _walk_python
 _strength: Callable[[list[Item], float, float, tuple[float, float, float]], tuple[float, float]] = (

@@ -1,11 +1,12 @@
-"""The C time line walk (kithkeep/model/_timeline.c) against its Python twins.
+"""The analysis' C loops (kithkeep/model/_loops.c) against their Python twins.
 
-person.py uses the compiled walk, strength and monthly counts when the
-extension is built, and the Python functions otherwise; both must give the
-same statistics for every mailbox. Checked three ways: whole analyses of
-generated mailboxes with meetings, direct calls on generated time lines with
-every kind of thread link (loops in References, parents dated after their
-replies, Gmail threads, reply subjects), and the real corpora.
+messages.py and person.py use the compiled reader, walk, strength and monthly
+counts when the extension is built, and the Python functions otherwise; both
+must give the same messages and statistics for every mailbox. Checked three
+ways: whole analyses of generated mailboxes with meetings, direct calls on
+generated time lines with every kind of thread link (loops in References,
+parents dated after their replies, Gmail threads, reply subjects), and the
+real corpora read from a store.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kithkeep.config import AnalysisConfig
-from kithkeep.model import person
+from kithkeep.model import messages, person
 from kithkeep.model.analyze import Analysis, analyze_store
-from kithkeep.model.messages import Msg, Recipients
+from kithkeep.model.messages import Msg, Recipients, refs_from_json
 from kithkeep.model.person import DAY, PersonContext
 from kithkeep.records import EventRecord
 from tests.test_model_properties import PEOPLE, mailboxes
@@ -35,6 +36,7 @@ SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[Healt
 
 
 def with_python_twins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(messages, "_messages_from_rows", messages._messages_from_rows_python)
     monkeypatch.setattr(person, "_walk", person._walk_python)
     monkeypatch.setattr(person, "_strength", person._strength_python)
     monkeypatch.setattr(person, "_monthly", person._monthly_python)
@@ -72,12 +74,43 @@ def test_real_corpora_give_the_same_people_with_either_walk(
     store = corpora_store(tmp_path)
     try:
         compiled = analyze_store(store, AnalysisConfig(), [ME], NOW, save=False)
+        compiled_msgs = messages.read_msgs(store)
         with_python_twins(monkeypatch)
         python = analyze_store(store, AnalysisConfig(), [ME], NOW, save=False)
+        python_msgs = messages.read_msgs(store)
     finally:
         store.close()
     assert len(compiled.people) > 50
     assert compiled.people == python.people
+    assert len(compiled_msgs[0]) > 500
+    assert compiled_msgs == python_msgs  # the messages and the prelude
+
+
+def test_malformed_rows_raise_instead_of_crashing() -> None:
+    parser = messages.AddrParser()
+    assert messages.LOOPS is not None
+
+    def read(rows: Any) -> int:
+        return int(
+            messages.LOOPS.messages_from_rows(
+                rows,
+                [],
+                parser.sender_cache,
+                parser.sender_text,
+                parser.rc_cache,
+                parser.recipients_text,
+                set(),
+                [],
+            )
+        )
+
+    row = (1.0, None, "2020-01-01 00:00:00", "<a@x>", "[]", "[]\n[]\n[]", None, "[]", "")
+    row += (0, 0, 0, None, 1, None)
+    assert read([row]) == 0
+    assert read([(*row[:2], None, *row[3:])]) == 1  # undated: counted and left out
+    for bad in ([row[:-1]], [list(row)], (row,)):
+        with pytest.raises(TypeError):
+            read(bad)
 
 
 def _timeline(rnd: random.Random, n: int) -> tuple[list[Msg], list[person.Item]]:
@@ -130,7 +163,7 @@ def _walk_with(fn: Any, msgs: list[Msg], items: list[person.Item], silence: floa
         msgs,
         ctx.by_id,
         ctx.known_ancestors,
-        ctx.ancestors,
+        refs_from_json,
         ctx.reply_subjects,
         ctx.reply_subject,
         silence,

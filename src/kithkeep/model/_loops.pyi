@@ -1,16 +1,17 @@
-# The C twin of person.py's time line loops (see _timeline.c).
+# The analysis' hot loops in C (see _loops.c); the Python twins are in messages.py and person.py.
 from collections.abc import Callable, Sequence
 from typing import Any
 
-LAYOUT: tuple[int, int, int, int, int, int]
+LAYOUT: tuple[int, int, int, int, int, int, int]
 CONSTANTS: tuple[int, float, float, float]
+ROW_COLUMNS: int
 
 def walk(
     items: list[tuple[float, int, int, bool]],
     msgs: list[Any],
     by_id: dict[str, int],
     known: dict[int, tuple[int, ...]],
-    ancestors: Callable[[int], Sequence[int]],
+    refs_from_json: Callable[[str], Sequence[str]],
     subjects: dict[str, bool],
     reply_subject: Callable[[str], bool],
     silence: float,
@@ -22,3 +23,13 @@ def strength(
     weights: tuple[float, float, float],
 ) -> tuple[float, float]: ...
 def monthly(items: list[tuple[float, int, int, bool]], bounds: list[float]) -> tuple[int, ...]: ...
+def messages_from_rows(
+    rows: list[Any],
+    out: list[Any],
+    sender_cache: dict[Any, Any],
+    sender_text: Callable[[Any], Any],
+    rc_cache: dict[Any, Any],
+    recipients: Callable[[Any], Any],
+    sent_from: set[str],
+    list_posts: list[str],
+) -> int: ...

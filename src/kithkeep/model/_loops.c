@@ -1,8 +1,11 @@
-/* One person's time line walked in C: the loops of kithkeep/model/person.py.
+/* The analysis' hot loops in C: reading the store's rows into messages
+ * (kithkeep/model/messages.py) and walking one person's time line
+ * (kithkeep/model/person.py).
  *
- * person.py holds the Python twins of these functions (_walk_python,
- * _strength_python, _monthly_python) and uses them when this module is
- * missing; tests/test_timeline_parity.py holds both to identical results.
+ * Those modules hold the Python twins of these functions
+ * (_messages_from_rows_python, _walk_python, _strength_python,
+ * _monthly_python) and use them when this module is missing;
+ * tests/test_loops_parity.py holds both to identical results.
  * Everything here works on the same Python objects as the twins (the
  * analysis' message tuples, its thread index, the same sets and lists) and
  * returns them in the same shapes, so the code after the walk is shared.
@@ -20,6 +23,7 @@
  * checks these against its own constants before using this module). */
 #define F_TS 0
 #define F_IN_REPLY_TO 7
+#define F_REFERENCES 8
 #define F_SUBJECT 9
 #define F_LINKED 11
 #define F_THRID 13
@@ -98,9 +102,11 @@ message_ts(PyObject *msgs, PyObject *index_obj, double *out)
     return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
-/* known[i], else ancestors(i) (which fills known): a new reference. */
+/* person.ancestors_of: known[i], else worked out from message i and stored in known
+ * (a new reference). */
 static PyObject *
-ancestors_of(PyObject *known, PyObject *ancestors, PyObject *index_obj)
+ancestors_of(PyObject *msgs, PyObject *by_id, PyObject *known, PyObject *refs_from_json,
+             PyObject *index_obj)
 {
     PyObject *got = PyDict_GetItemWithError(known, index_obj);
     if (got != NULL) {
@@ -109,19 +115,64 @@ ancestors_of(PyObject *known, PyObject *ancestors, PyObject *index_obj)
     }
     if (PyErr_Occurred())
         return NULL;
-    return PyObject_CallOneArg(ancestors, index_obj);
+    Py_ssize_t i = PyLong_AsSsize_t(index_obj);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *m = message_at(msgs, i);
+    if (m == NULL)
+        return NULL;
+    PyObject *found = PyList_New(0);
+    if (found == NULL)
+        return NULL;
+    PyObject *irt = PyTuple_GET_ITEM(m, F_IN_REPLY_TO);
+    int has_irt = PyObject_IsTrue(irt);
+    if (has_irt < 0)
+        goto fail;
+    if (has_irt) {
+        PyObject *j = PyDict_GetItemWithError(by_id, irt);
+        if ((j == NULL && PyErr_Occurred()) || (j != NULL && PyList_Append(found, j) < 0))
+            goto fail;
+    }
+    PyObject *refs = PyTuple_GET_ITEM(m, F_REFERENCES);
+    PyObject *parsed = PyUnicode_CheckExact(refs) ? PyObject_CallOneArg(refs_from_json, refs)
+                                                  : (Py_INCREF(refs), refs);
+    if (parsed == NULL)
+        goto fail;
+    PyObject *seq = PySequence_Fast(parsed, "References are a sequence");
+    Py_DECREF(parsed);
+    if (seq == NULL)
+        goto fail;
+    for (Py_ssize_t k = PySequence_Fast_GET_SIZE(seq) - 1; k >= 0; k--) {
+        PyObject *j = PyDict_GetItemWithError(by_id, PySequence_Fast_GET_ITEM(seq, k));
+        if ((j == NULL && PyErr_Occurred()) || (j != NULL && PyList_Append(found, j) < 0)) {
+            Py_DECREF(seq);
+            goto fail;
+        }
+    }
+    Py_DECREF(seq);
+    got = PyList_AsTuple(found);
+    Py_DECREF(found);
+    if (got == NULL || PyDict_SetItem(known, index_obj, got) < 0) {
+        Py_XDECREF(got);
+        return NULL;
+    }
+    return got;
+fail:
+    Py_DECREF(found);
+    return NULL;
 }
 
 /* threads.find_parent: the nearest ancestor of start in accept, or None (new references). */
 static PyObject *
-find_parent(PyObject *start, PyObject *known, PyObject *ancestors, PyObject *accept)
+find_parent(PyObject *start, PyObject *msgs, PyObject *by_id, PyObject *known,
+            PyObject *refs_from_json, PyObject *accept)
 {
     PyObject *seen = PySet_New(NULL);
     if (seen == NULL || PySet_Add(seen, start) < 0)
         goto fail;
     PyObject *current = start; /* borrowed: from seen */
     for (int depth = 0; depth < MAX_DEPTH; depth++) {
-        PyObject *found = ancestors_of(known, ancestors, current);
+        PyObject *found = ancestors_of(msgs, by_id, known, refs_from_json, current);
         if (found == NULL)
             goto fail;
         PyObject *seq = PySequence_Fast(found, "ancestors are a sequence");
@@ -197,7 +248,7 @@ append_float(PyObject *list, double v)
     return r;
 }
 
-/* walk(items, msgs, by_id, known, ancestors, subjects, reply_subject, silence)
+/* walk(items, msgs, by_id, known, refs_from_json, subjects, reply_subject, silence)
  * -> see person._walk_python, whose result this returns. */
 static PyObject *
 walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -207,7 +258,7 @@ walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *items = args[0], *msgs = args[1], *by_id = args[2], *known = args[3];
-    PyObject *ancestors = args[4], *subjects = args[5], *reply_subject = args[6];
+    PyObject *refs_from_json = args[4], *subjects = args[5], *reply_subject = args[6];
     double silence = PyFloat_AsDouble(args[7]);
     if (silence == -1.0 && PyErr_Occurred())
         return NULL;
@@ -303,7 +354,7 @@ walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 }
                 if (!accepted) {
                     Py_XDECREF(parent);
-                    parent = find_parent(it->ref, known, ancestors, refs_of[other]);
+                    parent = find_parent(it->ref, msgs, by_id, known, refs_from_json, refs_of[other]);
                     if (parent == NULL)
                         goto done;
                     if (parent == Py_None) {
@@ -555,16 +606,142 @@ monthly(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+
+/* ------------------------------------------------------------------ reading */
+
+/* The columns of read_msgs' personal SELECT, in order (messages.py). */
+enum {
+    R_TS, R_GM_MSGID, R_DATE, R_MESSAGE_ID, R_FROM, R_RCPT, R_IRT, R_REFS, R_SUBJECT,
+    R_ANSWERED, R_LINKED, R_IN_SENT, R_GM_THRID, R_ROW_ID, R_LIST_POST, ROW_COLUMNS
+};
+#define MSG_LEN 15
+
+/* cache[key], else make(key) (which fills cache): a new reference */
+static PyObject *
+cached(PyObject *cache, PyObject *make, PyObject *key)
+{
+    PyObject *got = PyDict_GetItemWithError(cache, key);
+    if (got != NULL) {
+        Py_INCREF(got);
+        return got;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    return PyObject_CallOneArg(make, key);
+}
+
+/* messages_from_rows(rows, out, sender_cache, sender_text, rc_cache, recipients,
+ * sent_from, list_posts) -> undated: messages._messages_from_rows_python */
+static PyObject *
+messages_from_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "messages_from_rows() takes 8 arguments");
+        return NULL;
+    }
+    PyObject *rows = args[0], *out = args[1], *sender_cache = args[2], *sender_text = args[3];
+    PyObject *rc_cache = args[4], *recipients = args[5], *sent_from = args[6];
+    PyObject *list_posts = args[7];
+    if (!PyList_Check(rows) || !PyList_Check(out) || !PyDict_Check(sender_cache) ||
+        !PyDict_Check(rc_cache) || !PySet_Check(sent_from) || !PyList_Check(list_posts)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "messages_from_rows(): list, list, dict, _, dict, _, set, list");
+        return NULL;
+    }
+    long undated = 0;
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *row = PyList_GET_ITEM(rows, k);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != ROW_COLUMNS) {
+            PyErr_SetString(PyExc_TypeError, "a row of the personal SELECT is a 15-tuple");
+            return NULL;
+        }
+        PyObject *sender = cached(sender_cache, sender_text, PyTuple_GET_ITEM(row, R_FROM));
+        if (sender == NULL)
+            return NULL;
+        if (!PyTuple_Check(sender) || PyTuple_GET_SIZE(sender) != 2) {
+            Py_DECREF(sender);
+            PyErr_SetString(PyExc_TypeError, "a sender is an (address, name) tuple");
+            return NULL;
+        }
+        PyObject *address = PyTuple_GET_ITEM(sender, 0);
+        int in_sent = PyObject_IsTrue(PyTuple_GET_ITEM(row, R_IN_SENT));
+        if (in_sent < 0 || (in_sent && address != Py_None && PySet_Add(sent_from, address) < 0)) {
+            Py_DECREF(sender);
+            return NULL;
+        }
+        PyObject *list_post = PyTuple_GET_ITEM(row, R_LIST_POST);
+        int has_list = PyObject_IsTrue(list_post);
+        if (has_list < 0 || (has_list && PyList_Append(list_posts, list_post) < 0)) {
+            Py_DECREF(sender);
+            return NULL;
+        }
+        if (PyTuple_GET_ITEM(row, R_DATE) == Py_None) {
+            undated++;
+            Py_DECREF(sender);
+            continue;
+        }
+        PyObject *rc = cached(rc_cache, recipients, PyTuple_GET_ITEM(row, R_RCPT));
+        if (rc == NULL) {
+            Py_DECREF(sender);
+            return NULL;
+        }
+        PyObject *gm_msgid = PyTuple_GET_ITEM(row, R_GM_MSGID);
+        int has_gm = PyObject_IsTrue(gm_msgid);
+        PyObject *key;
+        if (has_gm < 0)
+            key = NULL;
+        else if (has_gm)
+            key = PyUnicode_FromFormat("gm:%S", gm_msgid);
+        else {
+            key = PyTuple_GET_ITEM(row, R_MESSAGE_ID);
+            Py_INCREF(key);
+        }
+        PyObject *m = key ? PyTuple_New(MSG_LEN) : NULL;
+        if (m == NULL) {
+            Py_XDECREF(key);
+            Py_DECREF(sender);
+            Py_DECREF(rc);
+            return NULL;
+        }
+        /* the Msg fields (messages.Msg), the sender and recipients as shared objects */
+        PyObject *fields[MSG_LEN] = {
+            PyTuple_GET_ITEM(row, R_TS),        key,
+            PyTuple_GET_ITEM(row, R_DATE),      PyTuple_GET_ITEM(row, R_MESSAGE_ID),
+            address,                            PyTuple_GET_ITEM(sender, 1),
+            rc,                                 PyTuple_GET_ITEM(row, R_IRT),
+            PyTuple_GET_ITEM(row, R_REFS),      PyTuple_GET_ITEM(row, R_SUBJECT),
+            PyTuple_GET_ITEM(row, R_ANSWERED),  PyTuple_GET_ITEM(row, R_LINKED),
+            PyTuple_GET_ITEM(row, R_IN_SENT),   PyTuple_GET_ITEM(row, R_GM_THRID),
+            PyTuple_GET_ITEM(row, R_ROW_ID),
+        };
+        for (int f = 0; f < MSG_LEN; f++) {
+            Py_INCREF(fields[f]);
+            PyTuple_SET_ITEM(m, f, fields[f]);
+        }
+        Py_DECREF(key);
+        Py_DECREF(sender);
+        Py_DECREF(rc);
+        int r = PyList_Append(out, m);
+        Py_DECREF(m);
+        if (r < 0)
+            return NULL;
+    }
+    return PyLong_FromLong(undated);
+}
+
 static PyMethodDef methods[] = {
     {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL, "One person's time line walked."},
     {"strength", (PyCFunction)(void (*)(void))strength, METH_FASTCALL, "(strength, peak)."},
     {"monthly", (PyCFunction)(void (*)(void))monthly, METH_FASTCALL, "Contacts per month."},
+    {"messages_from_rows", (PyCFunction)(void (*)(void))messages_from_rows, METH_FASTCALL,
+     "Msg tuples from rows of the personal SELECT."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "kithkeep.model._timeline",
-    "One person's time line walked in C (see person.py for the Python twins).", -1, methods,
+    PyModuleDef_HEAD_INIT, "kithkeep.model._loops",
+    "The analysis' hot loops in C (see messages.py and person.py for the Python twins).", -1, methods,
 };
 
 /* module.name = value, value a new reference (consumed either way) */
@@ -581,16 +758,17 @@ add_value(PyObject *m, const char *name, PyObject *value)
 }
 
 PyMODINIT_FUNC
-PyInit__timeline(void)
+PyInit__loops(void)
 {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     /* the message fields and constants compiled in, for person.py to check */
     if (add_value(m, "LAYOUT",
-                  Py_BuildValue("(iiiiii)", F_TS, F_IN_REPLY_TO, F_SUBJECT, F_LINKED, F_THRID,
-                                MSG_MIN_LEN)) < 0 ||
-        add_value(m, "CONSTANTS", Py_BuildValue("(iddd)", MAX_DEPTH, EXCHANGE_GAP, SKEW, DAY)) < 0) {
+                  Py_BuildValue("(iiiiiii)", F_TS, F_IN_REPLY_TO, F_REFERENCES, F_SUBJECT, F_LINKED,
+                                F_THRID, MSG_MIN_LEN)) < 0 ||
+        add_value(m, "CONSTANTS", Py_BuildValue("(iddd)", MAX_DEPTH, EXCHANGE_GAP, SKEW, DAY)) < 0 ||
+        add_value(m, "ROW_COLUMNS", PyLong_FromLong(ROW_COLUMNS)) < 0) {
         Py_DECREF(m);
         return NULL;
     }
