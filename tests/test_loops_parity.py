@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kithkeep.config import AnalysisConfig
-from kithkeep.model import messages, person
+from kithkeep.model import analyze, messages, person
 from kithkeep.model.analyze import Analysis, analyze_store
 from kithkeep.model.messages import Msg, Recipients, refs_from_json
 from kithkeep.model.person import DAY, PersonContext
 from kithkeep.records import EventRecord
 from tests.test_model_properties import PEOPLE, mailboxes
-from tests.test_model_scenario import CORPORA, ME, corpora_store
+from tests.test_model_scenario import CORPORA, ME, analyzed, corpora_store, plant
 from tests.test_model_stats import NOW, T0, event, run
 
 pytestmark = pytest.mark.skipif(not person.COMPILED, reason="the C extension is not built")
@@ -37,6 +37,7 @@ SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[Healt
 
 def with_python_twins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(messages, "_messages_from_rows", messages._messages_from_rows_python)
+    monkeypatch.setattr(analyze, "_timelines", analyze._timelines_python)
     monkeypatch.setattr(person, "_walk", person._walk_python)
     monkeypatch.setattr(person, "_strength", person._strength_python)
     monkeypatch.setattr(person, "_monthly", person._monthly_python)
@@ -84,6 +85,25 @@ def test_real_corpora_give_the_same_people_with_either_walk(
     assert compiled.people == python.people
     assert len(compiled_msgs[0]) > 500
     assert compiled_msgs == python_msgs  # the messages and the prelude
+
+
+def test_planted_people_are_the_same_with_either_loops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scenario of every kind of person: lists, mass mail, no-reply, merges, meetings."""
+    store, vcf = plant(tmp_path)
+    try:
+        compiled = analyzed(store, vcf)
+        with_python_twins(monkeypatch)
+        python = analyzed(store, vcf)
+    finally:
+        store.close()
+    assert compiled.skipped_list and compiled.skipped_mass  # the list and mass paths ran
+    assert (compiled.people, compiled.skipped_list, compiled.skipped_mass) == (
+        python.people,
+        python.skipped_list,
+        python.skipped_mass,
+    )
 
 
 def test_malformed_rows_raise_instead_of_crashing() -> None:

@@ -80,8 +80,8 @@ def ago(days: float) -> datetime:
     return NOW - timedelta(days=days)
 
 
-@pytest.fixture
-def planted(tmp_path: Path) -> tuple[Store, Path]:
+def plant(tmp_path: Path) -> tuple[Store, Path]:
+    """A store of planted people of every kind, and the vCard file; the caller closes it."""
     box = Box(tmp_path / "Mail")
     # healthy: a weekly friend for a year, both ways
     for k in range(52):
@@ -169,6 +169,12 @@ def planted(tmp_path: Path) -> tuple[Store, Path]:
     with freeze_time(NOW):
         sync_source(store, MaildirSource("mail", MaildirConfig(path=str(box.root))))
         sync_source(store, IcsSource("cal", IcsSourceConfig(path=str(cal)), UTC))
+    return store, vcf
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> tuple[Store, Path]:
+    store, vcf = plant(tmp_path)
     yield store, vcf  # type: ignore[misc]
     store.close()
 

@@ -730,10 +730,282 @@ messages_from_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLong(undated);
 }
 
+
+/* ------------------------------------------------------------ time lines */
+
+#define F_SENDER 4
+#define F_SENDER_NAME 5
+#define F_RECIPIENTS 6
+#define F_SENT 12
+/* the fields of messages.Recipients */
+#define RC_ALL 0
+#define RC_TO 1
+#define RC_EVERY 2
+
+/* Does any member of the iterable `members` belong to the set `set`? 1, 0 or -1. */
+static int
+meets(PyObject *set, PyObject *members)
+{
+    PyObject *iter = PyObject_GetIter(members);
+    if (iter == NULL)
+        return -1;
+    PyObject *x;
+    int found = 0;
+    while (!found && (x = PyIter_Next(iter)) != NULL) {
+        found = PySet_Contains(set, x);
+        Py_DECREF(x);
+    }
+    Py_DECREF(iter);
+    if (found < 0 || PyErr_Occurred())
+        return -1;
+    return found;
+}
+
+/* person_of[addr], else who(addr) (which fills person_of): a new reference */
+static PyObject *
+person_root(PyObject *person_of, PyObject *who, PyObject *addr)
+{
+    return cached(person_of, who, addr);
+}
+
+/* items_by[root].append(item), the list made when missing; item consumed */
+static int
+add_item(PyObject *items_by, PyObject *root, PyObject *item)
+{
+    if (item == NULL)
+        return -1;
+    PyObject *list = PyDict_GetItemWithError(items_by, root);
+    if (list == NULL) {
+        if (PyErr_Occurred() || (list = PyList_New(0)) == NULL) {
+            Py_DECREF(item);
+            return -1;
+        }
+        int r = PyDict_SetItem(items_by, root, list);
+        Py_DECREF(list); /* the dict holds it */
+        if (r < 0) {
+            Py_DECREF(item);
+            return -1;
+        }
+    }
+    int r = PyList_Append(list, item);
+    Py_DECREF(item);
+    return r;
+}
+
+/* The people a sent message goes to, as ((root, in To), ...): a new reference. */
+static PyObject *
+targets_for(PyObject *rc, PyObject *person_of, PyObject *who)
+{
+    PyObject *direct_of = PyDict_New(); /* insertion order: the order of rc.all */
+    if (direct_of == NULL)
+        return NULL;
+    PyObject *all = PySequence_Fast(PyTuple_GET_ITEM(rc, RC_ALL), "Recipients.all is a tuple");
+    if (all == NULL)
+        goto fail;
+    PyObject *to = PyTuple_GET_ITEM(rc, RC_TO);
+    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(all); k++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(all, k);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "Recipients.all holds (address, name) pairs");
+            goto fail_all;
+        }
+        PyObject *addr = PyTuple_GET_ITEM(pair, 0);
+        PyObject *root = person_root(person_of, who, addr);
+        if (root == NULL)
+            goto fail_all;
+        int is_person = PyObject_IsTrue(root);
+        if (is_person > 0) {
+            PyObject *was = PyDict_GetItemWithError(direct_of, root);
+            int direct = was != NULL ? PyObject_IsTrue(was) : (PyErr_Occurred() ? -1 : 0);
+            if (direct == 0)
+                direct = PySet_Contains(to, addr);
+            if (direct < 0 ||
+                PyDict_SetItem(direct_of, root, direct ? Py_True : Py_False) < 0)
+                is_person = -1;
+        }
+        Py_DECREF(root);
+        if (is_person < 0)
+            goto fail_all;
+    }
+    Py_DECREF(all);
+    PyObject *items = PyDict_Items(direct_of);
+    Py_DECREF(direct_of);
+    if (items == NULL)
+        return NULL;
+    PyObject *out = PyList_AsTuple(items);
+    Py_DECREF(items);
+    return out;
+fail_all:
+    Py_DECREF(all);
+fail:
+    Py_DECREF(direct_of);
+    return NULL;
+}
+
+/* timelines(msgs, max_recipients, lists, me, person_of, who, targets_of, rc_uses, pairs,
+ *           items_by) -> (mass, listed): analyze._timelines_python */
+static PyObject *
+timelines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "timelines() takes 10 arguments");
+        return NULL;
+    }
+    PyObject *msgs = args[0], *lists = args[2], *me = args[3], *person_of = args[4];
+    PyObject *who = args[5], *targets_of = args[6], *rc_uses = args[7], *pairs = args[8];
+    PyObject *items_by = args[9];
+    Py_ssize_t max_recipients = PyLong_AsSsize_t(args[1]);
+    if (max_recipients == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyList_Check(msgs) || !PyAnySet_Check(lists) || !PyAnySet_Check(me) ||
+        !PyDict_Check(person_of) || !PyDict_Check(targets_of) || !PyDict_Check(rc_uses) ||
+        !PyDict_Check(pairs) || !PyDict_Check(items_by)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "timelines(): list, int, set, set, dict, _, dict, dict, dict, dict");
+        return NULL;
+    }
+    int have_lists = PySet_GET_SIZE(lists) > 0;
+    long mass = 0, listed = 0;
+    PyObject *kind_in = PyLong_FromLong(K_IN), *kind_out = PyLong_FromLong(K_OUT);
+    PyObject *result = NULL;
+    if (kind_in == NULL || kind_out == NULL)
+        goto done;
+    for (Py_ssize_t idx = 0; idx < PyList_GET_SIZE(msgs); idx++) {
+        PyObject *m = message_at(msgs, idx);
+        if (m == NULL)
+            goto done;
+        PyObject *rc = PyTuple_GET_ITEM(m, F_RECIPIENTS);
+        if (!PyTuple_Check(rc) || PyTuple_GET_SIZE(rc) != 3 ||
+            !PyAnySet_Check(PyTuple_GET_ITEM(rc, RC_TO)) ||
+            !PyAnySet_Check(PyTuple_GET_ITEM(rc, RC_EVERY))) {
+            PyErr_SetString(PyExc_TypeError, "a message's recipients are a Recipients tuple");
+            goto done;
+        }
+        PyObject *every = PyTuple_GET_ITEM(rc, RC_EVERY);
+        if (PySet_GET_SIZE(every) > max_recipients) {
+            mass++;
+            continue;
+        }
+        PyObject *sender = PyTuple_GET_ITEM(m, F_SENDER);
+        if (have_lists) {
+            int r = sender == Py_None ? 0 : PySet_Contains(lists, sender);
+            if (r == 0)
+                r = meets(lists, every);
+            if (r < 0)
+                goto done;
+            if (r) {
+                listed++;
+                continue;
+            }
+        }
+        int mine = sender == Py_None ? 0 : PySet_Contains(me, sender);
+        if (mine < 0)
+            goto done;
+        if (!mine && sender == Py_None) {
+            mine = PyObject_IsTrue(PyTuple_GET_ITEM(m, F_SENT));
+            if (mine < 0)
+                goto done;
+        }
+        PyObject *ts = PyTuple_GET_ITEM(m, F_TS);
+        if (mine) {
+            PyObject *key = PyLong_FromVoidPtr(rc);
+            if (key == NULL)
+                goto done;
+            PyObject *targets = PyDict_GetItemWithError(targets_of, key); /* borrowed */
+            PyObject *uses = NULL;
+            if (targets == NULL) {
+                if (PyErr_Occurred() || (targets = targets_for(rc, person_of, who)) == NULL) {
+                    Py_DECREF(key);
+                    goto done;
+                }
+                int r = PyDict_SetItem(targets_of, key, targets);
+                Py_DECREF(targets); /* the dict holds it */
+                uses = r < 0 ? NULL : Py_BuildValue("[Oi]", rc, 0);
+                if (uses == NULL || PyDict_SetItem(rc_uses, key, uses) < 0) {
+                    Py_XDECREF(uses);
+                    Py_DECREF(key);
+                    goto done;
+                }
+                Py_DECREF(uses); /* the dict holds it */
+            }
+            uses = PyDict_GetItemWithError(rc_uses, key);
+            Py_DECREF(key);
+            if (uses == NULL || !PyList_Check(uses) || PyList_GET_SIZE(uses) != 2) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "rc_uses holds [recipients, count] lists");
+                goto done;
+            }
+            long n = PyLong_AsLong(PyList_GET_ITEM(uses, 1));
+            PyObject *count = n == -1 && PyErr_Occurred() ? NULL : PyLong_FromLong(n + 1);
+            if (count == NULL)
+                goto done;
+            PyList_SetItem(uses, 1, count);
+            if (!PyTuple_Check(targets)) {
+                PyErr_SetString(PyExc_TypeError, "targets_of holds tuples");
+                goto done;
+            }
+            Py_ssize_t nt = PyTuple_GET_SIZE(targets);
+            if (nt == 0)
+                continue;
+            PyObject *index = PyLong_FromSsize_t(idx);
+            if (index == NULL)
+                goto done;
+            for (Py_ssize_t t = 0; t < nt; t++) {
+                PyObject *target = PyTuple_GET_ITEM(targets, t);
+                if (!PyTuple_Check(target) || PyTuple_GET_SIZE(target) != 2) {
+                    PyErr_SetString(PyExc_TypeError, "a target is a (root, direct) pair");
+                    Py_DECREF(index);
+                    goto done;
+                }
+                if (add_item(items_by, PyTuple_GET_ITEM(target, 0),
+                             PyTuple_Pack(4, ts, kind_out, index, PyTuple_GET_ITEM(target, 1))) <
+                    0) {
+                    Py_DECREF(index);
+                    goto done;
+                }
+            }
+            Py_DECREF(index);
+        }
+        else if (sender != Py_None) {
+            PyObject *root = person_root(person_of, who, sender);
+            if (root == NULL)
+                goto done;
+            int is_person = PyObject_IsTrue(root);
+            if (is_person > 0) {
+                PyObject *pair = PyTuple_Pack(2, sender, PyTuple_GET_ITEM(m, F_SENDER_NAME));
+                PyObject *was = pair ? PyDict_GetItemWithError(pairs, pair) : NULL;
+                long n = 0;
+                if (was != NULL)
+                    n = PyLong_AsLong(was);
+                PyObject *count = (pair == NULL || PyErr_Occurred()) ? NULL : PyLong_FromLong(n + 1);
+                int direct = count == NULL ? -1 : meets(me, PyTuple_GET_ITEM(rc, RC_TO));
+                PyObject *index = direct < 0 ? NULL : PyLong_FromSsize_t(idx);
+                if (index == NULL || PyDict_SetItem(pairs, pair, count) < 0 ||
+                    add_item(items_by, root,
+                             PyTuple_Pack(4, ts, kind_in, index, direct ? Py_True : Py_False)) < 0)
+                    is_person = -1;
+                Py_XDECREF(pair);
+                Py_XDECREF(count);
+                Py_XDECREF(index);
+            }
+            Py_DECREF(root);
+            if (is_person < 0)
+                goto done;
+        }
+    }
+    result = Py_BuildValue("(ll)", mass, listed);
+done:
+    Py_XDECREF(kind_in);
+    Py_XDECREF(kind_out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL, "One person's time line walked."},
     {"strength", (PyCFunction)(void (*)(void))strength, METH_FASTCALL, "(strength, peak)."},
     {"monthly", (PyCFunction)(void (*)(void))monthly, METH_FASTCALL, "Contacts per month."},
+    {"timelines", (PyCFunction)(void (*)(void))timelines, METH_FASTCALL,
+     "Every person's time line from the messages."},
     {"messages_from_rows", (PyCFunction)(void (*)(void))messages_from_rows, METH_FASTCALL,
      "Msg tuples from rows of the personal SELECT."},
     {NULL, NULL, 0, NULL},
@@ -765,8 +1037,9 @@ PyInit__loops(void)
         return NULL;
     /* the message fields and constants compiled in, for person.py to check */
     if (add_value(m, "LAYOUT",
-                  Py_BuildValue("(iiiiiii)", F_TS, F_IN_REPLY_TO, F_REFERENCES, F_SUBJECT, F_LINKED,
-                                F_THRID, MSG_MIN_LEN)) < 0 ||
+                  Py_BuildValue("(iiiiiiiiiii)", F_TS, F_IN_REPLY_TO, F_REFERENCES, F_SUBJECT,
+                                F_LINKED, F_THRID, MSG_MIN_LEN, F_SENDER, F_SENDER_NAME,
+                                F_RECIPIENTS, F_SENT)) < 0 ||
         add_value(m, "CONSTANTS", Py_BuildValue("(iddd)", MAX_DEPTH, EXCHANGE_GAP, SKEW, DAY)) < 0 ||
         add_value(m, "ROW_COLUMNS", PyLong_FromLong(ROW_COLUMNS)) < 0) {
         Py_DECREF(m);

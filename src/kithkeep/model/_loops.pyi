@@ -2,7 +2,7 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
-LAYOUT: tuple[int, int, int, int, int, int, int]
+LAYOUT: tuple[int, ...]
 CONSTANTS: tuple[int, float, float, float]
 ROW_COLUMNS: int
 
@@ -33,3 +33,15 @@ def messages_from_rows(
     sent_from: set[str],
     list_posts: list[str],
 ) -> int: ...
+def timelines(
+    msgs: list[Any],
+    max_recipients: int,
+    lists: set[str],
+    me: frozenset[str],
+    person_of: dict[str, str],
+    who: Callable[[str], str],
+    targets_of: dict[int, Any],
+    rc_uses: dict[int, list[Any]],
+    pairs: dict[tuple[str, str], int],
+    items_by: dict[str, list[tuple[float, int, int, bool]]],
+) -> tuple[int, int]: ...

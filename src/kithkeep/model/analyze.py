@@ -31,7 +31,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -44,6 +44,7 @@ from kithkeep.decisions import DecisionRecord
 from kithkeep.model.identity import is_noreply, is_role_address, normalize
 from kithkeep.model.merges import Identity, build_identity
 from kithkeep.model.messages import (
+    LOOPS,
     MESSAGE_ID,
     RECIPIENTS,
     SENDER,
@@ -60,6 +61,7 @@ from kithkeep.model.person import (
     IN,
     MEETING,
     OUT,
+    Item,
     PersonContext,
     meetings_from_events,
     person_stats,
@@ -93,6 +95,73 @@ def person_id(addresses: Iterable[str]) -> str:
 
 
 # ------------------------------------------------------------- the pipeline
+
+
+def _timelines_python(
+    msgs: list[Msg],
+    max_recipients: int,
+    lists: set[str],
+    me: frozenset[str],
+    person_of: dict[str, str],
+    who: Callable[[str], str],
+    targets_of: dict[int, tuple[tuple[str, bool], ...]],
+    rc_uses: dict[int, list[Any]],
+    pairs: dict[tuple[str, str], int],
+    items_by: defaultdict[str, list[Item]],
+) -> tuple[int, int]:
+    """Every person's time line: each message's contacts appended to ``items_by`` (by
+    the root address of the person), the names senders used counted in ``pairs``.
+    Returns how many messages were mass mail and how many went to or came from a list.
+
+    ``person_of`` is the cache behind ``who`` (the C twin looks there first);
+    ``targets_of`` and ``rc_uses`` are filled for the sent mail, by id() of its
+    Recipients object (alive in msgs throughout): the people it goes to with "in To",
+    and [the object, how many messages carry it].
+    """
+    mass = listed = 0
+    for idx, m in enumerate(msgs):
+        rc = m[RECIPIENTS]
+        if len(rc.every) > max_recipients:
+            mass += 1
+            continue
+        sender = m[SENDER]
+        if lists and (sender in lists or not lists.isdisjoint(rc.every)):
+            listed += 1
+            continue
+        if sender in me or (sender is None and m[SENT]):
+            # The people a message goes to depend on its recipients alone, and messages
+            # share one Recipients object per distinct header (messages.py): work them
+            # out once per object, and count the object's uses for the names afterwards.
+            key = id(rc)
+            targets = targets_of.get(key)
+            if targets is None:
+                # one contact per person, even when two of their addresses are on the message
+                direct_of: dict[str, bool] = {}
+                for addr, _name in rc.all:
+                    r = person_of.get(addr)
+                    if r is None:
+                        r = who(addr)
+                    if r:
+                        direct_of[r] = direct_of.get(r, False) or addr in rc.to
+                targets = targets_of[key] = tuple(direct_of.items())
+                rc_uses[key] = [rc, 0]
+            rc_uses[key][1] += 1
+            for r, direct in targets:
+                items_by[r].append((m[TS], OUT, idx, direct))
+        elif sender is not None:
+            r = person_of.get(sender)
+            if r is None:
+                r = who(sender)
+            if r:
+                pair = (sender, m[SENDER_NAME])
+                pairs[pair] = pairs.get(pair, 0) + 1
+                items_by[r].append((m[TS], IN, idx, not me.isdisjoint(rc.to)))
+    return mass, listed
+
+
+_timelines: Callable[..., tuple[int, int]] = (
+    LOOPS.timelines if LOOPS is not None else _timelines_python
+)
 
 
 def analyze_msgs(
@@ -135,7 +204,6 @@ def analyze_msgs(
     uses_by: dict[str, dict[str, int]] = defaultdict(dict)
     root = identity.root
     max_recipients = cfg.max_recipients
-    mass = listed = 0
 
     # (address, display name) -> uses; summed per person after the loop (few distinct pairs)
     pairs: dict[tuple[str, str], int] = {}
@@ -152,43 +220,9 @@ def analyze_msgs(
     targets_of: dict[int, tuple[tuple[str, bool], ...]] = {}
     rc_uses: dict[int, list[Any]] = {}
 
-    for idx, m in enumerate(msgs):
-        rc = m[RECIPIENTS]
-        if len(rc.every) > max_recipients:
-            mass += 1
-            continue
-        sender = m[SENDER]
-        if lists and (sender in lists or not lists.isdisjoint(rc.every)):
-            listed += 1
-            continue
-        if sender in me or (sender is None and m[SENT]):
-            # The people a message goes to depend on its recipients alone, and messages
-            # share one Recipients object per distinct header (messages.py): work them
-            # out once per object, and count the object's uses for the names afterwards.
-            key = id(rc)
-            targets = targets_of.get(key)
-            if targets is None:
-                # one contact per person, even when two of their addresses are on the message
-                direct_of: dict[str, bool] = {}
-                for addr, _name in rc.all:
-                    r = person_of.get(addr)
-                    if r is None:
-                        r = who(addr)
-                    if r:
-                        direct_of[r] = direct_of.get(r, False) or addr in rc.to
-                targets = targets_of[key] = tuple(direct_of.items())
-                rc_uses[key] = [rc, 0]
-            rc_uses[key][1] += 1
-            for r, direct in targets:
-                items_by[r].append((m[TS], OUT, idx, direct))
-        elif sender is not None:
-            r = person_of.get(sender)
-            if r is None:
-                r = who(sender)
-            if r:
-                pair = (sender, m[SENDER_NAME])
-                pairs[pair] = pairs.get(pair, 0) + 1
-                items_by[r].append((m[TS], IN, idx, not me.isdisjoint(rc.to)))
+    mass, listed = _timelines(
+        msgs, max_recipients, lists, me, person_of, who, targets_of, rc_uses, pairs, items_by
+    )
 
     for rc, n in rc_uses.values():
         for addr, name in rc.all:

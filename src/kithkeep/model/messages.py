@@ -476,8 +476,14 @@ def _compiled_loops() -> Any:
         from kithkeep.model import _loops
     except ImportError:
         return None
-    layout = (TS, IN_REPLY_TO, REFERENCES, SUBJECT, LINKED, THRID, THRID + 1)
-    if layout != _loops.LAYOUT or _loops.ROW_COLUMNS != LOC + 1 or LOC + 1 != _MSG_LEN:
+    layout: tuple[int, ...] = (TS, IN_REPLY_TO, REFERENCES, SUBJECT, LINKED, THRID, THRID + 1)
+    layout += (SENDER, SENDER_NAME, RECIPIENTS, SENT)
+    if (
+        layout != _loops.LAYOUT
+        or _loops.ROW_COLUMNS != LOC + 1
+        or LOC + 1 != _MSG_LEN
+        or Recipients._fields != ("all", "to", "every")
+    ):
         return None
     return _loops
 
