@@ -277,22 +277,22 @@ def main() -> None:
             f"generated and indexed in {time.perf_counter() - t0:.1f} s"
         )
 
-        floors = [floor(big) for _ in range(args.repeat)]
+        # The timed parts take turns (a floor, the connector, a full sync; again) rather
+        # than one part's runs after another's: on a shared machine whose speed drifts,
+        # each ratio then compares runs made at the same time.
+        floors, conn, fulls = [], [], []
+        for k in range(args.repeat):
+            floors.append(floor(big))
+            conn.append(connector_only(big))
+            fulls.append(run_child(big, Path(tmp) / f"full{k}.sqlite3"))
         floor_s = min(f for f, _ in floors)
         print(f"(a) floor, raw socket FETCH:     {floor_s:7.3f} s  ({floors[0][1] / 1e6:.1f} MB)")
-
-        conn = [connector_only(big) for _ in range(args.repeat)]
         best = min(conn)
         conn_s = best[0]
         print(
             f"    connector alone (no store):  {conn_s:7.3f} s  ({best[1]} records; "
             f"{best[2]:.3f} s CPU)"
         )
-
-        fulls = []
-        for k in range(args.repeat):
-            db = Path(tmp) / f"full{k}.sqlite3"
-            fulls.append(run_child(big, db))
         full = min(fulls, key=lambda x: x["seconds"])
         print(
             f"(b) full sync into SQLite:       {full['seconds']:7.3f} s  "
