@@ -11,8 +11,10 @@ real corpora read from a store.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kithkeep.config import AnalysisConfig
-from kithkeep.model import analyze, messages, person
+from kithkeep.model import analyze, messages, person, stats
 from kithkeep.model.analyze import Analysis, analyze_store
 from kithkeep.model.messages import Msg, Recipients, refs_from_json
 from kithkeep.model.person import DAY, PersonContext
+from kithkeep.model.stats import STATS_ENCODER, Initiation, iso
 from kithkeep.records import EventRecord
 from tests.test_model_properties import PEOPLE, mailboxes
 from tests.test_model_scenario import CORPORA, ME, analyzed, corpora_store, plant
@@ -241,3 +244,38 @@ def test_malformed_time_lines_raise_instead_of_crashing(bad: Any) -> None:
             person._C.strength(bad, 90.0, 0.0, person._WEIGHTS)
         with pytest.raises(TypeError):
             person._C.monthly(bad, person.month_starts(NOW))
+
+
+# dates of every kind iso() meets: UTC to the second (written in C), with microseconds,
+# before the year 1000, naive, and in another zone (these go to iso() itself)
+DATES = st.datetimes(
+    min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.none()
+).flatmap(
+    lambda d: st.sampled_from(
+        [
+            d.replace(microsecond=0, tzinfo=UTC),
+            d.replace(tzinfo=UTC),
+            d,
+            d.replace(tzinfo=timezone(timedelta(hours=-5))),
+        ]
+    )
+)
+GAPS = st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.integers(-5, 5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(DATES, st.sampled_from(["me", "them"]), st.text(), st.booleans(), GAPS),
+        max_size=6,
+    )
+)
+def test_initiations_json_equals_the_python_twin(fields: list[Any]) -> None:
+    inits = tuple(Initiation(*f) for f in fields)
+    assert stats._initiations_json(inits) == stats._initiations_json_python(inits)
+    if all(f[4] is None or (isinstance(f[4], float) and math.isfinite(f[4])) for f in fields):
+        # what STATS_ENCODER itself writes (it writes no other text for non-finite floats)
+        expected = STATS_ENCODER.encode(
+            [dataclasses.asdict(i) | {"date": iso(i.date)} for i in inits]
+        )
+        assert stats._initiations_json(inits) == expected

@@ -17,6 +17,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <datetime.h>
 #include <math.h>
 
 /* The fields of a message tuple used here (kithkeep/model/messages.py; person.py
@@ -1000,10 +1001,99 @@ done:
     return result;
 }
 
+
+/* ------------------------------------------------------------- saving */
+
+/* initiations_json(inits, utc, iso, encode_string, json_value) -> str:
+ * stats._initiations_json_python. A date in UTC to the second is written here, as
+ * iso() writes it; other dates, and values other than bools, None and finite
+ * floats, go to the Python functions. */
+static PyObject *
+initiations_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyTuple_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "initiations_json(inits: tuple, utc, iso, encode_string, json_value)");
+        return NULL;
+    }
+    PyObject *inits = args[0], *utc = args[1], *iso = args[2], *encode = args[3];
+    PyObject *value = args[4];
+    static PyObject *names[5];
+    static const char *const keys[5] = {"date", "side", "subject", "answered", "gap_days"};
+    for (int f = 0; f < 5; f++) {
+        if (names[f] == NULL && (names[f] = PyUnicode_InternFromString(keys[f])) == NULL)
+            return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(inits);
+    PyObject *parts = PyList_New(0);
+    if (parts == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *init = PyTuple_GET_ITEM(inits, k);
+        PyObject *v[5] = {NULL, NULL, NULL, NULL, NULL};   /* the fields */
+        PyObject *txt[5] = {NULL, NULL, NULL, NULL, NULL}; /* their JSON */
+        PyObject *part = NULL;
+        int ok = 1;
+        for (int f = 0; f < 5 && ok; f++)
+            ok = (v[f] = PyObject_GetAttr(init, names[f])) != NULL;
+        if (ok) {
+            PyObject *d = v[0];
+            if (PyDateTime_Check(d) && PyDateTime_DATE_GET_TZINFO(d) == utc &&
+                PyDateTime_DATE_GET_MICROSECOND(d) == 0 && PyDateTime_GET_YEAR(d) >= 1000)
+                txt[0] = PyUnicode_FromFormat(
+                    "%d-%02d-%02dT%02d:%02d:%02d+00:00", PyDateTime_GET_YEAR(d),
+                    PyDateTime_GET_MONTH(d), PyDateTime_GET_DAY(d), PyDateTime_DATE_GET_HOUR(d),
+                    PyDateTime_DATE_GET_MINUTE(d), PyDateTime_DATE_GET_SECOND(d));
+            else
+                txt[0] = PyObject_CallOneArg(iso, d);
+            txt[1] = txt[0] ? PyObject_CallOneArg(encode, v[1]) : NULL;
+            txt[2] = txt[1] ? PyObject_CallOneArg(encode, v[2]) : NULL;
+            for (int f = 3; f < 5 && txt[f - 1] != NULL; f++) {
+                PyObject *x = v[f];
+                if (x == Py_True)
+                    txt[f] = PyUnicode_FromString("true");
+                else if (x == Py_False)
+                    txt[f] = PyUnicode_FromString("false");
+                else if (x == Py_None)
+                    txt[f] = PyUnicode_FromString("null");
+                else if (PyFloat_CheckExact(x) && isfinite(PyFloat_AS_DOUBLE(x)))
+                    txt[f] = PyObject_Repr(x); /* json's float text: float.__repr__ */
+                else
+                    txt[f] = PyObject_CallOneArg(value, x);
+            }
+            if (txt[4] != NULL)
+                part = PyUnicode_FromFormat(
+                    "{\"date\":\"%U\",\"side\":%U,\"subject\":%U,\"answered\":%U,\"gap_days\":%U}",
+                    txt[0], txt[1], txt[2], txt[3], txt[4]);
+        }
+        for (int f = 0; f < 5; f++) {
+            Py_XDECREF(v[f]);
+            Py_XDECREF(txt[f]);
+        }
+        if (part == NULL || PyList_Append(parts, part) < 0) {
+            Py_XDECREF(part);
+            Py_DECREF(parts);
+            return NULL;
+        }
+        Py_DECREF(part);
+    }
+    PyObject *sep = PyUnicode_FromString(",");
+    PyObject *joined = sep ? PyUnicode_Join(sep, parts) : NULL;
+    Py_XDECREF(sep);
+    Py_DECREF(parts);
+    if (joined == NULL)
+        return NULL;
+    PyObject *out = PyUnicode_FromFormat("[%U]", joined);
+    Py_DECREF(joined);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL, "One person's time line walked."},
     {"strength", (PyCFunction)(void (*)(void))strength, METH_FASTCALL, "(strength, peak)."},
     {"monthly", (PyCFunction)(void (*)(void))monthly, METH_FASTCALL, "Contacts per month."},
+    {"initiations_json", (PyCFunction)(void (*)(void))initiations_json, METH_FASTCALL,
+     "The JSON text of a person's initiations."},
     {"timelines", (PyCFunction)(void (*)(void))timelines, METH_FASTCALL,
      "Every person's time line from the messages."},
     {"messages_from_rows", (PyCFunction)(void (*)(void))messages_from_rows, METH_FASTCALL,
@@ -1032,6 +1122,9 @@ add_value(PyObject *m, const char *name, PyObject *value)
 PyMODINIT_FUNC
 PyInit__loops(void)
 {
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;

@@ -45,3 +45,10 @@ def timelines(
     pairs: dict[tuple[str, str], int],
     items_by: dict[str, list[tuple[float, int, int, bool]]],
 ) -> tuple[int, int]: ...
+def initiations_json(
+    inits: tuple[Any, ...],
+    utc: Any,
+    iso: Callable[[Any], str],
+    encode_string: Callable[[str], str],
+    json_value: Callable[[Any], str],
+) -> str: ...
