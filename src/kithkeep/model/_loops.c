@@ -1061,6 +1061,12 @@ initiations_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 else
                     txt[f] = PyObject_CallOneArg(value, x);
             }
+            for (int f = 0; f < 5 && txt[4] != NULL; f++) {
+                if (!PyUnicode_Check(txt[f])) {
+                    PyErr_SetString(PyExc_TypeError, "initiations_json(): a text that is not str");
+                    Py_CLEAR(txt[4]);
+                }
+            }
             if (txt[4] != NULL)
                 part = PyUnicode_FromFormat(
                     "{\"date\":\"%U\",\"side\":%U,\"subject\":%U,\"answered\":%U,\"gap_days\":%U}",
