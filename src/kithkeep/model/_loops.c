@@ -20,15 +20,15 @@
 #include <datetime.h>
 #include <math.h>
 
-/* The fields of a message tuple used here (kithkeep/model/messages.py; person.py
- * checks these against its own constants before using this module). */
+/* The fields of a message tuple used here (kithkeep/model/messages.py, which checks
+ * LAYOUT against its own constants before using this module). */
 #define F_TS 0
 #define F_IN_REPLY_TO 7
 #define F_REFERENCES 8
 #define F_SUBJECT 9
 #define F_LINKED 11
 #define F_THRID 13
-#define MSG_MIN_LEN 14
+#define MSG_LEN 15 /* every field, through the location */
 
 #define K_IN 0
 #define K_OUT 1
@@ -83,7 +83,7 @@ message_at(PyObject *msgs, Py_ssize_t i)
         return NULL;
     }
     PyObject *m = PyList_GET_ITEM(msgs, i);
-    if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) < MSG_MIN_LEN) {
+    if (!PyTuple_Check(m) || PyTuple_GET_SIZE(m) < MSG_LEN) {
         PyErr_SetString(PyExc_TypeError, "a message is a tuple of the Msg layout");
         return NULL;
     }
@@ -615,7 +615,6 @@ enum {
     R_TS, R_GM_MSGID, R_DATE, R_MESSAGE_ID, R_FROM, R_RCPT, R_IRT, R_REFS, R_SUBJECT,
     R_ANSWERED, R_LINKED, R_IN_SENT, R_GM_THRID, R_ROW_ID, R_LIST_POST, ROW_COLUMNS
 };
-#define MSG_LEN 15
 
 /* cache[key], else make(key) (which fills cache): a new reference */
 static PyObject *
@@ -762,13 +761,6 @@ meets(PyObject *set, PyObject *members)
     return found;
 }
 
-/* person_of[addr], else who(addr) (which fills person_of): a new reference */
-static PyObject *
-person_root(PyObject *person_of, PyObject *who, PyObject *addr)
-{
-    return cached(person_of, who, addr);
-}
-
 /* items_by[root].append(item), the list made when missing; item consumed */
 static int
 add_item(PyObject *items_by, PyObject *root, PyObject *item)
@@ -811,7 +803,7 @@ targets_for(PyObject *rc, PyObject *person_of, PyObject *who)
             goto fail_all;
         }
         PyObject *addr = PyTuple_GET_ITEM(pair, 0);
-        PyObject *root = person_root(person_of, who, addr);
+        PyObject *root = cached(person_of, who, addr);
         if (root == NULL)
             goto fail_all;
         int is_person = PyObject_IsTrue(root);
@@ -968,7 +960,7 @@ timelines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(index);
         }
         else if (sender != Py_None) {
-            PyObject *root = person_root(person_of, who, sender);
+            PyObject *root = cached(person_of, who, sender);
             if (root == NULL)
                 goto done;
             int is_person = PyObject_IsTrue(root);
@@ -1134,13 +1126,12 @@ PyInit__loops(void)
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    /* the message fields and constants compiled in, for person.py to check */
+    /* the message fields and constants compiled in, for messages.py and person.py to check */
     if (add_value(m, "LAYOUT",
                   Py_BuildValue("(iiiiiiiiiii)", F_TS, F_IN_REPLY_TO, F_REFERENCES, F_SUBJECT,
-                                F_LINKED, F_THRID, MSG_MIN_LEN, F_SENDER, F_SENDER_NAME,
+                                F_LINKED, F_THRID, MSG_LEN, F_SENDER, F_SENDER_NAME,
                                 F_RECIPIENTS, F_SENT)) < 0 ||
-        add_value(m, "CONSTANTS", Py_BuildValue("(iddd)", MAX_DEPTH, EXCHANGE_GAP, SKEW, DAY)) < 0 ||
-        add_value(m, "ROW_COLUMNS", PyLong_FromLong(ROW_COLUMNS)) < 0) {
+        add_value(m, "CONSTANTS", Py_BuildValue("(iddd)", MAX_DEPTH, EXCHANGE_GAP, SKEW, DAY)) < 0) {
         Py_DECREF(m);
         return NULL;
     }

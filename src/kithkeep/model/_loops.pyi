@@ -4,7 +4,6 @@ from typing import Any
 
 LAYOUT: tuple[int, ...]
 CONSTANTS: tuple[int, float, float, float]
-ROW_COLUMNS: int
 
 def walk(
     items: list[tuple[float, int, int, bool]],

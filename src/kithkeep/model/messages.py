@@ -471,24 +471,18 @@ def _messages_from_rows_python(
 
 def _compiled_loops() -> Any:
     """The C module of the analysis' loops (kithkeep/model/_loops.c), or None when the
-    extension is missing or was built for another layout of messages or rows."""
+    extension is missing or was built for another layout of messages."""
     try:
         from kithkeep.model import _loops
     except ImportError:
         return None
-    layout: tuple[int, ...] = (TS, IN_REPLY_TO, REFERENCES, SUBJECT, LINKED, THRID, THRID + 1)
+    layout: tuple[int, ...] = (TS, IN_REPLY_TO, REFERENCES, SUBJECT, LINKED, THRID, LOC + 1)
     layout += (SENDER, SENDER_NAME, RECIPIENTS, SENT)
-    if (
-        layout != _loops.LAYOUT
-        or _loops.ROW_COLUMNS != LOC + 1
-        or LOC + 1 != _MSG_LEN
-        or Recipients._fields != ("all", "to", "every")
-    ):
+    if layout != _loops.LAYOUT or Recipients._fields != ("all", "to", "every"):
         return None
     return _loops
 
 
-_MSG_LEN = 15  # fields of a Msg (the tuple type above)
 LOOPS = _compiled_loops()
 _messages_from_rows: Callable[..., int] = (
     LOOPS.messages_from_rows if LOOPS is not None else _messages_from_rows_python
