@@ -71,6 +71,7 @@ from kithkeep.interfaces import MailSource, Reminder, ReminderSink, SinkEvent, S
 from kithkeep.model.analyze import analyze
 from kithkeep.records import MailBatch, MessageRecord
 from kithkeep.schema import Base, ReminderState
+from kithkeep.sqlite_bulk import BulkWriter, Steps
 from kithkeep.store import Store
 from kithkeep.sync import sync_source
 from tests.fixtures.dovecot import DovecotServer, ImapUser
@@ -110,20 +111,42 @@ def in_child(fn: Callable[[], None]) -> int:
 
 
 class DyingStore(Store):
-    """A store that dies inside its Nth transaction, after the statements, before COMMIT."""
+    """A store that dies inside its Nth transaction, after the statements, before COMMIT:
+    an SQLAlchemy one, or a bulk one of sqlite_bulk.py (mail batches on SQLite)."""
 
     die_in: int | None = None
     transactions = 0
+
+    def _dying(self) -> bool:
+        n = self.transactions
+        self.transactions += 1
+        return n == self.die_in
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         with self.sessions.begin() as session:
             yield session
-            n = self.transactions
-            self.transactions += 1
-            if n == self.die_in:
+            if self._dying():
                 session.flush()
                 die()
+
+    def _bulk_writer(self) -> BulkWriter | None:
+        bulk = super()._bulk_writer()
+        return None if bulk is None else DyingBulk(bulk, self)
+
+
+class DyingBulk(BulkWriter):
+    """The store's BulkWriter, dying in the store's Nth transaction before COMMIT."""
+
+    def __init__(self, inner: BulkWriter, store: DyingStore) -> None:  # no connection of its own
+        self.inner, self.store = inner, store
+
+    def run(self, steps: Steps, before_commit: Callable[[], object] | None = None) -> None:
+        def hook() -> None:
+            if self.store._dying():
+                die()
+
+        self.inner.run(steps, hook)
 
 
 class DyingSource(MailSource):
@@ -414,16 +437,28 @@ from kithkeep.sync import sync_source
 
 url, root, mode, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 
+def die_in_transaction(store):
+    store.count += 1
+    if mode == "in-transaction" and store.count == n + 1:
+        os._exit(137)
+
 class DyingStore(Store):
     count = 0
     @contextmanager
     def transaction(self):
         with self.sessions.begin() as session:
             yield session
-            self.count += 1
-            if mode == "in-transaction" and self.count == n + 1:
-                session.flush()
-                os._exit(137)
+            session.flush()
+            die_in_transaction(self)
+
+    def _bulk_writer(self):  # mail batches on SQLite: die inside the bulk transaction
+        bulk = super()._bulk_writer()
+
+        class Dying:
+            def run(_, steps):
+                bulk.run(steps, lambda: die_in_transaction(self))
+
+        return bulk and Dying()
 
 class DyingSource(MaildirSource):
     def sync(self, ctx):

@@ -54,6 +54,9 @@ def test_wheel_contains_every_subpackage(tmp_path: Path) -> None:
     # the compiled time line walk of the analysis, with its type stub
     assert any(n.startswith("kithkeep/model/_loops.") and n.endswith(".so") for n in names)
     assert "kithkeep/model/_loops.pyi" in names
+    # the bulk SQLite writer of the store, with its type stub
+    assert any(n.startswith("kithkeep/_sqlitebulk.") and n.endswith(".so") for n in names)
+    assert "kithkeep/_sqlitebulk.pyi" in names
 
 
 def test_the_installed_package_has_the_compiled_imap_path() -> None:
@@ -69,3 +72,10 @@ def test_the_installed_package_has_the_compiled_time_line_walk() -> None:
     from kithkeep.model import person
 
     assert person.COMPILED
+
+
+def test_the_installed_package_has_the_bulk_sqlite_writer() -> None:
+    # and for the store: without it a first IMAP sync into SQLite is slower
+    from kithkeep import sqlite_bulk
+
+    assert sqlite_bulk.COMPILED

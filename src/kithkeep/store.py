@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -47,6 +48,7 @@ from kithkeep.rowcodec import (
     row_with_datetimes,
 )
 from kithkeep.schema import Base, Event, Message, Meta, SyncState
+from kithkeep.sqlite_bulk import BulkWriter, Steps, bulk_writer, run_steps_dbapi
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,35 @@ _MESSAGES_UPSERT_SQLITE = (
     "ON CONFLICT (account, folder, uid) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in MESSAGE_COLUMNS[3:])
 )
+
+
+_DELETE_FOLDER_SQLITE = "DELETE FROM messages WHERE account = ? AND folder = ?"
+_SET_FLAGS_SQLITE = "UPDATE messages SET flags = ? WHERE account = ? AND folder = ? AND uid = ?"
+_CHECKPOINT_UPSERT_SQLITE = (
+    "INSERT INTO sync_state (source, scope, state_json, updated_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (source, scope) DO UPDATE SET "
+    "state_json = excluded.state_json, updated_at = excluded.updated_at"
+)
+
+
+def _sqlite_mail_steps(batch: MailBatch, account: str) -> Steps:
+    """A mail batch as SQLite statements and their rows, in the order they run."""
+    steps: list[tuple[str, Sequence[tuple[Any, ...]]]] = []
+    if batch.replace_folder is not None:
+        steps.append((_DELETE_FOLDER_SQLITE, [(account, batch.replace_folder)]))
+    # the last copy wins when a chunk holds one location twice
+    values = _located(batch.rows)
+    for r in batch.records:
+        v = message_values(r, datetime_text)
+        values[v[0], v[1], v[2]] = v
+    steps.append((_MESSAGES_UPSERT_SQLITE, list(values.values())))
+    flags = [(" ".join(sorted(fu.flags)), account, fu.folder, fu.uid) for fu in batch.flag_updates]
+    steps.append((_SET_FLAGS_SQLITE, flags))
+    if (cp := batch.checkpoint) is not None:
+        state = json.dumps(cp.state, sort_keys=True)
+        stamp = datetime_text(datetime.now(UTC))
+        steps.append((_CHECKPOINT_UPSERT_SQLITE, [(cp.source, cp.scope, state, stamp)]))
+    return steps
 
 
 def _located(rows: Sequence[MessageRow]) -> dict[tuple[str, str, str], MessageRow]:
@@ -232,6 +263,10 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        # apply_mail_batch's own connection on a file SQLite store (sqlite_bulk.py)
+        self._bulk: BulkWriter | None = None
+        self._bulk_opened = False
+        self._bulk_lock = threading.Lock()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -254,6 +289,10 @@ class Store:
         return cls(engine)
 
     def close(self) -> None:
+        with self._bulk_lock:
+            if self._bulk is not None:
+                self._bulk.close()
+            self._bulk, self._bulk_opened = None, False
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -324,6 +363,21 @@ class Store:
 
     def apply_mail_batch(self, batch: MailBatch, account: str) -> None:
         """Commit one chunk of mail of ``account`` together with its checkpoint."""
+        if self.engine.dialect.name == "sqlite":
+            # raw statements of ready tuples (SQLAlchemy's per-row bind processing
+            # cost as much as the insert itself), run by the bulk writer without
+            # the GIL where there is one (sqlite_bulk.py), else by sqlite3
+            steps = _sqlite_mail_steps(batch, account)
+            bulk = self._bulk_writer()
+            if bulk is None:
+                with self.transaction() as s:
+                    run_steps_dbapi(s.connection(), steps)
+                return
+            try:
+                bulk.run(steps)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot store mail of {account} in {self.url}: {exc}") from exc
+            return
         msgs = MESSAGES
         with self.transaction() as s:
             if batch.replace_folder is not None:
@@ -333,21 +387,10 @@ class Store:
                     )
                 )
             # the last copy wins when a chunk holds one location twice
-            if self.engine.dialect.name == "sqlite":
-                # raw executemany of ready tuples: SQLAlchemy's per-row bind
-                # processing cost as much as the insert itself
-                values = _located(batch.rows)
-                conv = datetime_text
-                for r in batch.records:
-                    v = message_values(r, conv)
-                    values[v[0], v[1], v[2]] = v
-                if values:
-                    s.connection().exec_driver_sql(_MESSAGES_UPSERT_SQLITE, list(values.values()))
-            else:
-                rows = {loc: row_with_datetimes(v) for loc, v in _located(batch.rows).items()}
-                for r in batch.records:
-                    rows[r.account, r.folder, r.uid] = message_row(r)
-                self._upsert(s, msgs, list(rows.values()), ["account", "folder", "uid"])
+            rows = {loc: row_with_datetimes(v) for loc, v in _located(batch.rows).items()}
+            for r in batch.records:
+                rows[r.account, r.folder, r.uid] = message_row(r)
+            self._upsert(s, msgs, list(rows.values()), ["account", "folder", "uid"])
             for fu in batch.flag_updates:
                 s.execute(
                     sa.update(msgs)
@@ -360,6 +403,17 @@ class Store:
                 )
             if batch.checkpoint is not None:
                 self._save_checkpoint(s, batch.checkpoint)
+
+    def _bulk_writer(self) -> BulkWriter | None:
+        """The store's BulkWriter, opened at first use (None: not a file SQLite store)."""
+        with self._bulk_lock:
+            if not self._bulk_opened:
+                self._bulk_opened = True
+                try:
+                    self._bulk = bulk_writer(self.engine) if self.threadsafe else None
+                except sqlite3.Error as exc:  # SQLAlchemy's connections still work
+                    log.warning("writing mail through sqlite3: cannot open %s: %s", self.url, exc)
+            return self._bulk
 
     def apply_event_batch(self, batch: EventBatch, source: str) -> None:
         """Commit calendar changes of one source together with its checkpoint."""
