@@ -28,6 +28,7 @@ import os
 import random
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -334,6 +335,12 @@ def main() -> None:
         print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print("ratios:")
         print(f"  full / floor            {full['seconds'] / floor_s:5.2f}  (target <= 2)")
+        # each turn's own ratio (its floor and full sync ran one after the other)
+        turns = sorted(f["seconds"] / fl for (fl, _), f in zip(floors, fulls, strict=True))
+        print(
+            f"    per turn: {', '.join(f'{t:.2f}' for t in turns)} "
+            f"(median {statistics.median(turns):.2f})"
+        )
         print(f"  connector / floor       {conn_s / floor_s:5.2f}")
         print(f"  no-change               {min(warm) * 1000:5.1f} ms (target <= 30 ms)")
         print(f"  RSS {args.messages} / {args.small}   {rss_big / rss_small:5.2f}  (target <= 1.3)")

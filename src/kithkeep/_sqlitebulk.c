@@ -39,7 +39,6 @@ typedef int64_t sqlite3_int64;
 #define SQLITE_DONE 101
 #define SQLITE_OPEN_READWRITE 0x00000002
 #define SQLITE_OPEN_NOMUTEX 0x00008000
-#define SQLITE_OPEN_URI 0x00000040
 #define SQLITE_STATIC ((void (*)(void *))0)
 
 static struct {
@@ -106,7 +105,10 @@ raise_sqlite(int code, const char *message)
     PyObject *cls = PyObject_GetAttrString(sqlite3_module, name);
     if (cls == NULL)
         return;
-    PyObject *exc = PyObject_CallFunction(cls, "s", message);
+    /* SQLite's messages are UTF-8, but may quote a file name that is not */
+    PyObject *text = PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "replace");
+    PyObject *exc = text ? PyObject_CallOneArg(cls, text) : NULL;
+    Py_XDECREF(text);
     Py_DECREF(cls);
     if (exc == NULL)
         return;
@@ -140,9 +142,11 @@ Connection_init(Connection *self, PyObject *args, PyObject *kwds)
     sqlite3 *db = NULL;
     int rc;
     /* READWRITE without CREATE: the store's file exists (migrated) */
-    Py_BEGIN_ALLOW_THREADS rc = api.open_v2(PyBytes_AS_STRING(path_obj), &db,
-                                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-    Py_END_ALLOW_THREADS Py_DECREF(path_obj);
+    Py_BEGIN_ALLOW_THREADS
+    rc = api.open_v2(PyBytes_AS_STRING(path_obj), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                     NULL);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path_obj);
     if (rc != SQLITE_OK) {
         raise_sqlite(db ? api.extended_errcode(db) : rc, db ? api.errmsg(db) : "cannot open");
         api.close_v2(db); /* a NULL handle is a no-op */
@@ -413,8 +417,10 @@ Connection_transaction(Connection *self, PyObject *args, PyObject *kwds)
     int rc;
     sqlite3 *db = self->db;
     self->in_use = 1;
-    Py_BEGIN_ALLOW_THREADS rc = run_steps(db, steps, nsteps, errbuf, sizeof errbuf);
-    Py_END_ALLOW_THREADS free_steps(steps, nsteps);
+    Py_BEGIN_ALLOW_THREADS
+    rc = run_steps(db, steps, nsteps, errbuf, sizeof errbuf);
+    Py_END_ALLOW_THREADS
+    free_steps(steps, nsteps);
     int hook_failed = 0;
     if (rc == 0 && hook != Py_None) {
         /* inside the transaction, after its statements: a failure rolls it back */
@@ -423,7 +429,8 @@ Connection_transaction(Connection *self, PyObject *args, PyObject *kwds)
         Py_XDECREF(res);
     }
     if (rc == 0) {
-        Py_BEGIN_ALLOW_THREADS rc = end_transaction(db, hook_failed, errbuf, sizeof errbuf);
+        Py_BEGIN_ALLOW_THREADS
+        rc = end_transaction(db, hook_failed, errbuf, sizeof errbuf);
         Py_END_ALLOW_THREADS
     }
     self->in_use = 0;
