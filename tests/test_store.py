@@ -36,6 +36,25 @@ def test_open_migrates_and_is_wal(tmp_path: Path) -> None:
         assert store.count(Message) == 0
 
 
+def test_new_stores_get_16k_pages_and_old_ones_keep_theirs(tmp_path: Path) -> None:
+    import sqlite3
+
+    with Store.open(f"sqlite:///{tmp_path / 'new.sqlite3'}") as store, store.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA page_size").scalar() == 16384
+    # a store made with 4 KiB pages (before 2026-12-01) stays as it is
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as c:
+        c.execute("PRAGMA page_size=4096")
+        c.execute("CREATE TABLE kept (x)")
+        c.execute("INSERT INTO kept VALUES (1)")
+    with Store.open(f"sqlite:///{old}") as store:
+        store.apply_mail_batch(MailBatch(records=[rec("1")]), "acct")
+        assert store.count(Message) == 1
+        with store.engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+            assert c.exec_driver_sql("SELECT x FROM kept").scalar() == 1
+
+
 def test_batch_and_checkpoint_commit_together(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'k.sqlite3'}")
     cp = Checkpoint("acct", "INBOX", {"uidvalidity": 1, "uidnext": 3})

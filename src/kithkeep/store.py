@@ -101,6 +101,10 @@ sqlite3.register_adapter(bool, int)
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    # 16 KiB pages for a new store (SQLite ignores this once the file has
+    # content): a first sync of 100k messages stored in about 30% less time
+    # than with 4 KiB pages, a quarter of the write calls (bench/imap_sync.py)
+    cur.execute("PRAGMA page_size=16384")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
