@@ -59,7 +59,7 @@ class BulkWriter:
         (the crash tests die there); an exception from it rolls back.
         """
         with self._lock:
-            self._conn.transaction([(sql, rows) for sql, rows in steps if rows], before_commit)
+            self._conn.transaction(steps, before_commit)  # it skips steps without rows
 
     def close(self) -> None:
         with self._lock:

@@ -414,7 +414,7 @@ class Store:
             if not self._bulk_opened:
                 self._bulk_opened = True
                 try:
-                    self._bulk = bulk_writer(self.engine) if self.threadsafe else None
+                    self._bulk = bulk_writer(self.engine)  # None for in-memory stores
                 except sqlite3.Error as exc:  # SQLAlchemy's connections still work
                     log.warning("writing mail through sqlite3: cannot open %s: %s", self.url, exc)
             return self._bulk
