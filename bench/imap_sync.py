@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kithkeep.connectors.imap import _HEADER_ITEM, ImapConfig, ImapSource  # noqa: E402
-
 from kithkeep.interfaces import SyncContext  # noqa: E402
 from kithkeep.store import Store  # noqa: E402
 from kithkeep.sync import sync_source  # noqa: E402

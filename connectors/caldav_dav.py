@@ -34,6 +34,9 @@ from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
 import icalendar
+
+from kithkeep.config import Config as KithkeepConfig
+from kithkeep.config import zone
 from kithkeep.connectors.ics import (
     KEY_PROP,
     _sink_event,
@@ -41,9 +44,6 @@ from kithkeep.connectors.ics import (
     reminder_component,
     serialize,
 )
-
-from kithkeep.config import Config as KithkeepConfig
-from kithkeep.config import zone
 from kithkeep.errors import AuthError, ConnectError, KithkeepError, SinkError, SourceError
 from kithkeep.interfaces import (
     CalendarSource,

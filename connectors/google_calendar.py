@@ -39,7 +39,7 @@ from typing import Any
 
 from kithkeep.config import Config as KithkeepConfig
 from kithkeep.config import zone
-from kithkeep.errors import AuthError, KithkeepError, SinkError, SourceError
+from kithkeep.errors import AuthError, KithkeepError, SinkError, SourceError, UserDeleted
 from kithkeep.interfaces import (
     CalendarSource,
     Reminder,
@@ -49,7 +49,6 @@ from kithkeep.interfaces import (
     SyncContext,
 )
 from kithkeep.records import Attendee, Checkpoint, EventBatch, EventRecord
-from kithkeep.reminders import UserDeleted
 
 log = logging.getLogger(__name__)
 

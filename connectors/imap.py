@@ -45,14 +45,14 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
+
+from kithkeep.config import Config as KithkeepConfig
 from kithkeep.connectors.imap_fetch import (
     CommandFailed,
     ConnectionLost,
     RawSession,
 )
 from kithkeep.connectors.imap_rows import item_row, scan_rows
-
-from kithkeep.config import Config as KithkeepConfig
 from kithkeep.errors import AuthError, ConfigError, ConnectError, SourceError
 from kithkeep.headers import HEADER_FIELDS
 from kithkeep.interfaces import MailSource, ScopeInfo, SyncContext

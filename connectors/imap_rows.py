@@ -27,7 +27,6 @@ from kithkeep.connectors.imap_fetch import (
     parse_flags,
     parse_internaldate,
 )
-
 from kithkeep.headers import (
     _date_ascii,
     _name_fast,

@@ -41,12 +41,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
+from kithkeep.config import Config, ConnectorConfig
 from kithkeep.connectors import registry
 from kithkeep.daemon import status as run_status
 from kithkeep.daemon.lock import StoreLock
 from kithkeep.daemon.notify import Notifier, Watchdog, watchdog_interval
-
-from kithkeep.config import Config, ConnectorConfig
 from kithkeep.errors import KithkeepError
 from kithkeep.interfaces import MailSource
 from kithkeep.pipeline import analyze_and_act, sync_all

@@ -30,12 +30,12 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from kithkeep.config import RemindersConfig, RulesConfig
+from kithkeep.decisions import DecisionIndex, PersonDecisions
+from kithkeep.model.stats import TIERS, PersonStats
+from kithkeep.records import DecisionRecord
 from kithkeep.rules import meeting_followup, neglected, one_way_ask, reply_owed, unanswered
 from kithkeep.rules.base import Finding
-
-from kithkeep.config import RemindersConfig, RulesConfig
-from kithkeep.decisions import DecisionIndex, DecisionRecord, PersonDecisions
-from kithkeep.model.stats import TIERS, PersonStats
 
 RULE_NAMES: tuple[str, ...] = (
     neglected.NAME,

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from kithkeep.rules.base import Finding, days_between, display_name
-
 from kithkeep.config import MeetingFollowupConfig
 from kithkeep.model.stats import PersonStats
+from kithkeep.rules.base import Finding, days_between, display_name
 
 NAME = "meeting_followup"
 REMINDS = True

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from kithkeep.rules.base import Finding, days_between, display_name
-
 from kithkeep.config import NeglectedConfig
 from kithkeep.model.stats import PersonStats
+from kithkeep.rules.base import Finding, days_between, display_name
 
 NAME = "neglected"
 REMINDS = True

@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 
-from kithkeep.rules.base import Finding, display_name
-
 from kithkeep.config import OneWayAskConfig
 from kithkeep.model.stats import Initiation, PersonStats
+from kithkeep.rules.base import Finding, display_name
 
 NAME = "one_way_ask"
 REMINDS = False

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from kithkeep.rules.base import Finding, days_between, display_name, short_hash
-
 from kithkeep.config import ReplyOwedConfig
 from kithkeep.model.stats import PersonStats
+from kithkeep.rules.base import Finding, days_between, display_name, short_hash
 
 NAME = "reply_owed"
 REMINDS = True

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kithkeep.rules.base import Finding, days_between, display_name
-
 from kithkeep.config import UnansweredConfig
 from kithkeep.model.stats import PersonStats
+from kithkeep.rules.base import Finding, days_between, display_name
 
 NAME = "unanswered"
 REMINDS = False

@@ -1,8 +1,11 @@
-"""User decisions: snooze, dismiss, done, ignore, cadence, tier, merge.
+"""What the user's decisions mean: snooze, dismiss, done, ignore, cadence, tier, merge.
 
 Decisions are raw data (they cannot be recomputed) and always win over rules.
 A decision names a person by address, so it survives rebuilding the derived
 people table; ``active`` is cleared when a decision is undone or superseded.
+The store keeps them (:meth:`kithkeep.store.Store.add_decision`); this module
+only reads :class:`~kithkeep.records.DecisionRecord` values, so that rules and
+the model can use it without touching the database.
 """
 
 from __future__ import annotations
@@ -11,113 +14,14 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-
-from kithkeep.schema import Base
-from kithkeep.store import Store
-
-DECISIONS: sa.Table = Base.metadata.tables["decisions"]
+from kithkeep.records import DecisionRecord
 
 KINDS = ("snooze", "dismiss", "done", "ignore", "cadence", "tier", "merge", "unmerge")
 # Kinds where a newer decision replaces the older one for the same person (and rule).
 SUPERSEDING = ("snooze", "dismiss", "done", "ignore", "cadence", "tier")
-
-
-@dataclass(frozen=True)
-class DecisionRecord:
-    id: int
-    kind: str
-    person: str
-    rule: str | None
-    until: datetime | None
-    value: str | None
-    note: str | None
-    created_at: datetime
-
-
-def add_decision(
-    store: Store,
-    kind: str,
-    person: str,
-    *,
-    rule: str | None = None,
-    until: datetime | None = None,
-    value: str | None = None,
-    note: str | None = None,
-    now: datetime | None = None,
-    supersede: bool = False,
-) -> int:
-    """Store a decision; with ``supersede``, older active ones of the same kind,
-    person and rule are deactivated in the same transaction."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown decision kind {kind!r}")
-    with store.transaction() as s:
-        if supersede:
-            s.execute(
-                sa.update(DECISIONS)
-                .where(
-                    DECISIONS.c.active.is_(True),
-                    DECISIONS.c.kind == kind,
-                    DECISIONS.c.person == person,
-                    DECISIONS.c.rule.is_(None) if rule is None else DECISIONS.c.rule == rule,
-                )
-                .values(active=False)
-            )
-        res = s.execute(
-            sa.insert(DECISIONS)
-            .returning(DECISIONS.c.id)
-            .values(
-                kind=kind,
-                person=person,
-                rule=rule,
-                until=until,
-                value=value,
-                note=note,
-                created_at=now or datetime.now(UTC),
-                active=True,
-            )
-        )
-        return int(res.scalar_one())
-
-
-def deactivate(store: Store, decision_ids: list[int]) -> None:
-    with store.transaction() as s:
-        s.execute(sa.update(DECISIONS).where(DECISIONS.c.id.in_(decision_ids)).values(active=False))
-
-
-def active_decisions(store: Store) -> list[DecisionRecord]:
-    with store.engine.connect() as c:
-        rows = c.execute(
-            sa.select(DECISIONS).where(DECISIONS.c.active.is_(True)).order_by(DECISIONS.c.id)
-        )
-        return [
-            DecisionRecord(r.id, r.kind, r.person, r.rule, r.until, r.value, r.note, r.created_at)
-            for r in rows
-        ]
-
-
-def deactivate_for(
-    store: Store, kind: str, addresses: Iterable[str], rule: str | None = None
-) -> int:
-    """Undo: deactivate the active decisions of ``kind`` about any of ``addresses``.
-
-    With ``rule``, only those about that rule. Returns how many were undone.
-    """
-    cond = [
-        DECISIONS.c.active.is_(True),
-        DECISIONS.c.kind == kind,
-        DECISIONS.c.person.in_(list(addresses)),
-    ]
-    if rule is not None:
-        cond.append(DECISIONS.c.rule == rule)
-    with store.transaction() as s:
-        ids = list(s.execute(sa.select(DECISIONS.c.id).where(*cond)).scalars())
-        if ids:
-            s.execute(sa.update(DECISIONS).where(DECISIONS.c.id.in_(ids)).values(active=False))
-        return len(ids)
 
 
 # --------------------------------------------------------------------------

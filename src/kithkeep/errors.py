@@ -12,7 +12,8 @@ with these classes::
     │   ├── AuthError             the server refused the credentials
     │   └── ConnectError          host unreachable, TLS failure, dropped link
     ├── SinkError                 writing reminders failed
-    │   └── SinkRefused           a safety check refused to act (needs --force)
+    │   ├── SinkRefused           a safety check refused to act (needs --force)
+    │   └── UserDeleted           the sink keeps a tombstone: the user deleted the event
     └── LockedError               another kithkeep holds the store's lock
 
 Every message is one actionable line and never contains a credential.
@@ -70,6 +71,12 @@ class SinkError(KithkeepError):
 
 class SinkRefused(SinkError):
     pass
+
+
+class UserDeleted(SinkError):
+    """Raised by ``ReminderSink.create`` when the sink keeps a tombstone of the
+    event (Google answers 409): the user deleted it, so the reminder counts as
+    dismissed."""
 
 
 class LockedError(KithkeepError):

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 
 from kithkeep.config import Config
 from kithkeep.connectors import registry
-from kithkeep.decisions import active_decisions
 from kithkeep.errors import KithkeepError
 from kithkeep.model.analyze import Analysis, analyze_store, load_people
 from kithkeep.model.stats import PersonStats
@@ -160,7 +159,7 @@ def judge_stored(
         now,
         config.rules,
         config.reminders,
-        active_decisions(store),
+        store.active_decisions(),
         deleted_reminders=deleted,
         written_reminders=written_reminder_keys(store, config.reminders.sink),
     )
@@ -177,7 +176,7 @@ def analyze_and_act(
     report: RunReport | None = None,
 ) -> RunReport:
     report = report or RunReport()
-    decisions = active_decisions(store)
+    decisions = store.active_decisions()
     report.analysis = analyze_store(
         store, config.analysis, config.general.me, now, extra_me or (), decisions=decisions
     )

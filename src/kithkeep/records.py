@@ -147,3 +147,21 @@ class EventBatch:
     deleted: Sequence[tuple[str, str]] = ()
     checkpoint: Checkpoint | None = None
     replace: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A user decision as the store keeps it (see :mod:`kithkeep.decisions`).
+
+    ``person`` is an address; ``value`` depends on the kind (the other
+    address of a merge, a tier, a cadence in days, a dismissal's evidence).
+    """
+
+    id: int
+    kind: str
+    person: str
+    rule: str | None
+    until: datetime | None
+    value: str | None
+    note: str | None
+    created_at: datetime

@@ -12,7 +12,8 @@ finds in the sink and with what it last wrote there (``reminder_state``):
   event because the user deleted it: Google answers 409, see
   :class:`UserDeleted`);
 - present but no longer desired -> delete (the finding resolved);
-- gone from the sink and no longer desired -> forget the bookkeeping row.
+- gone from the sink and no longer desired -> the user deleted it: its row is
+  kept as dismissed, so the same episode is never written again.
 
 If the sink suddenly shows none of the events kithkeep had written, it
 refuses to act (like vdirsyncer's StorageEmpty) unless forced; forcing
@@ -31,7 +32,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 import sqlalchemy as sa
 
 from kithkeep.config import WEEKDAYS, Config, RemindersConfig, parse_hours, zone
-from kithkeep.errors import SinkError, SinkRefused
+from kithkeep.errors import SinkRefused, UserDeleted
 from kithkeep.interfaces import Reminder, ReminderSink, SinkEvent
 from kithkeep.rules.base import Finding
 from kithkeep.schema import Base
@@ -42,11 +43,6 @@ log = logging.getLogger(__name__)
 REMINDER_STATE: sa.Table = Base.metadata.tables["reminder_state"]
 SLOT_MINUTES = 15
 SEARCH_DAYS = 60
-
-
-class UserDeleted(SinkError):
-    """Raised by ``ReminderSink.create`` when the sink keeps a tombstone of the
-    event: the user deleted it, so the reminder counts as dismissed."""
 
 
 def reminder_uid(key: str) -> str:
@@ -126,8 +122,8 @@ class SlotFinder:
 @dataclass(frozen=True)
 class Action:
     # "create" | "update" | "delete" write to the sink; "forget" (the user deleted
-    # it: dismissed), "adopt" (record what the sink has) and "drop" (remove a
-    # stale bookkeeping row) only touch the store
+    # it: dismissed), "adopt" (record what the sink has) and "drop" (the user
+    # deleted it and its finding resolved: dismissed too) only touch the store
     kind: str
     key: str
     reminder: Reminder | None = None
@@ -259,8 +255,10 @@ def plan(
             actions.append(Action("delete", key, None, current))
     for key, st in sorted(state.items()):
         if st.status == "written" and key not in wanted and key not in actual:
-            # resolved after the user had deleted it: nothing to do in the sink,
-            # but a stale "written" row would trip the empty-sink check one day
+            # the user deleted it, and its finding has resolved since: nothing to do
+            # in the sink, but the deletion still stands should the same episode
+            # come back (its row becomes a dismissed one, which no longer counts
+            # for the empty-sink check)
             actions.append(Action("drop", key))
     return actions
 
@@ -298,6 +296,18 @@ def apply(sink: ReminderSink, actions: Sequence[Action], store: Store) -> dict[s
             results.append((a, ev))
             counts[a.kind] = counts.get(a.kind, 0) + 1
     except BaseException:
+        # the deletes not carried out leave their events in the sink: their rows
+        # come back, or a user's later deletion of them would go unnoticed
+        done = {id(a) for a, _ in results}
+        _record(
+            store,
+            sink.name,
+            [
+                (Action("adopt", a.key, _reminder_of(a.current), a.current), a.current)
+                for a in actions
+                if a.kind == "delete" and a.current is not None and id(a) not in done
+            ],
+        )
         # keep what was done before the failure; a failing flush records nothing,
         # since file sinks only make their writes durable there
         sink.flush()
@@ -308,6 +318,11 @@ def apply(sink: ReminderSink, actions: Sequence[Action], store: Store) -> dict[s
     return counts
 
 
+def _reminder_of(ev: SinkEvent) -> Reminder:
+    """What an event in the sink says of its reminder (to record it again)."""
+    return Reminder(ev.key, ev.uid, ev.title, ev.description, ev.start, ev.end, 0)
+
+
 def _record(store: Store, sink: str, results: Sequence[tuple[Action, SinkEvent | None]]) -> None:
     if not results:
         return
@@ -315,8 +330,13 @@ def _record(store: Store, sink: str, results: Sequence[tuple[Action, SinkEvent |
     with store.transaction() as s:
         for a, ev in results:
             cond = sa.and_(REMINDER_STATE.c.sink == sink, REMINDER_STATE.c.key == a.key)
+            if a.kind == "drop":
+                s.execute(
+                    sa.update(REMINDER_STATE).where(cond).values(status="dismissed", updated_at=now)
+                )
+                continue
             s.execute(sa.delete(REMINDER_STATE).where(cond))
-            if a.kind in ("delete", "drop"):
+            if a.kind == "delete":
                 continue
             r = a.reminder
             assert r is not None

@@ -14,7 +14,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from kithkeep.records import (
     Address,
     Attendee,
     Checkpoint,
+    DecisionRecord,
     EventBatch,
     EventRecord,
     MailBatch,
@@ -60,6 +61,7 @@ EVENTS: sa.Table = Base.metadata.tables["events"]
 SYNC_STATE: sa.Table = Base.metadata.tables["sync_state"]
 META: sa.Table = Base.metadata.tables["meta"]
 DERIVED_PEOPLE: sa.Table = Base.metadata.tables["derived_people"]
+DECISIONS: sa.Table = Base.metadata.tables["decisions"]
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
@@ -479,6 +481,90 @@ class Store:
         self._upsert(session, META, [{"key": key, "value": value}], ["key"])
 
     # ------------------------------------------------------- derived data
+
+    # ----------------------------------------------------------- decisions
+
+    def add_decision(
+        self,
+        kind: str,
+        person: str,
+        *,
+        rule: str | None = None,
+        until: datetime | None = None,
+        value: str | None = None,
+        note: str | None = None,
+        now: datetime | None = None,
+        supersede: bool = False,
+    ) -> int:
+        """Store a decision and return its id; with ``supersede``, older active ones
+        of the same kind, person and rule are deactivated in the same transaction."""
+        from kithkeep.decisions import KINDS
+
+        if kind not in KINDS:
+            raise ValueError(f"unknown decision kind {kind!r}")
+        t = DECISIONS
+        with self.transaction() as s:
+            if supersede:
+                s.execute(
+                    sa.update(t)
+                    .where(
+                        t.c.active.is_(True),
+                        t.c.kind == kind,
+                        t.c.person == person,
+                        t.c.rule.is_(None) if rule is None else t.c.rule == rule,
+                    )
+                    .values(active=False)
+                )
+            res = s.execute(
+                sa.insert(t)
+                .returning(t.c.id)
+                .values(
+                    kind=kind,
+                    person=person,
+                    rule=rule,
+                    until=until,
+                    value=value,
+                    note=note,
+                    created_at=now or datetime.now(UTC),
+                    active=True,
+                )
+            )
+            return int(res.scalar_one())
+
+    def deactivate_decisions(self, decision_ids: Sequence[int]) -> None:
+        with self.transaction() as s:
+            s.execute(
+                sa.update(DECISIONS).where(DECISIONS.c.id.in_(decision_ids)).values(active=False)
+            )
+
+    def active_decisions(self) -> list[DecisionRecord]:
+        """Every active decision, oldest first."""
+        t = DECISIONS
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t).where(t.c.active.is_(True)).order_by(t.c.id))
+            return [
+                DecisionRecord(
+                    r.id, r.kind, r.person, r.rule, r.until, r.value, r.note, r.created_at
+                )
+                for r in rows
+            ]
+
+    def deactivate_decisions_for(
+        self, kind: str, addresses: Iterable[str], rule: str | None = None
+    ) -> int:
+        """Undo: deactivate the active decisions of ``kind`` about any of ``addresses``
+        (with ``rule``, only those about that rule). Returns how many were undone."""
+        t = DECISIONS
+        cond = [t.c.active.is_(True), t.c.kind == kind, t.c.person.in_(list(addresses))]
+        if rule is not None:
+            cond.append(t.c.rule == rule)
+        with self.transaction() as s:
+            ids = list(s.execute(sa.select(t.c.id).where(*cond)).scalars())
+            if ids:
+                s.execute(sa.update(t).where(t.c.id.in_(ids)).values(active=False))
+            return len(ids)
+
+    # ------------------------------------------------------- derived people
 
     def replace_people(self, rows: Sequence[tuple[Any, ...]], meta: dict[str, str]) -> None:
         """Make the derived people table hold exactly ``rows`` (values of ``PEOPLE_COLUMNS``)

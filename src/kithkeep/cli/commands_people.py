@@ -16,7 +16,6 @@ from rich.table import Table
 
 from kithkeep.cli.app import App, print_json
 from kithkeep.cli.render import console
-from kithkeep.decisions import active_decisions, add_decision, deactivate
 from kithkeep.errors import UsageError
 from kithkeep.model.analyze import analyze_store, load_people
 from kithkeep.model.history import contacts_of
@@ -108,7 +107,7 @@ def _reanalyze(app: App) -> list[PersonStats]:
         cfg.analysis,
         cfg.general.me,
         datetime.now(UTC),
-        decisions=active_decisions(store),
+        decisions=store.active_decisions(),
         previous_me=True,
     )
     return load_people(store)
@@ -165,7 +164,7 @@ def register(cli: click.Group) -> None:
         store = app.store()
         found = load_people(store)
         if suggest:
-            suggestions = suggest_merges(found, active_decisions(store))
+            suggestions = suggest_merges(found, store.active_decisions())
             if as_json:
                 print_json([s.to_json() for s in suggestions])
                 return
@@ -262,7 +261,7 @@ def register(cli: click.Group) -> None:
         second, p2 = _address_of(people, b)
         if first == second or (p1 is not None and p2 is not None and p1 == p2):
             raise UsageError(f"{a!r} and {b!r} are already one person")
-        add_decision(store, "merge", first, value=second)
+        store.add_decision("merge", first, value=second)
         merged = resolve_person(_reanalyze(app), first)
         console.print(
             f"Merged: {merged.name or merged.addresses[0]} ({merged.person_id}) "
@@ -285,12 +284,12 @@ def register(cli: click.Group) -> None:
             raise UsageError(f"{addr} is not merged with another address")
         undo = [
             d.id
-            for d in active_decisions(store)
+            for d in store.active_decisions()
             if d.kind == "merge" and addr in (normalize(d.person), normalize(d.value or ""))
         ]
         if undo:
-            deactivate(store, undo)
-        add_decision(store, "unmerge", addr, value=others[0])
+            store.deactivate_decisions(undo)
+        store.add_decision("unmerge", addr, value=others[0])
         _reanalyze(app)
         console.print(
             f"{addr} is now a person of its own; it will not be suggested with {others[0]} again."

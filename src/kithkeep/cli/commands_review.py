@@ -20,12 +20,7 @@ import click
 
 from kithkeep.cli.app import App, print_json
 from kithkeep.cli.render import console, findings_table
-from kithkeep.decisions import (
-    add_decision,
-    deactivate_for,
-    dismissal_value,
-    parse_span_days,
-)
+from kithkeep.decisions import dismissal_value, parse_span_days
 from kithkeep.errors import UsageError
 from kithkeep.model.analyze import load_people
 from kithkeep.model.lookup import resolve_person
@@ -158,7 +153,7 @@ def register(cli: click.Group) -> None:
         """Hide a person's findings and reminders until a date."""
         p = _person(app, person)
         if clear:
-            n = deactivate_for(app.store(), "snooze", p.addresses, rule)
+            n = app.store().deactivate_decisions_for("snooze", p.addresses, rule)
             click.echo(f"removed {n} snooze(s) for {_who(p)}")
             return
         if (until_text is None) == (span is None):
@@ -171,8 +166,8 @@ def register(cli: click.Group) -> None:
         )
         if until <= now:
             raise UsageError(f"{until:%Y-%m-%d %H:%M} is in the past")
-        add_decision(
-            app.store(), "snooze", _primary(p), rule=rule, until=until, now=now, supersede=True
+        app.store().add_decision(
+            "snooze", _primary(p), rule=rule, until=until, now=now, supersede=True
         )
         what = f"{rule} findings" if rule else "all findings"
         click.echo(
@@ -195,7 +190,7 @@ def register(cli: click.Group) -> None:
             raise UsageError("no people known yet", hint="run `kithkeep run` first")
         p = resolve_person(people, person)
         if undo:
-            n = deactivate_for(store, "dismiss", p.addresses, rule)
+            n = store.deactivate_decisions_for("dismiss", p.addresses, rule)
             click.echo(f"removed {n} dismissal(s) for {_who(p)}")
             return
         # the evidence dismissed: the episodes of the findings the user saw
@@ -203,8 +198,7 @@ def register(cli: click.Group) -> None:
         for f in findings:
             if f.person_id == p.person_id and (rule is None or f.rule == rule):
                 episodes.setdefault(f.rule, []).append(f.episode)
-        add_decision(
-            store,
+        store.add_decision(
             "dismiss",
             _primary(p),
             rule=rule,
@@ -227,7 +221,7 @@ def register(cli: click.Group) -> None:
         at = _parse_when(app, on_text) if on_text else now
         if at > now:
             raise UsageError("--on cannot be in the future")
-        add_decision(app.store(), "done", _primary(p), value=at.isoformat(), note=note, now=now)
+        app.store().add_decision("done", _primary(p), value=at.isoformat(), note=note, now=now)
         click.echo(f"recorded contact with {_who(p)} on {at:%Y-%m-%d}")
 
     @cli.command()
@@ -238,10 +232,10 @@ def register(cli: click.Group) -> None:
         """Never treat a person as a tie, never flag them."""
         p = _person(app, person)
         if undo:
-            n = deactivate_for(app.store(), "ignore", p.addresses)
+            n = app.store().deactivate_decisions_for("ignore", p.addresses)
             click.echo(f"no longer ignoring {_who(p)} from the next run on ({n} undone)")
             return
-        add_decision(app.store(), "ignore", _primary(p), supersede=True)
+        app.store().add_decision("ignore", _primary(p), supersede=True)
         click.echo(f"ignoring {_who(p)} from the next run on; no findings about them")
 
     @cli.command()
@@ -252,11 +246,11 @@ def register(cli: click.Group) -> None:
         """Set how often you want to be in touch (30d, 6w, 3m); `auto` goes back to inferred."""
         p = _person(app, person)
         if span.strip().lower() in ("auto", "off", "none"):
-            n = deactivate_for(app.store(), "cadence", p.addresses)
+            n = app.store().deactivate_decisions_for("cadence", p.addresses)
             click.echo(f"cadence for {_who(p)} is inferred again ({n} decision(s) undone)")
             return
         days = _span(span)
-        add_decision(app.store(), "cadence", _primary(p), value=f"{days:g}", supersede=True)
+        app.store().add_decision("cadence", _primary(p), value=f"{days:g}", supersede=True)
         click.echo(f"cadence for {_who(p)}: every {days:g} days")
 
     @cli.command()
@@ -270,8 +264,8 @@ def register(cli: click.Group) -> None:
             raise UsageError(f"tier must be one of {', '.join(TIERS)} or auto, not {tier_name!r}")
         p = _person(app, person)
         if name == "auto":
-            n = deactivate_for(app.store(), "tier", p.addresses)
+            n = app.store().deactivate_decisions_for("tier", p.addresses)
             click.echo(f"tier of {_who(p)} is inferred again ({n} decision(s) undone)")
             return
-        add_decision(app.store(), "tier", _primary(p), value=name, supersede=True)
+        app.store().add_decision("tier", _primary(p), value=name, supersede=True)
         click.echo(f"{_who(p)} is now in your {name} tier")

@@ -40,7 +40,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from kithkeep.config import AnalysisConfig
-from kithkeep.decisions import DecisionRecord
 from kithkeep.model.identity import is_noreply, is_role_address, normalize
 from kithkeep.model.merges import Identity, build_identity
 from kithkeep.model.messages import (
@@ -68,7 +67,7 @@ from kithkeep.model.person import (
 )
 from kithkeep.model.stats import PersonStats
 from kithkeep.model.vcard import Card, load_contacts
-from kithkeep.records import EventRecord, MessageRecord
+from kithkeep.records import DecisionRecord, EventRecord, MessageRecord
 from kithkeep.schema import DerivedPerson
 from kithkeep.store import Store
 

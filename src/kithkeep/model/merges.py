@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
 
-from kithkeep.decisions import DecisionRecord
 from kithkeep.model.identity import fold_name, normalize
 from kithkeep.model.stats import TIERS, PersonStats
 from kithkeep.model.vcard import Card
+from kithkeep.records import DecisionRecord
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,99 @@
+"""Config: strict loading, one-line errors naming file, section and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kithkeep.config import load_config, parse_config
+from kithkeep.connectors import registry
+from kithkeep.errors import ConfigError
+from tests.helpers import REPO
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "config.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_example_config_loads_and_documents_every_option() -> None:
+    config = load_config(REPO / "config.example.toml")
+    registry.validate(config)
+    assert config.analysis.max_recipients == 10
+    assert config.reminders.max_per_week == 5
+    text = (REPO / "config.example.toml").read_text()
+    # every option of every section appears in the example
+    import dataclasses
+
+    for section in (config.general, config.analysis, config.reminders, config.rules.neglected):
+        for f in dataclasses.fields(section):
+            assert f"{f.name} =" in text, f"{f.name} is not documented in config.example.toml"
+
+
+def test_commented_connector_examples_are_valid(tmp_path: Path) -> None:
+    """The commented [sources.*]/[sinks.*] examples, uncommented, must load."""
+    text = (REPO / "config.example.toml").read_text()
+    uncommented = "\n".join(
+        line[2:] if line.startswith("# [") or (line.startswith("# ") and " = " in line) else line
+        for line in text.splitlines()
+    )
+    config = load_config(write(tmp_path, uncommented))
+    registry.validate(config)
+    assert {s.type for s in config.sources} >= {"maildir", "mbox", "ics"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[general]\nmee = []\n", "[general]: unknown key 'mee'"),
+        ("[analysis]\nsilence_days = 'x'\n", "[analysis]: silence_days must be integer"),
+        ("[analysis]\nsilence_days = true\n", "silence_days must be integer"),
+        ("[reminder]\n", "unknown section [reminder]"),
+        ("[rules.neglected]\ninner_dayz = 3\n", "[rules.neglected]: unknown key 'inner_dayz'"),
+        ("[sources.x]\npath = '/tmp'\n", "[sources.x]: missing required key 'type'"),
+        ("[sources.x]\ntype = 'pop3'\n", "[sources.x]: unknown source type 'pop3'"),
+        ("[sources.x]\ntype = 'maildir'\n", "[sources.x]: missing required key 'path'"),
+        ("[sources.x]\ntype = 'maildir'\npath = 1\n", "[sources.x]: path must be string"),
+        ("[reminders]\nsink = 'nope'\n", "[reminders]: sink 'nope' has no [sinks.nope] table"),
+        ("[reminders]\nworking_days = ['monday']\n", "working_days has 'monday'"),
+        ("[reminders]\nworking_hours = '9-5'\n", "working_hours must look like"),
+        ("[general]\ntimezone = 'Mars/Olympus'\n", "timezone 'Mars/Olympus' is not an IANA zone"),
+        ("[general\n", "invalid TOML"),
+    ],
+)
+def test_bad_config_gives_one_line_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        config = load_config(path)
+        registry.validate(config)
+    msg = info.value.format_message()
+    assert expected in msg
+    assert str(path) in msg
+    assert "\n" not in msg
+    assert info.value.exit_code == 2
+
+
+def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    explicit = write(tmp_path, "[analysis]\nsilence_days = 3\n")
+    env = tmp_path / "env.toml"
+    env.write_text("[analysis]\nsilence_days = 4\n")
+    monkeypatch.setenv("KITHKEEP_CONFIG", str(env))
+    assert load_config(explicit).analysis.silence_days == 3
+    assert load_config(None).analysis.silence_days == 4
+    monkeypatch.delenv("KITHKEEP_CONFIG")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    with pytest.raises(ConfigError, match="no config file"):
+        load_config(None)
+    (tmp_path / "xdg" / "kithkeep").mkdir(parents=True)
+    (tmp_path / "xdg" / "kithkeep" / "config.toml").write_text("[analysis]\nsilence_days = 5\n")
+    assert load_config(None).analysis.silence_days == 5
+
+
+def test_config_is_frozen() -> None:
+    import dataclasses
+
+    config = parse_config({}, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.analysis.silence_days = 1  # type: ignore[misc]
