@@ -10,4 +10,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.dovecot",
     "tests.fixtures.postgres",
     "tests.fixtures.radicale",
+    "tests.fixtures.xandikos",
 ]

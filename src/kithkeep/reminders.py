@@ -1,8 +1,9 @@
 """Reminders: from findings to calendar events, reconciled as plan, then apply.
 
 A desired reminder has a stable key (rule, person, episode) and a UID derived
-from it. Reconciling compares the desired reminders with the events kithkeep
-finds in the sink and with what it last wrote there (``reminder_state``):
+from it and the sink's identity (see :func:`reminder_uid`). Reconciling
+compares the desired reminders with the events kithkeep finds in the sink (by
+key) and with what it last wrote there (``reminder_state``):
 
 - missing and never written -> create, in the first free working slot;
 - present -> keep the sink's start and end (the user may have moved or
@@ -15,9 +16,11 @@ finds in the sink and with what it last wrote there (``reminder_state``):
 - gone from the sink and no longer desired -> the user deleted it: its row is
   kept as dismissed, so the same episode is never written again.
 
-If the sink suddenly shows none of the events kithkeep had written, it
+If the sink suddenly shows none of several events kithkeep had written, it
 refuses to act (like vdirsyncer's StorageEmpty) unless forced; forcing
 accepts the sink as it is, so the missing events count as deleted by the user.
+One written reminder gone is what a user deleting it looks like, so that alone
+is never refused.
 """
 
 from __future__ import annotations
@@ -45,9 +48,19 @@ SLOT_MINUTES = 15
 SEARCH_DAYS = 60
 
 
-def reminder_uid(key: str) -> str:
-    """A UID derived from the reminder key: the same key always gives the same event."""
-    return "kithkeep-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+def reminder_uid(key: str, sink_id: str) -> str:
+    """A UID derived from the reminder key and the sink's identity
+    (:meth:`ReminderSink.identity`): the same key in the same calendar always
+    gives the same event, and two calendars never share a UID. Servers that
+    schedule (Cyrus, ...) refuse a UID that exists in another calendar of the
+    account, so a UID from the key alone kept a second store or a second
+    reminders calendar on one account from writing anything.
+
+    Reminders written before (``"kithkeep-" + sha256(key)[:32]``) are still
+    found by their key, and keep their UID when updated.
+    """
+    digest = hashlib.sha256(f"{sink_id}\n{key}".encode()).hexdigest()
+    return "kithkeep-" + digest[:32]
 
 
 def user_timezone(config: Config) -> tzinfo:
@@ -156,6 +169,7 @@ def desired_reminders(
     state: dict[str, StateRow],
     actual: dict[str, SinkEvent],
     busy: Sequence[tuple[datetime, datetime]],
+    sink_id: str,
 ) -> list[Reminder]:
     """Reminders for the findings that keep ``remind``, placed in free slots.
 
@@ -195,7 +209,7 @@ def desired_reminders(
         out.append(
             Reminder(
                 key=key,
-                uid=reminder_uid(key),
+                uid=reminder_uid(key, sink_id),
                 title=f.title,
                 description=describe(f),
                 start=start,
@@ -215,7 +229,9 @@ def plan(
 ) -> list[Action]:
     """The actions that bring the sink to the desired reminders. Pure: no I/O."""
     written = [s for s in state.values() if s.status == "written"]
-    if written and not actual and not force:
+    # one reminder gone is a user's deletion (plan turns it into "forget" or
+    # "drop"); all of several gone at once looks like the wrong or a reset calendar
+    if len(written) > 1 and not actual and not force:
         raise SinkRefused(
             f"the sink shows none of the {len(written)} reminders kithkeep wrote there; "
             "refusing to act in case it is the wrong calendar or came back empty",
@@ -371,7 +387,9 @@ def reconcile(
     state = load_state(store, sink.name)
     actual = {e.key: e for e in sink.list_own()}
     busy = sink.busy(now, now + timedelta(days=SEARCH_DAYS))
-    desired = desired_reminders(findings, config.reminders, tz, now, state, actual, busy)
+    desired = desired_reminders(
+        findings, config.reminders, tz, now, state, actual, busy, sink.identity()
+    )
     actions = plan(desired, actual, state, force=force)
     counts = apply(sink, actions, store)
     log.info("reminders in %s: %s", sink.name, json.dumps(counts, sort_keys=True) or "no change")

@@ -56,7 +56,7 @@ FINDINGS = [
 def reminder(key: str, start: datetime, title: str = "Reconnect with Ana Silva") -> Reminder:
     return Reminder(
         key=key,
-        uid=reminder_uid(key),
+        uid=reminder_uid(key, "contract"),
         title=title,
         description="Because.\n\nDetails: kithkeep show p-ana",
         start=start,

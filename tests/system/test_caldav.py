@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from caldav.davclient import DAVClient
 
 from kithkeep.connectors.caldav_dav import (
     CalDavSink,
@@ -25,25 +25,33 @@ from kithkeep.records import EventRecord
 from kithkeep.store import Store
 from kithkeep.sync import sync_source
 from tests.contract.sink_contract import NOW, SinkContract, reminder
-from tests.fixtures.radicale import RadicaleUser
+from tests.fixtures.xandikos import DavUser
 
 
-def _client(user: RadicaleUser) -> Any:
-    return DAVClient(url=user.url, username=user.username, password=user.password)
+def _client(user: DavUser) -> Any:
+    return user.client()
+
+
+def _conn(user: DavUser) -> dict[str, Any]:
+    """The connection keys of a CalDAV config for ``user`` (password from KK_TEST_DAV_PW)."""
+    return {
+        "url": user.url,
+        "username": user.username,
+        "password_env": "KK_TEST_DAV_PW",
+        "verify_tls": user.verify_tls,
+    }
 
 
 class TestCalDavSink(SinkContract):
     @pytest.fixture(autouse=True)
-    def _server(self, radicale_user: RadicaleUser, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.user = radicale_user
-        monkeypatch.setenv("KK_TEST_DAV_PW", radicale_user.password)
+    def _server(self, dav_user: DavUser, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.user = dav_user
+        monkeypatch.setenv("KK_TEST_DAV_PW", dav_user.password)
         # the user's calendar app
-        self.app = _client(radicale_user)
+        self.app = _client(dav_user)
 
     def make_sink(self) -> ReminderSink:
-        cfg = CalDavSinkConfig(
-            url=self.user.url, username=self.user.username, password_env="KK_TEST_DAV_PW"
-        )
+        cfg = CalDavSinkConfig(**_conn(self.user))
         return CalDavSink("dav", cfg)
 
     def _object(self, ev: SinkEvent) -> Any:
@@ -65,13 +73,9 @@ class TestCalDavSink(SinkContract):
         self._object(ev).delete()
 
 
-def test_writes_are_conditional(
-    radicale_user: RadicaleUser, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("KK_TEST_DAV_PW", radicale_user.password)
-    cfg = CalDavSinkConfig(
-        url=radicale_user.url, username=radicale_user.username, password_env="KK_TEST_DAV_PW"
-    )
+def test_writes_are_conditional(dav_user: DavUser, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KK_TEST_DAV_PW", dav_user.password)
+    cfg = CalDavSinkConfig(**_conn(dav_user))
     sink = CalDavSink("dav", cfg)
     sent: list[tuple[str, dict[str, str]]] = []
     client = sink.client
@@ -90,7 +94,7 @@ def test_writes_are_conditional(
     assert again.start == NOW and again.title == "Reconnect with Ana Silva"
     listed = sink.list_own()[0]
     # the user edits the event: our ETag is stale, the update must not overwrite it
-    app = _client(radicale_user)
+    app = _client(dav_user)
     obj = next(
         c for c in app.principal().calendars() if c.get_display_name() == "kithkeep"
     ).event_by_uid(listed.uid)
@@ -111,23 +115,19 @@ def test_writes_are_conditional(
 
 
 def test_wrong_password_is_a_clear_error(
-    radicale_user: RadicaleUser, monkeypatch: pytest.MonkeyPatch
+    dav_user: DavUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KK_TEST_DAV_PW", "wrong")
     src = CalDavSource(
         "dav",
-        CalDavSourceConfig(
-            url=radicale_user.url, username=radicale_user.username, password_env="KK_TEST_DAV_PW"
-        ),
+        CalDavSourceConfig(**_conn(dav_user)),
         UTC,
     )
     with pytest.raises(AuthError, match="refused the credentials"):
         src.check()
     sink = CalDavSink(
         "dav",
-        CalDavSinkConfig(
-            url=radicale_user.url, username=radicale_user.username, password_env="KK_TEST_DAV_PW"
-        ),
+        CalDavSinkConfig(**_conn(dav_user)),
     )
     with pytest.raises(SinkError):
         sink.list_own()
@@ -169,13 +169,13 @@ def _events(store: Store) -> dict[tuple[str, str], EventRecord]:
 
 @pytest.mark.parametrize("sync_collection", [True, False], ids=["sync-collection", "etags"])
 def test_source_follows_changes(
-    radicale_user: RadicaleUser,
+    dav_user: DavUser,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Any,
     sync_collection: bool,
 ) -> None:
-    monkeypatch.setenv("KK_TEST_DAV_PW", radicale_user.password)
-    app = _client(radicale_user)
+    monkeypatch.setenv("KK_TEST_DAV_PW", dav_user.password)
+    app = _client(dav_user)
     cal = app.principal().make_calendar(name="work")
     other = app.principal().make_calendar(name="home")
     now = datetime.now(UTC).replace(microsecond=0)
@@ -187,9 +187,7 @@ def test_source_follows_changes(
     cal.save_event(_meeting("own", now - timedelta(days=1), extra="X-KITHKEEP-KEY:neglected:p:1\n"))
     other.save_event(_meeting("h1", now - timedelta(days=5)))
     cfg = CalDavSourceConfig(
-        url=radicale_user.url,
-        username=radicale_user.username,
-        password_env="KK_TEST_DAV_PW",
+        **_conn(dav_user),
         calendars=("work",),
         sync_collection=sync_collection,
     )
@@ -216,7 +214,7 @@ def test_source_follows_changes(
             fetched.append(url)
         text = body.decode() if isinstance(body, bytes) else str(body)
         if method == "REPORT" and "calendar-multiget" in text:
-            fetched.extend(text.split("<d:href>")[1:])
+            fetched.extend(re.findall(r"<(?:\w+:)?href>([^<]*)</", text))
         return real(url, method, body, *a)
 
     monkeypatch.setattr(src.client, "request", spy)
@@ -236,7 +234,7 @@ def test_source_follows_changes(
     assert ("m2", "") not in after
     assert ("m3", "") in after
     # only m1 and m3, in one calendar-multiget
-    assert sorted(h.split("</d:href>")[0].rsplit("/", 1)[-1] for h in fetched) == [
+    assert sorted(h.rsplit("/", 1)[-1] for h in fetched) == [
         "m1.ics",
         "m3.ics",
     ]
@@ -245,16 +243,14 @@ def test_source_follows_changes(
 
 
 def test_expired_sync_token_means_full_listing(
-    radicale_user: RadicaleUser, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    dav_user: DavUser, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    monkeypatch.setenv("KK_TEST_DAV_PW", radicale_user.password)
-    app = _client(radicale_user)
+    monkeypatch.setenv("KK_TEST_DAV_PW", dav_user.password)
+    app = _client(dav_user)
     cal = app.principal().make_calendar(name="work")
     now = datetime.now(UTC).replace(microsecond=0)
     cal.save_event(_meeting("m1", now - timedelta(days=3)))
-    cfg = CalDavSourceConfig(
-        url=radicale_user.url, username=radicale_user.username, password_env="KK_TEST_DAV_PW"
-    )
+    cfg = CalDavSourceConfig(**_conn(dav_user))
     store = Store.open(f"sqlite:///{tmp_path / 'kk.sqlite3'}")
     src = CalDavSource("dav", cfg, UTC)
     sync_source(store, src)
@@ -294,9 +290,9 @@ def _kk(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_run_writes_reminders_to_caldav_and_reads_them_back_as_own(
-    radicale_user: RadicaleUser, tmp_path: Path
+    dav_user: DavUser, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "KK_TEST_DAV_PW": radicale_user.password}
+    env = {**os.environ, "KK_TEST_DAV_PW": dav_user.password}
     d = tmp_path / "demo"
     assert _kk("demo", "--dir", str(d), env=env).returncode == 0
     config = d / "config.toml"
@@ -304,24 +300,20 @@ def test_cli_run_writes_reminders_to_caldav_and_reads_them_back_as_own(
     text += f"""
 [sinks.dav]
 type = "caldav"
-url = "{radicale_user.url}"
-username = "{radicale_user.username}"
-password_env = "KK_TEST_DAV_PW"
-
+{dav_user.toml()}
 [sources.dav]
 type = "caldav"
-url = "{radicale_user.url}"
-username = "{radicale_user.username}"
-password_env = "KK_TEST_DAV_PW"
-"""
+{dav_user.toml()}"""
     config.write_text(text)
+    # a real account has a calendar already; one with none is an error (discovery failed)
+    _client(dav_user).principal().make_calendar(name="personal")
     first = _kk("--config", str(config), "run", "--json", env=env)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert report["sink"] == "dav"
     created = report["reminders"].get("create", 0)
     assert created >= 1
-    app = _client(radicale_user)
+    app = _client(dav_user)
     cal = next(c for c in app.principal().calendars() if c.get_display_name() == "kithkeep")
     titles = sorted(str(e.icalendar_component["SUMMARY"]) for e in cal.events())
     assert len(titles) == created
@@ -338,13 +330,13 @@ password_env = "KK_TEST_DAV_PW"
 
 
 def test_reminders_avoid_busy_time_in_other_calendars(
-    radicale_user: RadicaleUser, monkeypatch: pytest.MonkeyPatch
+    dav_user: DavUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from kithkeep.reminders import reconcile
     from tests.contract.sink_contract import CONFIG, FINDINGS
 
-    monkeypatch.setenv("KK_TEST_DAV_PW", radicale_user.password)
-    app = _client(radicale_user)
+    monkeypatch.setenv("KK_TEST_DAV_PW", dav_user.password)
+    app = _client(dav_user)
     work = app.principal().make_calendar(name="work")
     # Monday 09:00-10:30 is taken; an all-day event and a cancelled one block nothing
     work.save_event(_meeting("standup", datetime(2026, 11, 23, 9, 0, tzinfo=UTC)))
@@ -353,9 +345,7 @@ def test_reminders_avoid_busy_time_in_other_calendars(
         _meeting("gone", datetime(2026, 11, 23, 10, 30, tzinfo=UTC), extra="STATUS:CANCELLED\n")
     )
     cfg = CalDavSinkConfig(
-        url=radicale_user.url,
-        username=radicale_user.username,
-        password_env="KK_TEST_DAV_PW",
+        **_conn(dav_user),
         busy_calendars=("work",),
     )
     sink = CalDavSink("dav", cfg)

@@ -110,7 +110,9 @@ def test_description_explains_and_points_to_the_person() -> None:
 
 
 def _reminder(key: str, start: datetime = NOW, title: str = "Reconnect with Ana") -> Reminder:
-    return Reminder(key, reminder_uid(key), title, "why", start, start + timedelta(minutes=15), 10)
+    return Reminder(
+        key, reminder_uid(key, "m"), title, "why", start, start + timedelta(minutes=15), 10
+    )
 
 
 def _event(r: Reminder, **kw: object) -> SinkEvent:
