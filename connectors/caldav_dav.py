@@ -48,6 +48,7 @@ import icalendar
 from kithkeep.config import Config as KithkeepConfig
 from kithkeep.config import zone
 from kithkeep.connectors.ics import (
+    DROPPED,
     KEY_PROP,
     _sink_event,
     expand_events,
@@ -91,7 +92,7 @@ _PRECONDITIONS = {
     f"{_CALDAV}no-uid-conflict": (
         "the server refused the event because its UID is already used in that calendar"
     ),
-    "{DAV:}need-privileges": "the account may not write to that calendar",
+    "{DAV:}need-privileges": "the account lacks the privileges this needs on the calendar",
     f"{_CALDAV}valid-calendar-data": "the server refused the event as invalid iCalendar data",
     f"{_CALDAV}supported-calendar-component": "the calendar does not take events (VEVENT)",
     "{DAV:}valid-sync-token": "the server no longer knows the sync token",
@@ -171,11 +172,7 @@ def _translated(what: str, error: type[KithkeepError]) -> Iterator[None]:
         raise
     except dav_error.AuthorizationError as exc:
         if exc.status == 403:
-            hint = (
-                None
-                if exc.preconditions
-                else "check that the account may use this calendar (its sharing or ACL)"
-            )
+            hint = None if exc.preconditions else "check the account's access to this calendar"
             raise error(f"{what}: {_refused(exc)}", hint=hint) from exc
         auth_error = AuthError if error is SourceError else error
         raise auth_error(
@@ -191,8 +188,8 @@ def _translated(what: str, error: type[KithkeepError]) -> Iterator[None]:
         name = type(exc).__name__
         if isinstance(exc, OSError) or "Connection" in name or "Timeout" in name:
             reason = network_reason(exc)
-            if reason.startswith("the connection was closed"):
-                raise _unreachable(error)(f"{what}: the server closed {reason[4:]}") from exc
+            if reason == DROPPED:
+                raise _unreachable(error)(f"{what}: {reason}") from exc
             raise _unreachable(error)(f"{what}: cannot reach the server: {reason}") from exc
         raise
 

@@ -75,7 +75,7 @@ def network_reason(exc: BaseException) -> str:
         seen.add(id(e))
         name = type(e).__name__
         if name in _DROPPED or isinstance(e, ConnectionResetError | BrokenPipeError):
-            return "the connection was closed mid-response"
+            return DROPPED
         if isinstance(e, OSError) and e.strerror:
             return e.strerror
         if isinstance(e, TimeoutError) or "Timeout" in name:
@@ -87,6 +87,7 @@ def network_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+DROPPED = "the connection was closed mid-response"
 # urllib3's and http.client's names for an answer cut short
 _DROPPED = frozenset(
     {"ProtocolError", "IncompleteRead", "RemoteDisconnected", "ChunkedEncodingError"}
