@@ -1,17 +1,17 @@
 """iCalendar files: a calendar source and a reminders sink.
 
-Source: an .ics file or an http(s) URL (``webcal://`` is read as https);
-recurring events are expanded within a window with recurring-ical-events.
-The checkpoint is the content hash (and, for a URL, the server's ETag and
-Last-Modified for a conditional GET): an unchanged calendar costs one read or
-one 304; a changed one replaces the source's events in one transaction. A
-broken file is a clear error; a broken event is skipped and logged, the
-others are kept.
+Source: an .ics file or an http(s) URL (``webcal://`` is read as https),
+fetched with niquests, the HTTP library caldav brings; recurring events are
+expanded within a window with recurring-ical-events. The checkpoint is the
+content hash (and, for a URL, the server's ETag and Last-Modified for a
+conditional GET): an unchanged calendar costs one read or one 304; a changed
+one replaces the source's events in one transaction. A broken file is a
+clear error; a broken event is skipped and logged, the others are kept.
 
 Sink: reminder events written to one .ics file atomically (temp file +
 rename), each with a UID derived from its key and the file's path, the key
 in ``X-KITHKEEP-KEY`` and a VALARM. Any calendar app can subscribe to the
-file. A URL is fetched with niquests, the HTTP library caldav brings.
+file.
 """
 
 from __future__ import annotations

@@ -672,3 +672,20 @@ def test_a_dropped_answer_and_a_timeout_are_said_as_such(
             "ConnectError: source dav: cannot reach the server: timed out"
         )
         assert time.monotonic() - started < 10
+
+
+def test_auth_and_timeout_are_checked_with_the_config() -> None:
+    from kithkeep.config import parse_config
+    from kithkeep.connectors import registry
+    from kithkeep.errors import ConfigError
+
+    for section, options, message in (
+        ("sources", {"auth": "ntlm"}, "auth must be one of basic, digest, auto, not 'ntlm'"),
+        ("sinks", {"timeout": 0}, "timeout must be a positive number of seconds"),
+    ):
+        config = parse_config(
+            {section: {"dav": {"type": "caldav", "url": "https://dav.example.org/", **options}}},
+            None,
+        )
+        with pytest.raises(ConfigError, match=rf"\[{section}\.dav\]: {message}"):
+            registry.validate(config)

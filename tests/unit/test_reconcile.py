@@ -144,6 +144,19 @@ def test_plan_refuses_an_empty_sink_and_force_accepts_it() -> None:
     assert [a.kind for a in plan([r1, r2], {}, state, force=True)] == ["forget", "forget"]
 
 
+def test_plan_takes_the_only_reminder_gone_for_a_deletion() -> None:
+    # one reminder written, the sink shows none: the user deleted it, nothing is refused
+    r = _reminder("k:1")
+    assert [a.kind for a in plan([r], {}, {r.key: _row(r)})] == ["forget"]
+    # also once its finding resolved: the row becomes a dismissed one
+    assert [a.kind for a in plan([], {}, {r.key: _row(r)})] == ["drop"]
+    # a dismissed row besides does not make it "several written"
+    d = _reminder("k:0")
+    assert [a.kind for a in plan([r], {}, {r.key: _row(r), d.key: _row(d, "dismissed")})] == [
+        "forget"
+    ]
+
+
 def test_plan_drops_rows_of_resolved_reminders_the_user_had_deleted() -> None:
     r1, r2 = _reminder("k:1"), _reminder("k:2")
     state = {r1.key: _row(r1), r2.key: _row(r2)}
