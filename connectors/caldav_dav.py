@@ -25,7 +25,7 @@ times in the user's zone; a broken object is logged and skipped.
 
 Sink: reminders in one calendar (by display name or URL; created as
 "kithkeep" if missing and allowed). Each reminder is one object whose UID
-comes from the reminder key and the calendar's URL (servers that schedule
+comes from the reminder key and the calendar's path (servers that schedule
 refuse a UID that exists in another calendar of the account), with the key
 in ``X-KITHKEEP-KEY`` and a VALARM. Reminders are found by that key, so
 those written under an earlier UID keep theirs. Writes are conditional:
@@ -37,6 +37,7 @@ run sees it and plans again).
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -108,7 +109,7 @@ class _Connection:
     password_env: str = ""
     verify_tls: bool = True
     # seconds to wait for the server on each request
-    timeout: int = 60
+    timeout: float = 60
     # "basic": credentials with every request; "digest"; "auto": wait for a challenge
     auth: str = "basic"
 
@@ -142,7 +143,8 @@ def _connect(cfg: _Connection, what: str, error: type[KithkeepError]) -> Any:
         password=password,
         auth_type=auth_type,
         ssl_verify_cert=cfg.verify_tls,
-        timeout=cfg.timeout,
+        # caldav annotates whole seconds; niquests, which gets it, takes a float
+        timeout=cfg.timeout,  # type: ignore[arg-type]
     )
 
 
@@ -529,7 +531,9 @@ class CalDavSink(ReminderSink):
             ) from exc
 
     def identity(self) -> str:
-        return str(self.calendar.url)
+        # the calendar's path: it names the account and the calendar, and stays
+        # the same when the server is reached under another host name or port
+        return urllib.parse.urlsplit(str(self.calendar.url)).path
 
     def close(self) -> None:
         if self._client is not None:

@@ -9,7 +9,7 @@ one replaces the source's events in one transaction. A broken file is a
 clear error; a broken event is skipped and logged, the others are kept.
 
 Sink: reminder events written to one .ics file atomically (temp file +
-rename), each with a UID derived from its key and the file's path, the key
+rename), each with a UID derived from its key and the sink's name, the key
 in ``X-KITHKEEP-KEY`` and a VALARM. Any calendar app can subscribe to the
 file.
 """
@@ -432,9 +432,6 @@ class IcsSink(ReminderSink):
                 self._own[str(comp.get("UID"))] = comp
             else:
                 self._foreign.append(comp)
-
-    def identity(self) -> str:
-        return str(self.path.absolute())
 
     def list_own(self) -> list[SinkEvent]:
         self._load()
