@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -49,7 +48,6 @@ from kithkeep.rowcodec import (
     row_with_datetimes,
 )
 from kithkeep.schema import Base, Event, Message, Meta, SyncState
-from kithkeep.sqlite_bulk import BulkWriter, Steps, bulk_writer, run_steps_dbapi
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +150,9 @@ _CHECKPOINT_UPSERT_SQLITE = (
 )
 
 
-def _sqlite_mail_steps(batch: MailBatch, account: str) -> Steps:
+def _sqlite_mail_steps(
+    batch: MailBatch, account: str
+) -> list[tuple[str, Sequence[tuple[Any, ...]]]]:
     """A mail batch as SQLite statements and their rows, in the order they run."""
     steps: list[tuple[str, Sequence[tuple[Any, ...]]]] = []
     if batch.replace_folder is not None:
@@ -269,10 +269,6 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
-        # apply_mail_batch's own connection on a file SQLite store (sqlite_bulk.py)
-        self._bulk: BulkWriter | None = None
-        self._bulk_opened = False
-        self._bulk_lock = threading.Lock()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -295,10 +291,6 @@ class Store:
         return cls(engine)
 
     def close(self) -> None:
-        with self._bulk_lock:
-            if self._bulk is not None:
-                self._bulk.close()
-            self._bulk, self._bulk_opened = None, False
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -370,19 +362,13 @@ class Store:
     def apply_mail_batch(self, batch: MailBatch, account: str) -> None:
         """Commit one chunk of mail of ``account`` together with its checkpoint."""
         if self.engine.dialect.name == "sqlite":
-            # raw statements of ready tuples (SQLAlchemy's per-row bind processing
-            # cost as much as the insert itself), run by the bulk writer without
-            # the GIL where there is one (sqlite_bulk.py), else by sqlite3
-            steps = _sqlite_mail_steps(batch, account)
-            bulk = self._bulk_writer()
-            if bulk is None:
-                with self.transaction() as s:
-                    run_steps_dbapi(s.connection(), steps)
-                return
-            try:
-                bulk.run(steps)
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot store mail of {account} in {self.url}: {exc}") from exc
+            # raw statements of ready tuples: SQLAlchemy's per-row bind processing
+            # cost as much as the insert itself
+            with self.transaction() as s:
+                conn = s.connection()
+                for sql, values in _sqlite_mail_steps(batch, account):
+                    if values:
+                        conn.exec_driver_sql(sql, list(values))
             return
         msgs = MESSAGES
         with self.transaction() as s:
@@ -409,17 +395,6 @@ class Store:
                 )
             if batch.checkpoint is not None:
                 self._save_checkpoint(s, batch.checkpoint)
-
-    def _bulk_writer(self) -> BulkWriter | None:
-        """The store's BulkWriter, opened at first use (None: not a file SQLite store)."""
-        with self._bulk_lock:
-            if not self._bulk_opened:
-                self._bulk_opened = True
-                try:
-                    self._bulk = bulk_writer(self.engine)  # None for in-memory stores
-                except sqlite3.Error as exc:  # SQLAlchemy's connections still work
-                    log.warning("writing mail through sqlite3: cannot open %s: %s", self.url, exc)
-            return self._bulk
 
     def apply_event_batch(self, batch: EventBatch, source: str) -> None:
         """Commit calendar changes of one source together with its checkpoint."""
