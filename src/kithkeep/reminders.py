@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import sqlalchemy as sa
 
-from kithkeep.config import WEEKDAYS, Config, RemindersConfig, parse_hours, zone
+from kithkeep.config import Config, RemindersConfig
 from kithkeep.errors import SinkRefused, UserDeleted
 from kithkeep.interfaces import Reminder, ReminderSink, SinkEvent
 from kithkeep.rules.base import Finding
@@ -48,10 +48,6 @@ SEARCH_DAYS = 60
 def reminder_uid(key: str) -> str:
     """A UID derived from the reminder key: the same key always gives the same event."""
     return "kithkeep-" + hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def user_timezone(config: Config) -> tzinfo:
-    return zone(config.general.timezone)
 
 
 def describe(f: Finding) -> str:
@@ -91,8 +87,8 @@ class SlotFinder:
     def from_config(cls, cfg: RemindersConfig, tz: tzinfo) -> SlotFinder:
         return cls(
             tz=tz,
-            hours=parse_hours(cfg.working_hours),
-            days=frozenset(WEEKDAYS.index(d) for d in cfg.working_days),
+            hours=cfg.working_minutes,
+            days=cfg.weekdays,
             duration=timedelta(minutes=cfg.duration_minutes),
             max_per_day=cfg.max_per_day,
         )
@@ -367,7 +363,7 @@ def reconcile(
     force: bool = False,
 ) -> dict[str, int]:
     """Plan and apply reminders for ``findings`` in ``sink``; returns action counts."""
-    tz = user_timezone(config)
+    tz = config.general.tz
     state = load_state(store, sink.name)
     actual = {e.key: e for e in sink.list_own()}
     busy = sink.busy(now, now + timedelta(days=SEARCH_DAYS))
