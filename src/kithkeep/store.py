@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +39,8 @@ from kithkeep.records import (
     EventRecord,
     MailBatch,
     MessageRecord,
+    ReminderState,
+    RunStatus,
 )
 from kithkeep.rowcodec import (
     MESSAGE_COLUMNS,
@@ -60,6 +62,9 @@ SYNC_STATE: sa.Table = Base.metadata.tables["sync_state"]
 META: sa.Table = Base.metadata.tables["meta"]
 DERIVED_PEOPLE: sa.Table = Base.metadata.tables["derived_people"]
 DECISIONS: sa.Table = Base.metadata.tables["decisions"]
+FINDINGS: sa.Table = Base.metadata.tables["derived_findings"]
+REMINDER_STATE: sa.Table = Base.metadata.tables["reminder_state"]
+SOURCE_STATUS: sa.Table = Base.metadata.tables["source_status"]
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
@@ -538,6 +543,96 @@ class Store:
             if ids:
                 s.execute(sa.update(t).where(t.c.id.in_(ids)).values(active=False))
             return len(ids)
+
+    # ------------------------------------------------------------ reminders
+
+    def reminder_states(self, sink: str | None = None) -> list[tuple[str, ReminderState]]:
+        """(sink, state) of every reminder kithkeep wrote (to ``sink``, when given)."""
+        t = REMINDER_STATE
+        query = sa.select(t)
+        if sink is not None:
+            query = query.where(t.c.sink == sink)
+        with self.engine.connect() as c:
+            return [
+                (r.sink, ReminderState(r.key, r.uid, r.start, r.end, r.content_hash, r.status))
+                for r in c.execute(query)
+            ]
+
+    def save_reminder_states(
+        self,
+        sink: str,
+        *,
+        put: Sequence[ReminderState] = (),
+        remove: Sequence[str] = (),
+        dismiss: Sequence[str] = (),
+    ) -> None:
+        """In one transaction: store ``put`` (replacing the rows of their keys), delete
+        the rows of ``remove`` and mark the rows of ``dismiss`` as dismissed."""
+        if not (put or remove or dismiss):
+            return
+        t = REMINDER_STATE
+        now = datetime.now(UTC)
+        with self.transaction() as s:
+            for key in dismiss:
+                s.execute(
+                    sa.update(t)
+                    .where(t.c.sink == sink, t.c.key == key)
+                    .values(status="dismissed", updated_at=now)
+                )
+            gone = [*remove, *(st.key for st in put)]
+            if gone:
+                s.execute(sa.delete(t).where(t.c.sink == sink, t.c.key.in_(gone)))
+            if put:
+                s.execute(
+                    sa.insert(t),
+                    [
+                        {
+                            "sink": sink,
+                            "key": st.key,
+                            "uid": st.uid,
+                            "start": st.start,
+                            "end": st.end,
+                            "content_hash": st.content_hash,
+                            "status": st.status,
+                            "updated_at": now,
+                        }
+                        for st in put
+                    ],
+                )
+
+    # ------------------------------------------------------------- findings
+
+    def replace_findings(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Make the derived findings table hold exactly ``rows`` (its column values)."""
+        with self.transaction() as s:
+            s.execute(sa.delete(FINDINGS))
+            if rows:
+                s.execute(sa.insert(FINDINGS), [dict(r) for r in rows])
+
+    # ---------------------------------------------------------- run status
+
+    def run_statuses(self) -> dict[tuple[str, str], RunStatus]:
+        """How the last runs of every source and sink went, by (kind, name)."""
+        t = SOURCE_STATUS
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t)).all()
+        return {
+            (r.kind, r.source): RunStatus(
+                r.kind, r.source, r.last_success, r.last_error, r.last_error_at, r.failures,
+                r.next_run,
+            )
+            for r in rows
+        }  # fmt: skip
+
+    def update_run_status(self, kind: str, name: str, **values: object) -> None:
+        """Set some fields of a source's or sink's run status (the row is made when new)."""
+        t = SOURCE_STATUS
+        with self.transaction() as s:
+            res = s.execute(
+                sa.update(t).where(t.c.kind == kind, t.c.source == name).values(**values)
+            )
+            if res.rowcount == 0:  # type: ignore[attr-defined]
+                s.execute(sa.insert(t).values(kind=kind, source=name, **{"failures": 0, **values}))
 
     # ------------------------------------------------------- derived people
 
