@@ -47,7 +47,6 @@ from typing import Any
 import icalendar
 
 from kithkeep.config import Config as KithkeepConfig
-from kithkeep.config import zone
 from kithkeep.connectors.ics import (
     DROPPED,
     KEY_PROP,
@@ -280,7 +279,7 @@ class CalDavSource(CalendarSource):
         cls, name: str, cfg: CalDavSourceConfig, config: KithkeepConfig
     ) -> CalDavSource:
         _check_connection(cfg, f"{config.path or '<config>'}: [sources.{name}]")
-        return cls(name, cfg, zone(config.general.timezone))
+        return cls(name, cfg, config.general.tz)
 
     @property
     def client(self) -> Any:
@@ -487,7 +486,7 @@ class CalDavSink(ReminderSink):
     @classmethod
     def from_config(cls, name: str, cfg: CalDavSinkConfig, config: KithkeepConfig) -> CalDavSink:
         _check_connection(cfg, f"{config.path or '<config>'}: [sinks.{name}]")
-        return cls(name, cfg, tz=zone(config.general.timezone))
+        return cls(name, cfg, tz=config.general.tz)
 
     @property
     def client(self) -> Any:

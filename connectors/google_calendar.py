@@ -43,7 +43,6 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from kithkeep.config import Config as KithkeepConfig
-from kithkeep.config import zone
 from kithkeep.errors import AuthError, KithkeepError, SinkError, SourceError, UserDeleted
 from kithkeep.interfaces import (
     CalendarSource,
@@ -353,7 +352,7 @@ class GoogleCalendarSource(CalendarSource):
         cls, name: str, cfg: GoogleCalendarSourceConfig, config: KithkeepConfig
     ) -> GoogleCalendarSource:
 
-        return cls(name, cfg, None, zone(config.general.timezone))
+        return cls(name, cfg, None, config.general.tz)
 
     @property
     def service(self) -> Any:

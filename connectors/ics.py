@@ -29,7 +29,6 @@ import icalendar
 import recurring_ical_events
 
 from kithkeep.config import Config as KithkeepConfig
-from kithkeep.config import zone
 from kithkeep.errors import ConfigError, ConnectError, SinkError, SourceError
 from kithkeep.interfaces import (
     CalendarSource,
@@ -265,7 +264,7 @@ class IcsSource(CalendarSource):
             scheme = urllib.parse.urlsplit(_http_url(cfg.url)).scheme.lower()
             if scheme not in ("http", "https"):
                 raise ConfigError(f"{where}: url must be http, https or webcal, not {scheme!r}")
-        return cls(name, cfg, zone(config.general.timezone))
+        return cls(name, cfg, config.general.tz)
 
     def _read(self, saved: dict[str, Any] | None = None) -> tuple[bytes | None, dict[str, str]]:
         """The calendar's bytes (None: unchanged since ``saved``) and HTTP validators."""
