@@ -308,7 +308,12 @@ class GraphFake:
                 "body": {"contentType": "html", "content": "<html><body></body></html>"},
                 "start": graph_dt(datetime(2026, 11, 10, 10, tzinfo=UTC)),
                 "end": graph_dt(datetime(2026, 11, 10, 11, tzinfo=UTC)),
-                "location": {"displayName": "", "locationType": "default"},
+                "location": {
+                    "displayName": "",
+                    "locationType": "default",
+                    "uniqueId": "",
+                    "uniqueIdType": "unknown",
+                },
                 "locations": [],
                 "recurrence": None,
                 "attendees": [],
@@ -555,6 +560,11 @@ class GraphFake:
                 out["singleValueExtendedProperties"] = props
         return out
 
+    def _entity(self, ev: dict[str, Any], *, text: bool) -> dict[str, Any]:
+        """An event as a single-entity answer (create, update)."""
+        context = f"{self.url}/$metadata#users('{ACCOUNT}')/events/$entity"
+        return {"@odata.context": context, **self._render_event(ev, text=text)}
+
     def calendar_view_delta(self, req: Request) -> Answer:
         state = self._state(req)
         if state is None and not (req.query.get("startDateTime") and req.query.get("endDateTime")):
@@ -621,7 +631,7 @@ class GraphFake:
         tx = data.get("transactionId")
         if tx and tx in self.transactions and self.transactions[tx] in self.events:
             # a retried POST: the event created the first time
-            return Answer(201, self._render_event(self.events[self.transactions[tx]], text=text))
+            return Answer(201, self._entity(self.events[self.transactions[tx]], text=text))
         props = data.pop("singleValueExtendedProperties", [])
         body = data.pop("body", {"contentType": "text", "content": ""})
         html = (
@@ -640,7 +650,7 @@ class GraphFake:
         eid = self.add_event(cid, **fields)
         if tx:
             self.transactions[tx] = eid
-        return Answer(201, self._render_event(self.events[eid], text=text))
+        return Answer(201, self._entity(self.events[eid], text=text))
 
     def list_events(self, req: Request, cal: str | None = None) -> Answer:
         cid = self.default_calendar if cal is None else urllib.parse.unquote(cal)
@@ -708,7 +718,7 @@ class GraphFake:
         ev.update(data)
         ev["@odata.etag"] = self._etag()
         self.event_changes.append((self._bump(), eid))
-        return Answer(200, self._render_event(ev, text="text" in req.headers.get("prefer", "")))
+        return Answer(200, self._entity(ev, text="text" in req.headers.get("prefer", "")))
 
     def delete_event(self, req: Request, eid: str) -> Answer:
         eid = urllib.parse.unquote(eid)
@@ -774,9 +784,15 @@ class GraphFake:
             for ev in self.events.values()
             if ev["calendar"] == self.default_calendar and self._in_window(ev, window)
         ]
+        body: dict[str, Any] = {}
+        if req.query.get("$count") == "true":
+            body["@odata.count"] = len(evs)
+        top = int(req.query.get("$top", "10"))
+        evs = evs[:top]
         return Answer(
             200,
             {
+                **body,
                 "@odata.context": f"{self.url}/$metadata#users('{ACCOUNT}')/calendarView",
                 "value": [
                     self._render_event(ev, select=sel.split(",") if sel else None) for ev in evs
