@@ -29,7 +29,7 @@ import logging
 import random
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -411,6 +411,133 @@ class GraphClient:
             first = False
             yield page if isinstance(page, dict) else {}
             url = page.get("@odata.nextLink") if isinstance(page, dict) else None
+
+
+class GraphConnection:
+    """What every Microsoft connector has: its account's options and a client built on first use.
+
+    Built lazily so that a missing sign-in fails that connector's sync (reported,
+    the others go on), not the building of every connector from the config.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        cfg: GraphAccountConfig,
+        scopes: tuple[str, ...],
+        error: type[KithkeepError],
+        *,
+        sleep: Sleep = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        check_account_config(cfg, f"[{kind}s.{name}]")
+        self.what = f"{kind} {name}"
+        self.cfg, self.scopes, self.error = cfg, scopes, error
+        self._sleep, self._jitter = sleep, jitter
+        self._client: GraphClient | None = None
+
+    @property
+    def client(self) -> GraphClient:
+        if self._client is None:
+            self._client = GraphClient(
+                self.what,
+                self.cfg,
+                token_source(self.cfg, self.scopes, self.what),
+                self.error,
+                sleep=self._sleep,
+                jitter=self._jitter,
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def msal_login(self) -> MsalLogin | None:
+        return msal_login(self.cfg, self.scopes)
+
+    def me_addresses(self) -> set[str]:
+        account = self.cfg.account.strip().lower()
+        return {account} if "@" in account and " " not in account else set()
+
+
+class GraphBacked:
+    """The methods a Microsoft connector takes from its :class:`GraphConnection`."""
+
+    graph: GraphConnection
+
+    @property
+    def client(self) -> GraphClient:
+        return self.graph.client
+
+    def msal_login(self) -> MsalLogin | None:
+        return self.graph.msal_login()
+
+    def close(self) -> None:
+        self.graph.close()
+
+    def me_addresses(self) -> set[str]:
+        return self.graph.me_addresses()
+
+
+@dataclass(frozen=True)
+class DeltaPage:
+    """One page of a delta round."""
+
+    items: list[Any]
+    # where the round goes on: the @odata.nextLink, or the round's @odata.deltaLink
+    link: str
+    complete: bool
+    # the first page of a full listing that replaced an expired link
+    restarted: bool
+
+
+def delta_pages(
+    client: GraphClient,
+    link: str | None,
+    first: tuple[str, dict[str, str]],
+    action: str,
+    *,
+    page_size: int,
+) -> Iterator[DeltaPage]:
+    """The pages of one delta round, from a saved link or, without one, from ``first``.
+
+    An expired link (410, syncStateNotFound) starts a full listing once; the
+    caller sees ``restarted`` on its first page and replaces what it stored.
+    """
+    headers = {"Prefer": f"odata.maxpagesize={page_size}"}
+    restarted = resynced = False
+    while True:
+        url, params = (link, None) if link else first
+        try:
+            page = client.call("GET", url, action, params=params, headers=headers, delta=True)[2]
+        except DeltaExpired:
+            if resynced:
+                raise client.error(
+                    f"{client.what}: Graph refused even a fresh listing to {action}",
+                    hint="nothing was lost: the next run tries again",
+                ) from None
+            log.info("%s: the delta link expired (%s): full listing", client.what, action)
+            link, restarted = None, True
+            resynced = True
+            continue
+        page = page if isinstance(page, dict) else {}
+        next_link, delta_link = page.get("@odata.nextLink"), page.get("@odata.deltaLink")
+        if not next_link and not delta_link:
+            raise client.error(
+                f"{client.what}: Graph ended a page without a next or delta link ({action})"
+            )
+        yield DeltaPage(
+            list(page.get("value") or []),
+            str(delta_link or next_link),
+            bool(delta_link),
+            restarted,
+        )
+        restarted = False
+        if delta_link:
+            return
+        link = str(next_link)
 
 
 def _json(resp: requests.Response) -> Any:

@@ -52,17 +52,14 @@ from urllib.parse import quote
 from kithkeep.config import Config as KithkeepConfig
 from kithkeep.config import zone
 from kithkeep.connectors.graph_client import (
-    DeltaExpired,
     GraphAccountConfig,
-    GraphClient,
+    GraphBacked,
+    GraphConnection,
     GraphHTTPError,
-    MsalLogin,
     Sleep,
-    check_account_config,
+    delta_pages,
     graph_time,
-    msal_login,
     parse_graph_time,
-    token_source,
 )
 from kithkeep.errors import ConfigError, SinkError, SourceError
 from kithkeep.interfaces import (
@@ -180,19 +177,6 @@ def event_record(item: dict[str, Any], source: str, tz: tzinfo) -> EventRecord:
     )
 
 
-def _client(
-    what: str,
-    cfg: GraphAccountConfig,
-    scopes: tuple[str, ...],
-    error: type[SourceError] | type[SinkError],
-    sleep: Sleep,
-    jitter: Callable[[], float],
-) -> GraphClient:
-    return GraphClient(
-        what, cfg, token_source(cfg, scopes, what), error, sleep=sleep, jitter=jitter
-    )
-
-
 # ------------------------------------------------------------------ source
 
 
@@ -207,9 +191,8 @@ class MicrosoftCalendarSourceConfig(GraphAccountConfig):
     page_size: int = 100
 
 
-class MicrosoftCalendarSource(CalendarSource):
+class MicrosoftCalendarSource(GraphBacked, CalendarSource):
     Config = MicrosoftCalendarSourceConfig
-    scopes = (CALENDAR_READ,)
 
     def __init__(
         self,
@@ -221,45 +204,21 @@ class MicrosoftCalendarSource(CalendarSource):
         jitter: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(name)
-        check_account_config(cfg, f"[sources.{name}]")
+        self.graph = GraphConnection(
+            "source", name, cfg, (CALENDAR_READ,), SourceError, sleep=sleep, jitter=jitter
+        )
         if cfg.past_days < 0 or cfg.future_days < 0 or cfg.resync_days <= 0:
             raise ConfigError(
                 f"[sources.{name}]: past_days, future_days and resync_days must be positive"
             )
         self.cfg = cfg
         self.tz = tz
-        self._sleep, self._jitter = sleep, jitter
-        self._client: GraphClient | None = None
 
     @classmethod
     def from_config(
         cls, name: str, cfg: MicrosoftCalendarSourceConfig, config: KithkeepConfig
     ) -> MicrosoftCalendarSource:
         return cls(name, cfg, zone(config.general.timezone))
-
-    def msal_login(self) -> MsalLogin | None:
-        return msal_login(self.cfg, self.scopes)
-
-    @property
-    def client(self) -> GraphClient:
-        if self._client is None:
-            self._client = _client(
-                f"source {self.name}",
-                self.cfg,
-                self.scopes,
-                SourceError,
-                self._sleep,
-                self._jitter,
-            )
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-    def me_addresses(self) -> set[str]:
-        account = self.cfg.account.strip().lower()
-        return {account} if "@" in account and " " not in account else set()
 
     def _window(self, now: datetime) -> tuple[str, str]:
         lo = now - timedelta(days=self.cfg.past_days)
@@ -310,35 +269,15 @@ class MicrosoftCalendarSource(CalendarSource):
         replace = link is None
         if replace:
             full_at = now.isoformat()
-        resynced = False
-        headers = {"Prefer": f"odata.maxpagesize={self.cfg.page_size}"}
-        while True:
-            params = None
-            url = link
-            if url is None:
-                lo, hi = self._window(now)
-                url, params = "me/calendarView/delta", {"startDateTime": lo, "endDateTime": hi}
-            try:
-                _s, _h, page = self.client.call(
-                    "GET",
-                    url,
-                    "read calendar changes",
-                    params=params,
-                    headers=headers,
-                    delta=True,
-                )
-            except DeltaExpired:
-                if resynced:
-                    raise SourceError(
-                        f"source {self.name}: Graph refused even a fresh calendar listing",
-                        hint="nothing was lost: the next run tries again",
-                    ) from None
-                log.info("%s: the calendar delta link expired: full listing", self.name)
-                link, replace, resynced, full_at = None, True, True, now.isoformat()
-                continue
-            page = page if isinstance(page, dict) else {}
+        lo, hi = self._window(now)
+        first = ("me/calendarView/delta", {"startDateTime": lo, "endDateTime": hi})
+        for page in delta_pages(
+            self.client, link, first, "read calendar changes", page_size=self.cfg.page_size
+        ):
+            if page.restarted:
+                replace, full_at = True, now.isoformat()
             records: list[EventRecord] = []
-            for item in page.get("value", []):
+            for item in page.items:
                 if not isinstance(item, dict) or "@removed" in item:
                     continue  # named by Graph id only: gone at the next full listing
                 if item.get("type") == "seriesMaster":
@@ -349,24 +288,13 @@ class MicrosoftCalendarSource(CalendarSource):
                     log.warning(
                         "%s: skipped event %s: %s", self.name, str(item.get("id", "?"))[:40], exc
                     )
-            next_link = page.get("@odata.nextLink")
-            delta_link = page.get("@odata.deltaLink")
-            if not next_link and not delta_link:
-                raise SourceError(
-                    f"source {self.name}: Graph ended a calendar page without a next or delta link"
-                )
-            state = {
-                "link": delta_link or next_link,
-                "complete": bool(delta_link),
-                "full_at": full_at,
-            }
+            state = {"link": page.link, "complete": page.complete, "full_at": full_at}
             yield EventBatch(
                 records=records, checkpoint=Checkpoint(self.name, SCOPE, state), replace=replace
             )
             replace = False
-            if delta_link or ctx.should_stop():
+            if ctx.should_stop():
                 return
-            link = str(next_link)
 
 
 # ------------------------------------------------------------------ sink
@@ -426,9 +354,8 @@ def sink_event(item: dict[str, Any]) -> SinkEvent:
 _TEXT = {"Prefer": 'outlook.body-content-type="text"'}
 
 
-class MicrosoftCalendarSink(ReminderSink):
+class MicrosoftCalendarSink(GraphBacked, ReminderSink):
     Config = MicrosoftSinkConfig
-    scopes = (CALENDAR_WRITE,)
 
     def __init__(
         self,
@@ -439,10 +366,10 @@ class MicrosoftCalendarSink(ReminderSink):
         jitter: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(name)
-        check_account_config(cfg, f"[sinks.{name}]")
+        self.graph = GraphConnection(
+            "sink", name, cfg, (CALENDAR_WRITE,), SinkError, sleep=sleep, jitter=jitter
+        )
         self.cfg = cfg
-        self._sleep, self._jitter = sleep, jitter
-        self._client: GraphClient | None = None
         self._calendar: str | None = None
 
     @classmethod
@@ -450,21 +377,6 @@ class MicrosoftCalendarSink(ReminderSink):
         cls, name: str, cfg: MicrosoftSinkConfig, config: KithkeepConfig
     ) -> MicrosoftCalendarSink:
         return cls(name, cfg)
-
-    def msal_login(self) -> MsalLogin | None:
-        return msal_login(self.cfg, self.scopes)
-
-    @property
-    def client(self) -> GraphClient:
-        if self._client is None:
-            self._client = _client(
-                f"sink {self.name}", self.cfg, self.scopes, SinkError, self._sleep, self._jitter
-            )
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
 
     @property
     def calendar_id(self) -> str:

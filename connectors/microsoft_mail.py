@@ -46,16 +46,13 @@ from urllib.parse import quote
 
 from kithkeep.config import Config as KithkeepConfig
 from kithkeep.connectors.graph_client import (
-    DeltaExpired,
     GraphAccountConfig,
-    GraphClient,
+    GraphBacked,
+    GraphConnection,
     GraphHTTPError,
-    MsalLogin,
     Sleep,
-    check_account_config,
-    msal_login,
+    delta_pages,
     parse_graph_time,
-    token_source,
 )
 from kithkeep.errors import ConfigError, SourceError
 from kithkeep.headers import normalize_message_id, parse_header_block
@@ -226,7 +223,7 @@ class GraphFolder:
     total: int | None = None
 
 
-class MicrosoftMailSource(MailSource):
+class MicrosoftMailSource(GraphBacked, MailSource):
     Config = MicrosoftMailConfig
 
     def __init__(
@@ -234,50 +231,24 @@ class MicrosoftMailSource(MailSource):
         name: str,
         cfg: MicrosoftMailConfig,
         *,
-        client: GraphClient | None = None,
         sleep: Sleep = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(name)
-        check_account_config(cfg, f"[sources.{name}]")
+        scopes = (MAIL_FULL,) if cfg.full_headers else (MAIL_BASIC,)
+        self.graph = GraphConnection(
+            "source", name, cfg, scopes, SourceError, sleep=sleep, jitter=jitter
+        )
         if not 1 <= cfg.page_size <= 1000:
             raise ConfigError(f"[sources.{name}]: page_size must be between 1 and 1000")
         self.cfg = cfg
-        self.scopes = (MAIL_FULL,) if cfg.full_headers else (MAIL_BASIC,)
-        self._client = client
-        self._sleep = sleep
-        self._jitter = jitter
+        self.scopes = scopes
 
     @classmethod
     def from_config(
         cls, name: str, cfg: MicrosoftMailConfig, config: KithkeepConfig
     ) -> MicrosoftMailSource:
         return cls(name, cfg)
-
-    def msal_login(self) -> MsalLogin | None:
-        return msal_login(self.cfg, self.scopes)
-
-    @property
-    def client(self) -> GraphClient:
-        if self._client is None:
-            what = f"source {self.name}"
-            self._client = GraphClient(
-                what,
-                self.cfg,
-                token_source(self.cfg, self.scopes, what),
-                SourceError,
-                sleep=self._sleep,
-                jitter=self._jitter,
-            )
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-    def me_addresses(self) -> set[str]:
-        account = self.cfg.account.strip().lower()
-        return {account} if "@" in account and " " not in account else set()
 
     # ------------------------------------------------------------ folders
 
@@ -359,54 +330,26 @@ class MicrosoftMailSource(MailSource):
         replace = False
         if saved and saved.get("folder_id") != folder.id:
             log.info(
-                "%s: folder %s is a new folder under that name: full resync", self.name, folder.name
+                "%s: folder %s is a new folder under that name: full resync",
+                self.name,
+                folder.name,
             )
             link, replace = None, True
-        resynced = False
-        headers = {"Prefer": f"odata.maxpagesize={self.cfg.page_size}"}
+        # stored flags, for updates that carry only what changed (not needed on a first listing)
+        known = ctx.known_uids(folder.name) if link else {}
         done = 0
-        known: dict[str, frozenset[str]] | None = None
-        while True:
-            params: dict[str, str] | None = None
-            url = link
-            if url is None:
-                url, params = self._first_request(folder)
-            try:
-                _status, _h, page = self.client.call(
-                    "GET",
-                    url,
-                    f"read changes in {folder.name}",
-                    params=params,
-                    headers=headers,
-                    delta=True,
-                )
-            except DeltaExpired:
-                if resynced:
-                    raise SourceError(
-                        f"source {self.name}: Graph refused even a fresh delta query "
-                        f"of {folder.name}",
-                        hint="nothing was lost: the next run tries again",
-                    ) from None
-                log.info("%s: the delta link of %s expired: full resync", self.name, folder.name)
-                link, replace, resynced = None, True, True
-                continue
-            page = page if isinstance(page, dict) else {}
-            if known is None and link is not None:
-                known = ctx.known_uids(folder.name)
-            records, updates = self._items(page.get("value", []), folder, known or {})
-            next_link = page.get("@odata.nextLink")
-            delta_link = page.get("@odata.deltaLink")
-            if not next_link and not delta_link:
-                raise SourceError(
-                    f"source {self.name}: Graph ended a page of {folder.name} "
-                    "without a next or delta link"
-                )
-            state = {
-                "folder_id": folder.id,
-                "link": delta_link or next_link,
-                "complete": bool(delta_link),
-            }
+        for page in delta_pages(
+            self.client,
+            link,
+            self._first_request(folder),
+            f"read changes in {folder.name}",
+            page_size=self.cfg.page_size,
+        ):
+            if page.restarted:
+                replace, known = True, {}
+            records, updates = self._items(page.items, folder, known)
             done += len(records)
+            state = {"folder_id": folder.id, "link": page.link, "complete": page.complete}
             yield MailBatch(
                 records=records,
                 flag_updates=updates,
@@ -414,10 +357,9 @@ class MicrosoftMailSource(MailSource):
                 replace_folder=folder.name if replace else None,
             )
             replace = False
-            ctx.progress(folder.name, done, folder.total if link is None else None)
-            if delta_link or ctx.should_stop():
+            ctx.progress(folder.name, done, None if link else folder.total)
+            if ctx.should_stop():
                 return
-            link = str(next_link)
 
     def _items(
         self, items: list[Any], folder: GraphFolder, known: dict[str, frozenset[str]]

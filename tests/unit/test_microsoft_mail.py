@@ -360,7 +360,7 @@ def test_a_refused_token_is_refreshed_once_then_reported(fake: GraphFake, store:
         return "expired-token-value"
 
     src = MicrosoftMailSource("outlook", config(fake))
-    src._client = GraphClient("source outlook", src.cfg, bad_token, SourceError)
+    src.graph._client = GraphClient("source outlook", src.cfg, bad_token, SourceError)
     with pytest.raises(AuthError) as info:
         sync_source(store, src)
     assert tokens == [False, True]
