@@ -1,26 +1,13 @@
 """The bulk path of an IMAP sync: header FETCH responses straight to store rows.
 
-A first sync reads the headers of every message. Parsing each into a
-MessageRecord and then encoding it for the store costs tens of microseconds
-a message in Python, several times what the server needs to send it. The
-compiled module ``_imapfast`` (connectors/_imapfast.c) reads the usual
-shape of response straight out of the receive buffer and writes the row in
-``kithkeep.rowcodec``'s column order. Whatever it is not sure about it hands
-back to the Python functions below, which are the reference: a message it
-cannot parse goes to ``python_row`` (the same code as every other source), an
-unusual address header to the general address parser, an encoded name or
-subject to ``decode_words``, a date in another layout to the general date
-parser. tests/test_imap_rows.py holds both to the same rows.
-
-``scan_rows`` is the compiled function, or ``python_scan_rows`` (the same
-contract, in Python) when the extension is not built.
+``scan_rows`` reads the usual shape of response straight out of the receive
+buffer and writes each message's row in ``kithkeep.rowcodec``'s column order.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 
 from kithkeep.connectors.imap_fetch import (
     FetchItem,
@@ -29,8 +16,6 @@ from kithkeep.connectors.imap_fetch import (
 )
 from kithkeep.headers import (
     _date_ascii,
-    _name_fast,
-    decode_words,
     parse_addresses,
     record_from_headers_fast,
 )
@@ -153,23 +138,4 @@ def python_scan_rows(
     return rows, pos, status, max_uid
 
 
-ScanRows = Callable[[bytes, int, int, int, str, str, bool], ScanResult]
-
-try:
-    from kithkeep.connectors import _imapfast
-except ImportError:  # not built (a source checkout without a compiler)
-    log.debug("the compiled IMAP bulk path is not built; using the Python one")
-    scan_rows: ScanRows = python_scan_rows
-    COMPILED = False
-else:
-    _imapfast.configure(
-        _addresses_fallback,
-        _name_fast,
-        _date_fallback,
-        decode_words,
-        _flags_fallback,
-        _internal_date_fallback,
-        python_row,
-    )
-    scan_rows = _imapfast.scan_rows
-    COMPILED = True
+scan_rows = python_scan_rows

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
-
 from kithkeep.config import Config
 from kithkeep.connectors import registry
 from kithkeep.errors import KithkeepError
@@ -23,14 +21,10 @@ from kithkeep.model.stats import PersonStats
 from kithkeep.reminders import reconcile
 from kithkeep.rules.base import Finding
 from kithkeep.rules.engine import judge
-from kithkeep.schema import Base
 from kithkeep.store import Store
 from kithkeep.sync import Progress, SyncResult, sync_source
 
 log = logging.getLogger(__name__)
-
-FINDINGS: sa.Table = Base.metadata.tables["derived_findings"]
-REMINDER_STATE: sa.Table = Base.metadata.tables["reminder_state"]
 
 
 @dataclass
@@ -75,31 +69,29 @@ def sync_all(
 
 
 def save_findings(store: Store, findings: list[Finding]) -> None:
-    rows = [
-        {
-            "key": f.key,
-            "rule": f.rule,
-            "person_id": f.person_id,
-            "severity": f.severity,
-            "due": f.due,
-            "title": f.title,
-            "explanation": f.explanation,
-            "suggestion": f.suggestion,
-            "evidence_json": json.dumps(f.evidence, sort_keys=True, default=str),
-            "status": f.status,
-            "remind": f.remind,
-        }
-        for f in findings
-    ]
-    with store.transaction() as s:
-        s.execute(sa.delete(FINDINGS))
-        if rows:
-            s.execute(sa.insert(FINDINGS), rows)
+    store.replace_findings(
+        [
+            {
+                "key": f.key,
+                "rule": f.rule,
+                "person_id": f.person_id,
+                "severity": f.severity,
+                "due": f.due,
+                "title": f.title,
+                "explanation": f.explanation,
+                "suggestion": f.suggestion,
+                "evidence_json": json.dumps(f.evidence, sort_keys=True, default=str),
+                "status": f.status,
+                "remind": f.remind,
+            }
+            for f in findings
+        ]
+    )
 
 
 @dataclass(frozen=True)
 class ReminderInfo:
-    """Where a finding's reminder sits, from ``reminder_state``."""
+    """Where a finding's reminder sits."""
 
     sink: str
     start: datetime
@@ -112,26 +104,17 @@ def reminder_index(store: Store, prefer_sink: str = "") -> dict[str, ReminderInf
     Rows the user deleted (status ``dismissed``) are not reminders any more.
     With several sinks holding the same key, ``prefer_sink`` wins.
     """
-    out: dict[str, ReminderInfo] = {}
-    with store.engine.connect() as c:
-        rows = c.execute(
-            sa.select(REMINDER_STATE).where(REMINDER_STATE.c.status == "written")
-        ).all()
-    for r in sorted(rows, key=lambda r: (r.sink == prefer_sink, r.sink)):
-        out[r.key] = ReminderInfo(r.sink, r.start, r.uid)
-    return out
+    written = [(sink, st) for sink, st in store.reminder_states() if st.status == "written"]
+    return {
+        st.key: ReminderInfo(sink, st.start, st.uid)
+        for sink, st in sorted(written, key=lambda r: (r[0] == prefer_sink, r[0]))
+    }
 
 
 def _reminder_keys(store: Store, sink: str, status: str) -> frozenset[str]:
     if not sink:
         return frozenset()
-    with store.engine.connect() as c:
-        rows = c.execute(
-            sa.select(REMINDER_STATE.c.key).where(
-                REMINDER_STATE.c.sink == sink, REMINDER_STATE.c.status == status
-            )
-        )
-        return frozenset(r[0] for r in rows)
+    return frozenset(st.key for _, st in store.reminder_states(sink) if st.status == status)
 
 
 def deleted_reminder_keys(store: Store, sink: str) -> frozenset[str]:

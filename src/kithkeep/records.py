@@ -165,3 +165,32 @@ class DecisionRecord:
     value: str | None
     note: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderState:
+    """What kithkeep last wrote to a sink for one reminder key.
+
+    ``status``: ``written`` (present in the sink as far as kithkeep knows) or
+    ``dismissed`` (the user deleted it: never written again).
+    """
+
+    key: str
+    uid: str
+    start: datetime
+    end: datetime
+    content_hash: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """How the last runs of a source (kind ``source``) or sink (``sink``) went."""
+
+    kind: str
+    source: str
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    failures: int = 0
+    next_run: datetime | None = None

@@ -29,18 +29,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-import sqlalchemy as sa
-
-from kithkeep.config import WEEKDAYS, Config, RemindersConfig, parse_hours, zone
+from kithkeep.config import Config, RemindersConfig
 from kithkeep.errors import SinkRefused, UserDeleted
 from kithkeep.interfaces import Reminder, ReminderSink, SinkEvent
+from kithkeep.records import ReminderState
 from kithkeep.rules.base import Finding
-from kithkeep.schema import Base
 from kithkeep.store import Store
 
 log = logging.getLogger(__name__)
 
-REMINDER_STATE: sa.Table = Base.metadata.tables["reminder_state"]
 SLOT_MINUTES = 15
 SEARCH_DAYS = 60
 
@@ -48,10 +45,6 @@ SEARCH_DAYS = 60
 def reminder_uid(key: str) -> str:
     """A UID derived from the reminder key: the same key always gives the same event."""
     return "kithkeep-" + hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def user_timezone(config: Config) -> tzinfo:
-    return zone(config.general.timezone)
 
 
 def describe(f: Finding) -> str:
@@ -91,8 +84,8 @@ class SlotFinder:
     def from_config(cls, cfg: RemindersConfig, tz: tzinfo) -> SlotFinder:
         return cls(
             tz=tz,
-            hours=parse_hours(cfg.working_hours),
-            days=frozenset(WEEKDAYS.index(d) for d in cfg.working_days),
+            hours=cfg.working_minutes,
+            days=cfg.weekdays,
             duration=timedelta(minutes=cfg.duration_minutes),
             max_per_day=cfg.max_per_day,
         )
@@ -130,22 +123,12 @@ class Action:
     current: SinkEvent | None = None
 
 
-@dataclass(frozen=True)
-class StateRow:
-    key: str
-    uid: str
-    start: datetime
-    end: datetime
-    content_hash: str
-    status: str
+# what kithkeep last wrote to a sink, by reminder key (the store's reminder_state rows)
+StateRow = ReminderState
 
 
-def load_state(store: Store, sink: str) -> dict[str, StateRow]:
-    with store.engine.connect() as c:
-        rows = c.execute(sa.select(REMINDER_STATE).where(REMINDER_STATE.c.sink == sink))
-        return {
-            r.key: StateRow(r.key, r.uid, r.start, r.end, r.content_hash, r.status) for r in rows
-        }
+def load_state(store: Store, sink: str) -> dict[str, ReminderState]:
+    return {st.key: st for _, st in store.reminder_states(sink)}
 
 
 def desired_reminders(
@@ -324,37 +307,32 @@ def _reminder_of(ev: SinkEvent) -> Reminder:
 
 
 def _record(store: Store, sink: str, results: Sequence[tuple[Action, SinkEvent | None]]) -> None:
-    if not results:
-        return
-    now = datetime.now(UTC)
-    with store.transaction() as s:
-        for a, ev in results:
-            cond = sa.and_(REMINDER_STATE.c.sink == sink, REMINDER_STATE.c.key == a.key)
-            if a.kind == "drop":
-                s.execute(
-                    sa.update(REMINDER_STATE).where(cond).values(status="dismissed", updated_at=now)
-                )
-                continue
-            s.execute(sa.delete(REMINDER_STATE).where(cond))
-            if a.kind == "delete":
-                continue
-            r = a.reminder
-            assert r is not None
-            status = "dismissed" if a.kind == "forget" else "written"
-            start = ev.start if ev else r.start
-            end = ev.end if ev else r.end
-            s.execute(
-                sa.insert(REMINDER_STATE).values(
-                    sink=sink,
-                    key=a.key,
-                    uid=ev.uid if ev else r.uid,
-                    start=start,
-                    end=end,
-                    content_hash=content_hash(r.title, r.description, end - start),
-                    status=status,
-                    updated_at=now,
-                )
+    """Record what the actions did, in one transaction."""
+    put: list[ReminderState] = []
+    remove: list[str] = []
+    dismiss: list[str] = []
+    for a, ev in results:
+        if a.kind == "drop":
+            dismiss.append(a.key)
+            continue
+        if a.kind == "delete":
+            remove.append(a.key)
+            continue
+        r = a.reminder
+        assert r is not None
+        start = ev.start if ev else r.start
+        end = ev.end if ev else r.end
+        put.append(
+            ReminderState(
+                key=a.key,
+                uid=ev.uid if ev else r.uid,
+                start=start,
+                end=end,
+                content_hash=content_hash(r.title, r.description, end - start),
+                status="dismissed" if a.kind == "forget" else "written",
             )
+        )
+    store.save_reminder_states(sink, put=put, remove=remove, dismiss=dismiss)
 
 
 def reconcile(
@@ -367,7 +345,7 @@ def reconcile(
     force: bool = False,
 ) -> dict[str, int]:
     """Plan and apply reminders for ``findings`` in ``sink``; returns action counts."""
-    tz = user_timezone(config)
+    tz = config.general.tz
     state = load_state(store, sink.name)
     actual = {e.key: e for e in sink.list_own()}
     busy = sink.busy(now, now + timedelta(days=SEARCH_DAYS))

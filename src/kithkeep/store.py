@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +39,8 @@ from kithkeep.records import (
     EventRecord,
     MailBatch,
     MessageRecord,
+    ReminderState,
+    RunStatus,
 )
 from kithkeep.rowcodec import (
     MESSAGE_COLUMNS,
@@ -49,7 +50,6 @@ from kithkeep.rowcodec import (
     row_with_datetimes,
 )
 from kithkeep.schema import Base, Event, Message, Meta, SyncState
-from kithkeep.sqlite_bulk import BulkWriter, Steps, bulk_writer, run_steps_dbapi
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,9 @@ SYNC_STATE: sa.Table = Base.metadata.tables["sync_state"]
 META: sa.Table = Base.metadata.tables["meta"]
 DERIVED_PEOPLE: sa.Table = Base.metadata.tables["derived_people"]
 DECISIONS: sa.Table = Base.metadata.tables["decisions"]
+FINDINGS: sa.Table = Base.metadata.tables["derived_findings"]
+REMINDER_STATE: sa.Table = Base.metadata.tables["reminder_state"]
+SOURCE_STATUS: sa.Table = Base.metadata.tables["source_status"]
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
@@ -152,7 +155,9 @@ _CHECKPOINT_UPSERT_SQLITE = (
 )
 
 
-def _sqlite_mail_steps(batch: MailBatch, account: str) -> Steps:
+def _sqlite_mail_steps(
+    batch: MailBatch, account: str
+) -> list[tuple[str, Sequence[tuple[Any, ...]]]]:
     """A mail batch as SQLite statements and their rows, in the order they run."""
     steps: list[tuple[str, Sequence[tuple[Any, ...]]]] = []
     if batch.replace_folder is not None:
@@ -269,10 +274,6 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
-        # apply_mail_batch's own connection on a file SQLite store (sqlite_bulk.py)
-        self._bulk: BulkWriter | None = None
-        self._bulk_opened = False
-        self._bulk_lock = threading.Lock()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -295,10 +296,6 @@ class Store:
         return cls(engine)
 
     def close(self) -> None:
-        with self._bulk_lock:
-            if self._bulk is not None:
-                self._bulk.close()
-            self._bulk, self._bulk_opened = None, False
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -370,19 +367,13 @@ class Store:
     def apply_mail_batch(self, batch: MailBatch, account: str) -> None:
         """Commit one chunk of mail of ``account`` together with its checkpoint."""
         if self.engine.dialect.name == "sqlite":
-            # raw statements of ready tuples (SQLAlchemy's per-row bind processing
-            # cost as much as the insert itself), run by the bulk writer without
-            # the GIL where there is one (sqlite_bulk.py), else by sqlite3
-            steps = _sqlite_mail_steps(batch, account)
-            bulk = self._bulk_writer()
-            if bulk is None:
-                with self.transaction() as s:
-                    run_steps_dbapi(s.connection(), steps)
-                return
-            try:
-                bulk.run(steps)
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot store mail of {account} in {self.url}: {exc}") from exc
+            # raw statements of ready tuples: SQLAlchemy's per-row bind processing
+            # cost as much as the insert itself
+            with self.transaction() as s:
+                conn = s.connection()
+                for sql, values in _sqlite_mail_steps(batch, account):
+                    if values:
+                        conn.exec_driver_sql(sql, list(values))
             return
         msgs = MESSAGES
         with self.transaction() as s:
@@ -409,17 +400,6 @@ class Store:
                 )
             if batch.checkpoint is not None:
                 self._save_checkpoint(s, batch.checkpoint)
-
-    def _bulk_writer(self) -> BulkWriter | None:
-        """The store's BulkWriter, opened at first use (None: not a file SQLite store)."""
-        with self._bulk_lock:
-            if not self._bulk_opened:
-                self._bulk_opened = True
-                try:
-                    self._bulk = bulk_writer(self.engine)  # None for in-memory stores
-                except sqlite3.Error as exc:  # SQLAlchemy's connections still work
-                    log.warning("writing mail through sqlite3: cannot open %s: %s", self.url, exc)
-            return self._bulk
 
     def apply_event_batch(self, batch: EventBatch, source: str) -> None:
         """Commit calendar changes of one source together with its checkpoint."""
@@ -563,6 +543,96 @@ class Store:
             if ids:
                 s.execute(sa.update(t).where(t.c.id.in_(ids)).values(active=False))
             return len(ids)
+
+    # ------------------------------------------------------------ reminders
+
+    def reminder_states(self, sink: str | None = None) -> list[tuple[str, ReminderState]]:
+        """(sink, state) of every reminder kithkeep wrote (to ``sink``, when given)."""
+        t = REMINDER_STATE
+        query = sa.select(t)
+        if sink is not None:
+            query = query.where(t.c.sink == sink)
+        with self.engine.connect() as c:
+            return [
+                (r.sink, ReminderState(r.key, r.uid, r.start, r.end, r.content_hash, r.status))
+                for r in c.execute(query)
+            ]
+
+    def save_reminder_states(
+        self,
+        sink: str,
+        *,
+        put: Sequence[ReminderState] = (),
+        remove: Sequence[str] = (),
+        dismiss: Sequence[str] = (),
+    ) -> None:
+        """In one transaction: store ``put`` (replacing the rows of their keys), delete
+        the rows of ``remove`` and mark the rows of ``dismiss`` as dismissed."""
+        if not (put or remove or dismiss):
+            return
+        t = REMINDER_STATE
+        now = datetime.now(UTC)
+        with self.transaction() as s:
+            for key in dismiss:
+                s.execute(
+                    sa.update(t)
+                    .where(t.c.sink == sink, t.c.key == key)
+                    .values(status="dismissed", updated_at=now)
+                )
+            gone = [*remove, *(st.key for st in put)]
+            if gone:
+                s.execute(sa.delete(t).where(t.c.sink == sink, t.c.key.in_(gone)))
+            if put:
+                s.execute(
+                    sa.insert(t),
+                    [
+                        {
+                            "sink": sink,
+                            "key": st.key,
+                            "uid": st.uid,
+                            "start": st.start,
+                            "end": st.end,
+                            "content_hash": st.content_hash,
+                            "status": st.status,
+                            "updated_at": now,
+                        }
+                        for st in put
+                    ],
+                )
+
+    # ------------------------------------------------------------- findings
+
+    def replace_findings(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Make the derived findings table hold exactly ``rows`` (its column values)."""
+        with self.transaction() as s:
+            s.execute(sa.delete(FINDINGS))
+            if rows:
+                s.execute(sa.insert(FINDINGS), [dict(r) for r in rows])
+
+    # ---------------------------------------------------------- run status
+
+    def run_statuses(self) -> dict[tuple[str, str], RunStatus]:
+        """How the last runs of every source and sink went, by (kind, name)."""
+        t = SOURCE_STATUS
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t)).all()
+        return {
+            (r.kind, r.source): RunStatus(
+                r.kind, r.source, r.last_success, r.last_error, r.last_error_at, r.failures,
+                r.next_run,
+            )
+            for r in rows
+        }  # fmt: skip
+
+    def update_run_status(self, kind: str, name: str, **values: object) -> None:
+        """Set some fields of a source's or sink's run status (the row is made when new)."""
+        t = SOURCE_STATUS
+        with self.transaction() as s:
+            res = s.execute(
+                sa.update(t).where(t.c.kind == kind, t.c.source == name).values(**values)
+            )
+            if res.rowcount == 0:  # type: ignore[attr-defined]
+                s.execute(sa.insert(t).values(kind=kind, source=name, **{"failures": 0, **values}))
 
     # ------------------------------------------------------- derived people
 

@@ -56,9 +56,8 @@ class _BatchWriter:
     """Commits a mail source's batches in a thread of its own, in order.
 
     A first IMAP sync spends about as long storing a chunk as reading and
-    parsing it; the store's SQLite bulk writer (sqlite_bulk.py) and psycopg
-    release the GIL while they work, so storing chunk N while the source
-    reads chunk N+1 uses the second core.
+    parsing it; SQLite and psycopg release the GIL while they work, so
+    storing chunk N while the source reads chunk N+1 uses the second core.
     At most one batch waits while another is being written (memory stays
     at two chunks). Each batch still commits with its checkpoint in one
     transaction, in the order given, so a crash leaves a prefix of the

@@ -71,7 +71,6 @@ from kithkeep.model.analyze import analyze
 from kithkeep.records import MailBatch, MessageRecord
 from kithkeep.rules.base import Finding
 from kithkeep.schema import Base, ReminderState
-from kithkeep.sqlite_bulk import BulkWriter, Steps
 from kithkeep.store import Store
 from kithkeep.sync import sync_source
 from tests.fixtures.dovecot import DovecotServer, ImapUser
@@ -111,8 +110,7 @@ def in_child(fn: Callable[[], None]) -> int:
 
 
 class DyingStore(Store):
-    """A store that dies inside its Nth transaction, after the statements, before COMMIT:
-    an SQLAlchemy one, or a bulk one of sqlite_bulk.py (mail batches on SQLite)."""
+    """A store that dies inside its Nth transaction, after the statements, before COMMIT."""
 
     die_in: int | None = None
     transactions = 0
@@ -129,24 +127,6 @@ class DyingStore(Store):
             if self._dying():
                 session.flush()
                 die()
-
-    def _bulk_writer(self) -> BulkWriter | None:
-        bulk = super()._bulk_writer()
-        return None if bulk is None else DyingBulk(bulk, self)
-
-
-class DyingBulk(BulkWriter):
-    """The store's BulkWriter, dying in the store's Nth transaction before COMMIT."""
-
-    def __init__(self, inner: BulkWriter, store: DyingStore) -> None:  # no connection of its own
-        self.inner, self.store = inner, store
-
-    def run(self, steps: Steps, before_commit: Callable[[], object] | None = None) -> None:
-        def hook() -> None:
-            if self.store._dying():
-                die()
-
-        self.inner.run(steps, hook)
 
 
 class DyingSource(MailSource):
@@ -450,15 +430,6 @@ class DyingStore(Store):
             yield session
             session.flush()
             die_in_transaction(self)
-
-    def _bulk_writer(self):  # mail batches on SQLite: die inside the bulk transaction
-        bulk = super()._bulk_writer()
-
-        class Dying:
-            def run(_, steps):
-                bulk.run(steps, lambda: die_in_transaction(self))
-
-        return bulk and Dying()
 
 class DyingSource(MaildirSource):
     def sync(self, ctx):

@@ -23,7 +23,6 @@ from kithkeep.config import RemindersConfig
 from kithkeep.errors import SinkError, SinkRefused
 from kithkeep.interfaces import Reminder, SinkEvent
 from kithkeep.reminders import (
-    REMINDER_STATE,
     SlotFinder,
     StateRow,
     content_hash,
@@ -33,7 +32,7 @@ from kithkeep.reminders import (
     reconcile,
     reminder_uid,
 )
-from kithkeep.store import Store
+from kithkeep.store import REMINDER_STATE, Store
 from tests.contract.sink_contract import CONFIG, NOW, finding
 from tests.contract.test_sink_memory import MemoryCalendar, MemorySink
 

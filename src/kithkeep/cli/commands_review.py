@@ -26,7 +26,6 @@ from kithkeep.model.analyze import load_people
 from kithkeep.model.lookup import resolve_person
 from kithkeep.model.stats import TIERS, PersonStats
 from kithkeep.pipeline import ReminderInfo, judge_stored, reminder_index
-from kithkeep.reminders import user_timezone
 from kithkeep.rules.base import Finding
 from kithkeep.rules.engine import RULE_NAMES
 
@@ -83,7 +82,7 @@ def _primary(p: PersonStats) -> str:
 
 def _parse_when(app: App, text: str) -> datetime:
     """A date (start of that day) or date and time, in the user's time zone."""
-    tz = user_timezone(app.config())
+    tz = app.config().general.tz
     for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"):
         try:
             return datetime.strptime(text.strip(), fmt).replace(tzinfo=tz).astimezone(UTC)

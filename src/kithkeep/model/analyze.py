@@ -43,7 +43,6 @@ from kithkeep.config import AnalysisConfig
 from kithkeep.model.identity import is_noreply, is_role_address, normalize
 from kithkeep.model.merges import Identity, build_identity
 from kithkeep.model.messages import (
-    LOOPS,
     MESSAGE_ID,
     RECIPIENTS,
     SENDER,
@@ -96,7 +95,7 @@ def person_id(addresses: Iterable[str]) -> str:
 # ------------------------------------------------------------- the pipeline
 
 
-def _timelines_python(
+def _timelines(
     msgs: list[Msg],
     max_recipients: int,
     lists: set[str],
@@ -106,13 +105,13 @@ def _timelines_python(
     targets_of: dict[int, tuple[tuple[str, bool], ...]],
     rc_uses: dict[int, list[Any]],
     pairs: dict[tuple[str, str], int],
-    items_by: defaultdict[str, list[Item]],
+    items_by: dict[str, list[Item]],
 ) -> tuple[int, int]:
     """Every person's time line: each message's contacts appended to ``items_by`` (by
     the root address of the person), the names senders used counted in ``pairs``.
     Returns how many messages were mass mail and how many went to or came from a list.
 
-    ``person_of`` is the cache behind ``who`` (the C twin looks there first);
+    ``person_of`` is the cache behind ``who``;
     ``targets_of`` and ``rc_uses`` are filled for the sent mail, by id() of its
     Recipients object (alive in msgs throughout): the people it goes to with "in To",
     and [the object, how many messages carry it].
@@ -156,11 +155,6 @@ def _timelines_python(
                 pairs[pair] = pairs.get(pair, 0) + 1
                 items_by[r].append((m[TS], IN, idx, not me.isdisjoint(rc.to)))
     return mass, listed
-
-
-_timelines: Callable[..., tuple[int, int]] = (
-    LOOPS.timelines if LOOPS is not None else _timelines_python
-)
 
 
 def analyze_msgs(

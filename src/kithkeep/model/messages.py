@@ -356,7 +356,7 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
                 pre.lists.update(_list_addrs(list_post, list_id))
         pre.bulk = len(bulk_keys)
         epoch = _epoch(conn.dialect.name, date)
-        # (the columns in the order _messages_from_rows and its C twin read them)
+        # (the columns in the order _messages_from_rows reads them)
         chunks = _driver_chunks(
             conn,
             sa.select(
@@ -398,13 +398,13 @@ def read_msgs(store: Store) -> tuple[list[Msg], Prelude]:
     return out, pre
 
 
-def _messages_from_rows_python(
+def _messages_from_rows(
     rows: list[Any],
     out: list[Msg],
-    sender_cache: dict[str | None, tuple[str | None, str]],
-    sender_text: Callable[[str | None], tuple[str | None, str]],
-    rc_cache: dict[str | None, Recipients],
-    recipients: Callable[[str | None], Recipients],
+    sender_cache: dict[str, tuple[str | None, str]],
+    sender_text: Callable[[str], tuple[str | None, str]],
+    rc_cache: dict[str, Recipients],
+    recipients: Callable[[str], Recipients],
     sent_from: set[str],
     list_posts: list[str],
 ) -> int:
@@ -413,7 +413,7 @@ def _messages_from_rows_python(
     Returns how many rows had no date (they are left out). ``sender_cache`` and
     ``rc_cache`` are the caches behind ``sender_text`` and ``recipients``: most values
     repeat, and a dict lookup is much cheaper than the method call that would make it
-    (the C twin looks there first too)."""
+    ."""
     undated = 0
     append = out.append
     for (
@@ -468,25 +468,6 @@ def _messages_from_rows_python(
         )
     return undated
 
-
-def _compiled_loops() -> Any:
-    """The C module of the analysis' loops (kithkeep/model/_loops.c), or None when the
-    extension is missing or was built for another layout of messages."""
-    try:
-        from kithkeep.model import _loops
-    except ImportError:
-        return None
-    layout: tuple[int, ...] = (TS, IN_REPLY_TO, REFERENCES, SUBJECT, LINKED, THRID, LOC + 1)
-    layout += (SENDER, SENDER_NAME, RECIPIENTS, SENT)
-    if layout != _loops.LAYOUT or Recipients._fields != ("all", "to", "every"):
-        return None
-    return _loops
-
-
-LOOPS = _compiled_loops()
-_messages_from_rows: Callable[..., int] = (
-    LOOPS.messages_from_rows if LOOPS is not None else _messages_from_rows_python
-)
 
 _TS = itemgetter(TS)
 _KEY = itemgetter(KEY)

@@ -22,7 +22,6 @@ from kithkeep.model.messages import (
     ANSWERED,
     IN_REPLY_TO,
     LINKED,
-    LOOPS,
     MESSAGE_ID,
     RECIPIENTS,
     REFERENCES,
@@ -34,7 +33,7 @@ from kithkeep.model.messages import (
     refs_from_json,
 )
 from kithkeep.model.stats import Initiation, PendingMessage, PersonStats
-from kithkeep.model.threads import MAX_DEPTH, find_parent, is_reply_subject
+from kithkeep.model.threads import find_parent, is_reply_subject
 from kithkeep.records import EventRecord
 
 # Writing to someone says more about a tie than receiving from them; a meeting more still.
@@ -57,7 +56,7 @@ _WEIGHTS = (IN_WEIGHT, OUT_WEIGHT, MEETING_WEIGHT)  # by kind
 
 # A contact on a person's time line: (timestamp, kind, message or meeting index, direct).
 Item = tuple[float, int, int, bool]
-# What walking a time line gives (see _walk_python).
+# What walking a time line gives (see _walk).
 Walk = tuple[
     list[int],
     list[int],
@@ -221,7 +220,7 @@ def _median(values: list[float]) -> float | None:
     return float(v[mid]) if n % 2 else (v[mid - 1] + v[mid]) / 2
 
 
-def _walk_python(
+def _walk(
     items: list[Item],
     msgs: list[Msg],
     by_id: dict[str, int],
@@ -233,8 +232,7 @@ def _walk_python(
 ) -> Walk:
     """The time line walked, oldest first (``items`` sorted): what happened between the
     two sides, for person_stats to sum up. ``known`` holds the messages' ancestors
-    (see ancestors_of); ``subjects`` is the cache behind ``reply_subject`` (the C twin
-    looks there first).
+    (see ancestors_of); ``subjects`` is the cache behind ``reply_subject``.
 
     Returns counts and direct counts by kind, the last timestamp and index by kind,
     the messages the other side replied to, reply latencies by the replying side,
@@ -492,7 +490,7 @@ def person_stats(
     )
 
 
-def _strength_python(
+def _strength(
     items: list[Item],
     half_life_days: float,
     now_ts: float,
@@ -545,7 +543,7 @@ def month_starts(now: datetime) -> list[float]:
     ]
 
 
-def _monthly_python(items: list[Item], bounds: list[float]) -> tuple[int, ...]:
+def _monthly(items: list[Item], bounds: list[float]) -> tuple[int, ...]:
     """Contacts per month; ``bounds`` from :func:`month_starts` (computed once per analysis)."""
     counts = [0] * MONTHS
     # items are sorted by time: skip the older ones with one bisection
@@ -554,22 +552,3 @@ def _monthly_python(items: list[Item], bounds: list[float]) -> tuple[int, ...]:
         if 0 <= idx < MONTHS:
             counts[idx] += 1
     return tuple(counts)
-
-
-def _compiled_walk() -> Any:
-    """The C twins of the loops above (kithkeep/model/_loops.c), or None when the
-    extension is missing or was built with other constants."""
-    if LOOPS is None or (MAX_DEPTH, EXCHANGE_GAP, SKEW, DAY) != LOOPS.CONSTANTS:
-        return None
-    return LOOPS
-
-
-_C = _compiled_walk()
-COMPILED = _C is not None
-_walk: Callable[..., Walk] = _C.walk if _C is not None else _walk_python
-_strength: Callable[[list[Item], float, float, tuple[float, float, float]], tuple[float, float]] = (
-    _C.strength if _C is not None else _strength_python
-)
-_monthly: Callable[[list[Item], list[float]], tuple[int, ...]] = (
-    _C.monthly if _C is not None else _monthly_python
-)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -224,9 +223,8 @@ STATS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), chec
 _json_string = json.encoder.encode_basestring
 
 
-def _initiations_json_python(inits: tuple[Initiation, ...]) -> str:
-    """``STATS_ENCODER``'s text of ``to_json()``'s initiations, written out directly.
-    (kithkeep/model/_loops.c has the C twin, used when the extension is built.)"""
+def _initiations_json(inits: tuple[Initiation, ...]) -> str:
+    """``STATS_ENCODER``'s text of ``to_json()``'s initiations, written out directly."""
     string = _json_string
     value = _json_value
     return (
@@ -263,19 +261,3 @@ def _json_value(v: Any) -> str:
                 _FLOAT_JSON[v] = text
         return text
     return STATS_ENCODER.encode(v)
-
-
-def _compiled_initiations_json() -> Callable[[tuple[Initiation, ...]], str]:
-    """The C twin of _initiations_json_python when the extension is built."""
-    try:
-        from kithkeep.model._loops import initiations_json
-    except ImportError:
-        return _initiations_json_python
-
-    def compiled(inits: tuple[Initiation, ...]) -> str:
-        return initiations_json(inits, UTC, iso, _json_string, _json_value)
-
-    return compiled
-
-
-_initiations_json = _compiled_initiations_json()
