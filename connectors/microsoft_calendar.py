@@ -50,7 +50,6 @@ from typing import Any
 from urllib.parse import quote
 
 from kithkeep.config import Config as KithkeepConfig
-from kithkeep.config import zone
 from kithkeep.connectors.graph_client import (
     GraphAccountConfig,
     GraphBacked,
@@ -218,7 +217,7 @@ class MicrosoftCalendarSource(GraphBacked, CalendarSource):
     def from_config(
         cls, name: str, cfg: MicrosoftCalendarSourceConfig, config: KithkeepConfig
     ) -> MicrosoftCalendarSource:
-        return cls(name, cfg, zone(config.general.timezone))
+        return cls(name, cfg, config.general.tz)
 
     def _window(self, now: datetime) -> tuple[str, str]:
         lo = now - timedelta(days=self.cfg.past_days)
