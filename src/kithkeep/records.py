@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,3 +220,42 @@ class RunStatus:
     last_error_at: datetime | None = None
     failures: int = 0
     next_run: datetime | None = None
+
+
+class StoredMessage(NamedTuple):
+    """A row of the store's messages table as the analysis reads it (raw column texts:
+    the analysis decodes each distinct address list once)."""
+
+    id: int
+    gm_msgid: int | None
+    message_id: str
+    date: datetime  # the Date header, else INTERNALDATE, aware UTC
+    from_json: str
+    to_json: str
+    cc_json: str
+    bcc_json: str
+    in_reply_to: str | None
+    references_json: str
+    subject: str
+    flags: str
+    in_sent_folder: bool
+    gm_thrid: int | None
+
+
+class MessageFacts(NamedTuple):
+    """What the analysis' index needs of a stored message (see Store.changed_messages)."""
+
+    id: int
+    gm_msgid: int | None
+    message_id: str
+    dated: bool
+    from_json: str
+    to_json: str
+    cc_json: str
+    bcc_json: str
+    list_id: str | None
+    list_post: str | None
+    list_unsubscribe: bool
+    precedence: str | None
+    auto_submitted: str | None
+    in_sent_folder: bool

@@ -729,7 +729,7 @@ def test_one_meeting_seen_through_google_and_an_ics_file_is_one_occurrence(
 ) -> None:
     from kithkeep.config import AnalysisConfig, Config
     from kithkeep.connectors.ics import IcsSource, IcsSourceConfig
-    from kithkeep.model.person import meetings_from_events
+    from kithkeep.model.meetings import meetings_from_events
 
     uid = "weekly-sync-7f3a@example.org"
     people = [
@@ -794,7 +794,7 @@ def test_one_meeting_seen_through_google_and_an_ics_file_is_one_occurrence(
         datetime(2026, 11, 23, 7, 0, tzinfo=UTC),
         lambda _addr: True,
     )
-    assert [m.date for m, _met in meetings] == [
+    assert [mt.meeting.date for mt in meetings] == [
         datetime(2026, 11, 9, 10, 0, tzinfo=UTC),
         datetime(2026, 11, 16, 15, 0, tzinfo=UTC),
     ]
@@ -802,7 +802,7 @@ def test_one_meeting_seen_through_google_and_an_ics_file_is_one_occurrence(
 
 def test_a_meeting_whose_attendees_google_omitted_is_of_unknown_size(store: Store) -> None:
     from kithkeep.config import AnalysisConfig
-    from kithkeep.model.person import meetings_from_events
+    from kithkeep.model.meetings import meetings_from_events
 
     # Google lists only the user when it omits the others: it looks like a
     # two-person meeting with the organizer, and may be an all-hands
@@ -835,19 +835,21 @@ def test_a_meeting_whose_attendees_google_omitted_is_of_unknown_size(store: Stor
             lambda _addr: True,
             unknown_size=unknown_size,
         )
-        return [(m.key, m.size, [a for a, _n in met]) for m, met in found]
+        return [(mt.meeting.key, mt.meeting.size, [a for a, _n in mt.met]) for mt in found]
 
     # only the small meeting counts; the other is there for `show` to explain
     assert meetings(False) == [("event:sma11@google.com:", 2, ["ana@example.org"])]
     assert meetings(True) == [("event:a11hands@google.com:", None, ["ceo@example.org"])]
     # and `show` lists it with the reason it did not count
     from kithkeep.model.history import contacts_of
+    from kithkeep.model.refresh import refresh, setting_of
     from kithkeep.model.stats import PersonStats
 
+    now = datetime(2026, 11, 23, 7, tzinfo=UTC)
+    refresh(store, AnalysisConfig(), ("me@example.org",), now, ())  # files the events
+    setting = setting_of(store, AnalysisConfig(), ("me@example.org",), now)
     ceo = PersonStats("p-ceo", "CEO", ("ceo@example.org",))
-    shown = contacts_of(
-        store, ceo, AnalysisConfig(), ("me@example.org",), datetime(2026, 11, 23, 7, tzinfo=UTC)
-    )
+    shown = contacts_of(store, ceo, setting)
     assert [(c.direction, c.subject) for c in shown] == [
         (
             "uncounted",
