@@ -434,6 +434,20 @@ def person_stats(
         return ctx.meetings[it[2]].date if it[1] == MEETING else msg_date(msgs[it[2]])
 
     last_meet = last_ref[MEETING]
+    # ---- issue 18 (reminder texts): the last exchange and the last meeting's title,
+    # passed to PersonStats below (last_kind ... last_meeting_title). Carry this over.
+    last_kind = last_subject = last_message_id = last_meeting_title = ""
+    if items:
+        _, kind_of_last, ref_of_last, _ = items[-1]
+        if kind_of_last == MEETING:
+            last_kind, last_subject = "meeting", ctx.meetings[ref_of_last].summary
+        else:
+            last_msg = msgs[ref_of_last]
+            last_kind = "in" if kind_of_last == IN else "out"
+            last_subject, last_message_id = last_msg[SUBJECT] or "", last_msg[MESSAGE_ID] or ""
+    if last_meet is not None:
+        last_meeting_title = ctx.meetings[last_meet].summary
+    # ---- end of issue 18
     meeting_times = [ctx.meetings[r].date.timestamp() for r in meeting_refs]
     # the recent rhythm of meetings: needs two gaps at least (three meetings), since one
     # gap says nothing about a series
@@ -487,6 +501,10 @@ def person_stats(
         is_tie=is_tie,
         initiations=initiations,
         monthly=_monthly(items, ctx.month_bounds),
+        last_kind=last_kind,  # issue 18, see above
+        last_subject=last_subject,
+        last_message_id=last_message_id,
+        last_meeting_title=last_meeting_title,
     )
 
 
