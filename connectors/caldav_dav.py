@@ -486,6 +486,16 @@ class CalDavSink(ReminderSink):
             self._client.close()
             self._client = None
 
+    def check(self) -> list[ScopeInfo]:
+        """The credentials work and the calendar exists, or will be created (not here)."""
+        with _translated(self.what, SinkError):
+            found = any(_matches(c, self.cfg.calendar) for c in self.client.principal().calendars())
+        if found:
+            return [ScopeInfo(self.cfg.calendar, len(self.list_own()))]
+        if self.cfg.create_calendar and "/" not in self.cfg.calendar:
+            return [ScopeInfo(self.cfg.calendar, 0, "created on the first run")]
+        raise SinkError(f"{self.what}: no calendar {self.cfg.calendar!r} on the server")
+
     def _query(self, url: str, time_range: str = "") -> Iterator[tuple[str, str, str]]:
         """(href, etag, data) of the VEVENT objects of a calendar."""
         response = self.client.report(url, _QUERY_BODY.format(range=time_range), depth=1)
