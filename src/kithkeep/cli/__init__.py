@@ -21,6 +21,7 @@ from kithkeep.cli import (
     commands_daemon,
     commands_people,
     commands_review,
+    commands_service,
 )
 from kithkeep.cli.app import App, add_common_options, common_options
 from kithkeep.errors import KithkeepError
@@ -49,6 +50,7 @@ for module in (
     commands_review,
     commands_calendar,
     commands_daemon,
+    commands_service,
 ):
     module.register(cli)
 
