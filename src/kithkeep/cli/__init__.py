@@ -22,6 +22,7 @@ from kithkeep.cli import (
     commands_people,
     commands_review,
     commands_service,
+    commands_shell,
 )
 from kithkeep.cli.app import App, add_common_options, common_options
 from kithkeep.errors import KithkeepError
@@ -51,11 +52,12 @@ for module in (
     commands_calendar,
     commands_daemon,
     commands_service,
+    commands_shell,
 ):
     module.register(cli)
 
 # after every command is registered: the commands that read no config file
-add_common_options(cli, without_config=frozenset({"demo"}))
+add_common_options(cli, without_config=frozenset({"demo", "completion"}))
 
 
 def main(argv: list[str] | None = None) -> None:
