@@ -15,13 +15,13 @@ import click
 
 from kithkeep import paths
 from kithkeep.cli.app import App, print_json, stderr_is_terminal, stdout_is_terminal
-from kithkeep.cli.render import console, findings_view, print_lines
+from kithkeep.cli.render import console, findings_view, print_lines, progress_bar
 from kithkeep.config import Config, load_config
 from kithkeep.connectors import registry
 from kithkeep.daemon import status as run_status
 from kithkeep.daemon.lock import StoreLock
 from kithkeep.errors import ConfigError, KithkeepError, SinkError, SourceError, UsageError
-from kithkeep.pipeline import RunReport, run_once, sync_all
+from kithkeep.pipeline import RunReport, reminder_index, run_once, sync_all
 from kithkeep.store import Store
 
 DEMO_MARK = "# kithkeep demo configuration"
@@ -71,7 +71,14 @@ def summary_line(report: RunReport) -> str:
     return f"synced {synced}{failed}; {people}; {findings}; {sink}"
 
 
-def _print_report(report: RunReport, now: datetime, tz: tzinfo) -> None:
+def _starts(store: Store, config: Config) -> dict[str, datetime]:
+    """Where each finding's reminder sits in the calendar, by finding key."""
+    return {k: r.start for k, r in reminder_index(store, config.reminders.sink).items()}
+
+
+def _print_report(
+    report: RunReport, now: datetime, tz: tzinfo, reminders: dict[str, datetime]
+) -> None:
     for r in report.synced:
         console.print(f"synced [bold]{r.source}[/]: {r.records} new, {r.flag_updates} flag changes")
     for name, err in report.source_errors.items():
@@ -86,7 +93,7 @@ def _print_report(report: RunReport, now: datetime, tz: tzinfo) -> None:
     open_ = [f for f in report.findings if f.status == "open"]
     if open_:
         console.print("[bold]Who needs attention[/]")
-        print_lines(console, findings_view(open_, now, console, tz=tz))
+        print_lines(console, findings_view(open_, now, console, reminders=reminders, tz=tz))
     else:
         console.print("Nobody needs attention right now.")
     if report.sink:
@@ -305,7 +312,7 @@ def register(cli: click.Group) -> None:
         elif app.quiet:
             pass
         elif stdout_is_terminal():
-            _print_report(report, now, config.general.tz)
+            _print_report(report, now, config.general.tz, _starts(app.store(), config))
         else:
             click.echo(summary_line(report))
         if report.source_errors:
@@ -341,6 +348,7 @@ def register(cli: click.Group) -> None:
         now = datetime.now(UTC)
         with Store.open(config.database_url) as store:
             report = run_once(config, store, now=now)
+            starts = _starts(store, config)
         reminders = root / "reminders.ics"
         if as_json:
             print_json({**_report_json(report), "dir": str(root), "reminders_file": str(reminders)})
@@ -348,7 +356,7 @@ def register(cli: click.Group) -> None:
         if app.quiet:
             return
         console.print(f"Sample mailbox and calendar in {root}", soft_wrap=True, markup=False)
-        _print_report(report, now, config.general.tz)
+        _print_report(report, now, config.general.tz, starts)
         console.print(
             f"Reminders calendar (subscribe to it in any calendar app): {reminders}",
             soft_wrap=True,
@@ -378,6 +386,4 @@ def _fresh_demo_dir(root: Path) -> None:
 
 
 def progress_bar_for(app: App, as_json: bool) -> Any:
-    from kithkeep.cli.render import progress_bar
-
     return progress_bar(stderr_is_terminal() and not as_json and not app.quiet)
