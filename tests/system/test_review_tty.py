@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.system.test_demo_cli import kk
+
 PROMPT = b"[?] "
 
 
@@ -38,18 +40,8 @@ def read_until(fd: int, wanted: bytes, timeout: float = 60.0) -> bytes:
     return out
 
 
-def kithkeep(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kithkeep", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_review_i_reads_single_keys_from_a_terminal(tmp_path: Path) -> None:
-    assert kithkeep("demo", "--dir", str(tmp_path / "demo"), "--json").returncode == 0
+    assert kk("demo", "--dir", str(tmp_path / "demo"), "--json").returncode == 0
     config = str(tmp_path / "demo" / "config.toml")
     main, child = pty.openpty()
     env = {**os.environ, "COLUMNS": "80", "TERM": "xterm"}
@@ -80,6 +72,6 @@ def test_review_i_reads_single_keys_from_a_terminal(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
         os.close(main)
-    statuses = json.loads(kithkeep("--config", config, "review", "--all", "--json").stdout)
+    statuses = json.loads(kk("--config", config, "review", "--all", "--json").stdout)
     status = {f["person"]["name"]: f["status"] for f in statuses}
     assert status["Ana Silva"] == "open" and status["Grace Lee"] == "dismissed"
