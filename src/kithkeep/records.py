@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -77,9 +77,23 @@ class Attendee:
 class EventRecord:
     """One (occurrence of a) calendar event.
 
-    ``recurrence_id`` is empty for single events and, for expanded recurring
-    events, the ISO start of the occurrence. ``own`` is True when kithkeep
-    itself wrote the event: own events never count as meetings.
+    An occurrence's identity is its iCalendar UID plus its start, the same on
+    every connector, so that one meeting seen through two sources (a Google
+    calendar and its .ics export, a CalDAV account and a shared link) is one
+    meeting:
+
+    - ``uid`` is the iCalendar UID (RFC 5545 ``UID``; Google's ``iCalUID``,
+      Microsoft Graph's ``iCalUId``), never a server's own event id;
+    - ``recurrence_id`` is empty for single events and, for an occurrence of
+      a recurring event, the ISO 8601 UTC start the rule gave it (the
+      ``RECURRENCE-ID``; Google's ``originalStartTime``, Graph's
+      ``originalStart``), which a moved occurrence keeps. An all-day
+      occurrence's date is midnight in the user's zone.
+
+    :func:`occurrence_id` builds the pair. ``own`` is True when kithkeep itself
+    wrote the event: own events never count as meetings.
+    ``attendees_omitted`` is True when the server left attendees out of the
+    list (Google's ``attendeesOmitted``): the meeting's size is unknown.
     """
 
     source: str
@@ -94,6 +108,18 @@ class EventRecord:
     attendees: tuple[Attendee, ...] = ()
     my_status: str | None = None
     own: bool = False
+    attendees_omitted: bool = False
+
+
+def occurrence_id(uid: str, original_start: datetime | None) -> tuple[str, str]:
+    """(uid, recurrence_id) of an occurrence, as :class:`EventRecord` defines them.
+
+    ``original_start`` is the start the recurrence rule gave the occurrence
+    (aware; None for a single event).
+    """
+    if original_start is None:
+        return uid, ""
+    return uid, original_start.astimezone(UTC).isoformat()
 
 
 @dataclass(frozen=True, slots=True)

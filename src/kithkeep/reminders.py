@@ -1,8 +1,9 @@
 """Reminders: from findings to calendar events, reconciled as plan, then apply.
 
 A desired reminder has a stable key (rule, person, episode) and a UID derived
-from it. Reconciling compares the desired reminders with the events kithkeep
-finds in the sink and with what it last wrote there (``reminder_state``):
+from it and the sink's identity (see :func:`reminder_uid`). Reconciling
+compares the desired reminders with the events kithkeep finds in the sink (by
+key) and with what it last wrote there (``reminder_state``):
 
 - missing and never written -> create, in the first free working slot;
 - present -> keep the sink's start and end (the user may have moved or
@@ -15,9 +16,11 @@ finds in the sink and with what it last wrote there (``reminder_state``):
 - gone from the sink and no longer desired -> the user deleted it: its row is
   kept as dismissed, so the same episode is never written again.
 
-If the sink suddenly shows none of the events kithkeep had written, it
+If the sink suddenly shows none of several events kithkeep had written, it
 refuses to act (like vdirsyncer's StorageEmpty) unless forced; forcing
 accepts the sink as it is, so the missing events count as deleted by the user.
+One written reminder gone is what a user deleting it looks like, so that alone
+is never refused.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import partial
 from urllib.parse import quote
 
-from kithkeep import paths
 from kithkeep.config import Config, RemindersConfig
 from kithkeep.errors import SinkRefused, UserDeleted
 from kithkeep.interfaces import Reminder, ReminderSink, SinkEvent
@@ -45,9 +47,19 @@ SLOT_MINUTES = 15
 SEARCH_DAYS = 60
 
 
-def reminder_uid(key: str) -> str:
-    """A UID derived from the reminder key: the same key always gives the same event."""
-    return "kithkeep-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+def reminder_uid(key: str, sink_id: str) -> str:
+    """A UID derived from the reminder key and the sink's identity
+    (:meth:`ReminderSink.identity`): the same key in the same calendar always
+    gives the same event, and two calendars never share a UID. Servers that
+    schedule (Cyrus, ...) refuse a UID that exists in another calendar of the
+    account, so a UID from the key alone kept a second store or a second
+    reminders calendar on one account from writing anything.
+
+    Reminders written before (``"kithkeep-" + sha256(key)[:32]``) are still
+    found by their key, and keep their UID when updated.
+    """
+    digest = hashlib.sha256(f"{sink_id}\n{key}".encode()).hexdigest()
+    return "kithkeep-" + digest[:32]
 
 
 # ------------------------------------------------------------ the reminder's text
@@ -153,15 +165,15 @@ def message_links(message_id: str, gmail: str | None = None) -> list[tuple[str, 
     return links
 
 
-def describe(f: Finding, *, gmail: str | None = None, config_file: str = "") -> str:
+def describe(f: Finding, *, gmail: str | None = None) -> str:
     """What to do, the exchange it is about (with links to open it), why, and the
-    command that shows the person. ``gmail``: see :func:`gmail_account`;
-    ``config_file``: given to that command when it is not the default one.
+    command that shows the person. ``gmail``: see :func:`gmail_account`.
 
     Plain sentences for a calendar: the evidence in numbers stays in
     ``kithkeep review --json`` and ``kithkeep show``. Nothing in it depends on
-    the clock, or every run would rewrite the event. No trailing newline: some
-    calendars strip it, and the next run would see a changed description.
+    the clock or on where the config file is, or every run (or a moved config)
+    would rewrite the event. No trailing newline: some calendars strip it, and
+    the next run would see a changed description.
     """
     parts = [f.suggestion]
     ex = exchange_of(f)
@@ -170,20 +182,13 @@ def describe(f: Finding, *, gmail: str | None = None, config_file: str = "") -> 
         lines += [f"{label}: {url}" for label, url in message_links(ex.message_id, gmail)]
         parts.append("\n".join(lines))
     parts.append(f"Why: {f.explanation}")
-    option = f"--config {config_file} " if config_file else ""
-    parts.append(f"Details: kithkeep {option}show {f.person_id}")
+    parts.append(f"Details: kithkeep show {f.person_id}")
     return "\n\n".join(parts)
 
 
 def describer(config: Config) -> Callable[[Finding], str]:
-    """:func:`describe` with what the config says: Gmail links, a config file elsewhere."""
-    path = config.path
-    elsewhere = path is not None and path.expanduser().absolute() != paths.config_file()
-    return partial(
-        describe,
-        gmail=gmail_account(config),
-        config_file=str(path.absolute()) if elsewhere and path is not None else "",
-    )
+    """:func:`describe` with what the config says (a Gmail account for its links)."""
+    return partial(describe, gmail=gmail_account(config))
 
 
 def _same_text(a: str, b: str) -> bool:
@@ -265,6 +270,7 @@ def desired_reminders(
     state: dict[str, StateRow],
     actual: dict[str, SinkEvent],
     busy: Sequence[tuple[datetime, datetime]],
+    sink_id: str,
     *,
     text: Callable[[Finding], str] = describe,
 ) -> list[Reminder]:
@@ -306,7 +312,7 @@ def desired_reminders(
         out.append(
             Reminder(
                 key=key,
-                uid=reminder_uid(key),
+                uid=reminder_uid(key, sink_id),
                 title=f.title,
                 description=text(f),
                 start=start,
@@ -326,7 +332,9 @@ def plan(
 ) -> list[Action]:
     """The actions that bring the sink to the desired reminders. Pure: no I/O."""
     written = [s for s in state.values() if s.status == "written"]
-    if written and not actual and not force:
+    # one reminder gone is a user's deletion (plan turns it into "forget" or
+    # "drop"); all of several gone at once looks like the wrong or a reset calendar
+    if len(written) > 1 and not actual and not force:
         raise SinkRefused(
             f"the sink shows none of the {len(written)} reminders kithkeep wrote there; "
             "refusing to act in case it is the wrong calendar or came back empty",
@@ -478,7 +486,15 @@ def reconcile(
     actual = {e.key: e for e in sink.list_own()}
     busy = sink.busy(now, now + timedelta(days=SEARCH_DAYS))
     desired = desired_reminders(
-        findings, config.reminders, tz, now, state, actual, busy, text=describer(config)
+        findings,
+        config.reminders,
+        tz,
+        now,
+        state,
+        actual,
+        busy,
+        sink.identity(),
+        text=describer(config),
     )
     actions = plan(desired, actual, state, force=force)
     counts = apply(sink, actions, store)

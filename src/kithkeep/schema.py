@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -120,6 +121,8 @@ class Event(Base):
     attendees_json: Mapped[str] = mapped_column(Text, default="[]")
     my_status: Mapped[str | None] = mapped_column(String(40), nullable=True)
     own: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the server cut the attendee list (Google's attendeesOmitted): size unknown
+    attendees_omitted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SyncState(Base):

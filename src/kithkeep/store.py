@@ -248,6 +248,7 @@ def event_row(r: EventRecord) -> dict[str, Any]:
         "attendees_json": _attendees_json(r.attendees),
         "my_status": r.my_status,
         "own": r.own,
+        "attendees_omitted": r.attendees_omitted,
     }
 
 
@@ -265,6 +266,7 @@ def event_from_row(row: Any) -> EventRecord:
         attendees=attendees_from_json(row.attendees_json),
         my_status=row.my_status,
         own=row.own,
+        attendees_omitted=row.attendees_omitted,
     )
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import icalendar
 
-from kithkeep import paths
 from kithkeep.config import Config, parse_config
 from kithkeep.reminders import (
     describe,
@@ -96,7 +95,7 @@ def test_no_link_without_a_real_message_id() -> None:
     assert describe(review_only).count("\n\n") == 2  # what, why, details
 
 
-def test_gmail_account_and_the_config_file_from_the_config(tmp_path: Path) -> None:
+def test_gmail_account_from_the_config() -> None:
     def config(text: str, path: Path | None = None) -> Config:
         return parse_config(tomllib.loads(text), path)
 
@@ -107,13 +106,9 @@ def test_gmail_account_and_the_config_file_from_the_config(tmp_path: Path) -> No
     me = config('[general]\nme = ["sam@googlemail.com"]\n')
     assert gmail_account(me) == "sam@googlemail.com"
     assert gmail_account(config('[general]\nme = ["sam@posteo.de"]\n')) is None
-    # a config file elsewhere than the default is named in the show command
-    elsewhere = config("", tmp_path / "c.toml")
-    assert describer(elsewhere)(NEGLECTED).endswith(
-        f"Details: kithkeep --config {tmp_path / 'c.toml'} show p-ana"
-    )
-    default = config("", paths.config_file())
-    assert describer(default)(NEGLECTED).endswith("Details: kithkeep show p-ana")
+    # the config's Gmail account reaches the reminders' text
+    assert "In Gmail: https://mail.google.com/mail/u/s@x.org/" in describer(gmail)(NEGLECTED)
+    assert "In Gmail" not in describer(config(""))(NEGLECTED)
 
 
 def test_the_demos_reminders_hold_subjects_and_no_literals(template: Path) -> None:
@@ -131,5 +126,5 @@ def test_the_demos_reminders_hold_subjects_and_no_literals(template: Path) -> No
         kinds.add(heading.group(1))
         if heading.group(1) != "The meeting":
             assert "Open the message: mid:" in text
-        assert re.search(r"Details: kithkeep --config \S+ show p\w+$", text)
+        assert re.search(r"Details: kithkeep show p\w+$", text)
     assert kinds == {"Last exchange", "Their message", "The meeting"}

@@ -238,7 +238,7 @@ def register(cli: click.Group) -> None:
             t.add_column("date")
             t.add_column("", no_wrap=True)
             t.add_column("subject")
-            arrows = {"in": "← in", "out": "→ out", "meeting": "◆ met"}
+            arrows = {"in": "← in", "out": "→ out", "meeting": "◆ met", "uncounted": "◇ met?"}
             for c in contacts[-LAST_EXCHANGES:]:
                 cc = "" if c.direct else " (Cc)"
                 t.add_row(f"{c.date:%Y-%m-%d %H:%M}", arrows[c.direction] + cc, c.subject)

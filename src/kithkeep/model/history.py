@@ -22,7 +22,7 @@ from kithkeep.store import Store
 @dataclass(frozen=True)
 class Contact:
     date: datetime
-    direction: str  # "in" | "out" | "meeting"
+    direction: str  # "in" | "out" | "meeting" | "uncounted" (a meeting of unknown size)
     subject: str
     direct: bool  # in To (not only Cc); always True for meetings
 
@@ -68,5 +68,11 @@ def contacts_of(
     for meeting, met in meetings_from_events(store.iter_events(), me, cfg, now, is_person):
         if any(addr in mine for addr, _ in met):
             out.append(Contact(meeting.date, "meeting", meeting.summary, True))
+    for meeting, met in meetings_from_events(
+        store.iter_events(), me, cfg, now, is_person, unknown_size=True
+    ):
+        if any(addr in mine for addr, _ in met):
+            why = "not counted: the calendar did not list every attendee, so its size is unknown"
+            out.append(Contact(meeting.date, "uncounted", f"{meeting.summary} ({why})", True))
     out.sort(key=lambda c: (c.date, c.direction))
     return out

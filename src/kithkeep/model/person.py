@@ -77,7 +77,8 @@ class Meeting:
     key: str
     date: datetime
     summary: str
-    size: int
+    # None: unknown (the server cut the attendee list); such meetings do not count
+    size: int | None
     # an occurrence of a recurring calendar series (the event has a recurrence id)
     recurring: bool = False
 
@@ -88,13 +89,18 @@ def meetings_from_events(
     cfg: AnalysisConfig,
     now: datetime,
     is_person: Callable[[str], bool],
+    *,
+    unknown_size: bool = False,
 ) -> list[tuple[Meeting, list[tuple[str, str]]]]:
     """Meetings that count, with the people met.
 
     Both attended (an attendee who declined did not meet), not cancelled, not
     declined by the user, at most ``max_meeting_size`` people, already ended,
     and not one of kithkeep's own reminder events. Rooms and resources are not
-    people and do not count towards the size.
+    people and do not count towards the size. A meeting whose attendee list
+    the server cut (``attendees_omitted``) has an unknown size, so it is not
+    known to be small and does not count; with ``unknown_size`` only those are
+    returned (their size None), for ``show`` to say why they did not count.
     """
     out: list[tuple[Meeting, list[tuple[str, str]]]] = []
     seen: set[tuple[str, str]] = set()
@@ -120,7 +126,9 @@ def meetings_from_events(
             continue  # a calendar the user reads but is not part of
         if my_status == "DECLINED" or any(st == "DECLINED" for st in mine):
             continue
-        if len(attendees) > cfg.max_meeting_size:
+        if e.attendees_omitted != unknown_size:
+            continue
+        if not e.attendees_omitted and len(attendees) > cfg.max_meeting_size:
             continue
         met = [
             (addr, name)
@@ -136,7 +144,7 @@ def meetings_from_events(
                     f"event:{e.uid}:{e.recurrence_id}",
                     e.end,
                     e.summary,
-                    len(attendees),
+                    None if e.attendees_omitted else len(attendees),
                     recurring=bool(e.recurrence_id),
                 ),
                 met,
