@@ -46,6 +46,7 @@ from typing import Any
 
 import icalendar
 
+from kithkeep import clock
 from kithkeep.config import Config as KithkeepConfig
 from kithkeep.connectors.ics import (
     DROPPED,
@@ -309,7 +310,7 @@ class CalDavSource(CalendarSource):
         from caldav.lib import error as dav_error
 
         scope = str(cal.url)
-        now = datetime.now(UTC)
+        now = clock.now()
         lo = now - timedelta(days=self.cfg.past_days)
         hi = now + timedelta(days=self.cfg.future_days)
         known: dict[str, list[str]] = dict(saved.get("hrefs", {}))  # href -> [etag, uid...]

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
+from kithkeep import clock
 from kithkeep.config import Config as KithkeepConfig
 from kithkeep.errors import AuthError, KithkeepError, SinkError, SourceError, UserDeleted
 from kithkeep.interfaces import (
@@ -376,7 +377,7 @@ class GoogleCalendarSource(CalendarSource):
     def sync(self, ctx: SyncContext) -> Iterator[EventBatch]:
         scope = self.cfg.calendar_id
         saved = ctx.checkpoints().get(scope) or {}
-        now = datetime.now(UTC)
+        now = clock.now()
         token = saved.get("sync_token")
         full_at = saved.get("full_at")
         if token and full_at:

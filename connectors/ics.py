@@ -29,6 +29,7 @@ from typing import Any
 import icalendar
 import recurring_ical_events
 
+from kithkeep import clock
 from kithkeep.config import Config as KithkeepConfig
 from kithkeep.errors import ConfigError, ConnectError, SinkError, SourceError
 from kithkeep.interfaces import (
@@ -327,7 +328,7 @@ class IcsSource(CalendarSource):
 
     def sync(self, ctx: SyncContext) -> Iterator[EventBatch]:
         saved = ctx.checkpoints().get("file") or {}
-        now = datetime.now(UTC)
+        now = clock.now()
         today = now.date().isoformat()
         # the window moves with the clock: re-expand at most daily even when unchanged
         data, validators = self._read(saved if saved.get("day") == today else None)

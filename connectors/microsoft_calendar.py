@@ -49,6 +49,7 @@ from datetime import time as dtime
 from typing import Any
 from urllib.parse import quote
 
+from kithkeep import clock
 from kithkeep.config import Config as KithkeepConfig
 from kithkeep.connectors.graph_client import (
     GraphAccountConfig,
@@ -230,7 +231,7 @@ class MicrosoftCalendarSource(GraphBacked, CalendarSource):
 
     def check(self) -> list[ScopeInfo]:
         cal = self.client.get("me/calendar", "read the calendar") or {}
-        lo, hi = self._window(datetime.now(UTC))
+        lo, hi = self._window(clock.now())
         view = (
             self.client.get(
                 "me/calendarView",
@@ -256,7 +257,7 @@ class MicrosoftCalendarSource(GraphBacked, CalendarSource):
 
     def sync(self, ctx: SyncContext) -> Iterator[EventBatch]:
         saved = ctx.checkpoints().get(SCOPE) or {}
-        now = datetime.now(UTC)
+        now = clock.now()
         link: str | None = saved.get("link")
         full_at = str(saved.get("full_at") or "")
         if link and saved.get("complete") and full_at:

@@ -38,9 +38,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
+from kithkeep import clock
 from kithkeep.config import Config, ConnectorConfig
 from kithkeep.connectors import registry
 from kithkeep.daemon import status as run_status
@@ -74,7 +75,7 @@ IDLE_JOIN = 3.0
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def _fmt(when: datetime) -> str:
@@ -578,7 +579,7 @@ class Daemon:
             me |= s.me
         sink = config.reminders.sink
         try:
-            report = analyze_and_act(config, store, now, extra_me=me)
+            report = analyze_and_act(config, store, now, extra_me=me, reminding_only=True)
         except KithkeepError as exc:
             log.error("analysis or reminders failed: %s", exc.format_message())
             if sink:

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+from kithkeep import clock
+
 ME = ("Sam Rivera", "sam.rivera@example.org")
 SEED = 20261122
 
@@ -252,7 +254,7 @@ sink = "reminders"
 
 def build_demo(root: Path, now: datetime | None = None) -> Path:
     """Write the demo mailbox, calendar and config under ``root``; returns the config path."""
-    now = (now or datetime.now(UTC)).replace(hour=12, minute=0, second=0, microsecond=0)
+    now = (now or clock.now()).replace(hour=12, minute=0, second=0, microsecond=0)
     root.mkdir(parents=True, exist_ok=True)
     maildir = root / "Mail"
     if not maildir.exists():

@@ -94,6 +94,13 @@ def _set_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         app.setup_logging()
 
 
+def _set_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        from kithkeep import clock
+
+        clock.set_now(clock.parse(value))
+
+
 def common_options() -> list[click.Option]:
     """Fresh option objects for one command (click keeps state on each)."""
     return [
@@ -113,6 +120,15 @@ def common_options() -> list[click.Option]:
             is_eager=True,
             callback=_set_flag,
             help="More log output, and tracebacks on errors.",
+        ),
+        click.Option(
+            ["--now"],
+            metavar="DATE",
+            expose_value=False,
+            is_eager=True,
+            callback=_set_now,
+            help="Judge as of this day (ISO, e.g. 2024-03-01; default: $KITHKEEP_NOW, then "
+            "now): what kithkeep would have said then. Changes nothing but the clock.",
         ),
         click.Option(
             ["-q", "--quiet"],

@@ -15,7 +15,7 @@ import click
 
 from kithkeep import __version__
 
-COMMON = {"--config", "--verbose", "--quiet", "--help"}
+COMMON = {"--config", "--verbose", "--quiet", "--now", "--help"}
 
 FILES = (
     ("~/.config/kithkeep/config.toml", "the configuration (kithkeep init writes a commented one)"),
