@@ -127,7 +127,7 @@ def judge_person(
     d: PersonDecisions,
     deleted_reminders: Collection[str] = (),
 ) -> list[Finding]:
-    if d.ignored or p.ignored:
+    if d.ignored or p.ignored or p.automated:
         return []
     adjusted = apply_facts(p, d)
     found = evaluate_person(adjusted, now, cfg, cadence_override=d.cadence_days)
@@ -142,7 +142,7 @@ def rejudge_at(
     the clock alone never changes them. A person is judged again only then, or when
     their statistics or decisions change: the daemon's cycles cost nothing for the
     people nothing happens to."""
-    if d.ignored or p.ignored:
+    if d.ignored or p.ignored or p.automated:
         return None
     adjusted = apply_facts(p, d)
     return earliest(

@@ -19,7 +19,7 @@ from typing import Any
 
 from kithkeep.records import DecisionRecord
 
-KINDS = ("snooze", "dismiss", "done", "ignore", "cadence", "tier", "merge", "unmerge")
+KINDS = ("snooze", "dismiss", "done", "ignore", "cadence", "tier", "merge", "unmerge", "me")
 # Kinds where a newer decision replaces the older one for the same person (and rule).
 SUPERSEDING = ("snooze", "dismiss", "done", "ignore", "cadence", "tier")
 

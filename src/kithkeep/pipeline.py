@@ -13,16 +13,18 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from kithkeep import clock
 from kithkeep.config import Config
 from kithkeep.connectors import registry
 from kithkeep.decisions import DecisionIndex
 from kithkeep.errors import KithkeepError
 from kithkeep.model.analyze import Analysis
 from kithkeep.model.history import Contact, contacts_of
-from kithkeep.model.refresh import Cycle, analysis_of, refresh, setting_of, stored_people
+from kithkeep.model.me import MyAddress, Proposal, me_decisions, my_addresses, proposals
+from kithkeep.model.refresh import Cycle, State, analysis_of, refresh, setting_of, stored_people
 from kithkeep.model.stats import PersonStats
 from kithkeep.model.vcard import load_contacts
 from kithkeep.records import DecisionRecord
@@ -172,6 +174,8 @@ def judge_stored(
     return people, findings
 
 
+# meta key of what the last analysis cycle did (kithkeep status)
+LAST_CYCLE = "last_cycle"
 # meta key of what the stored findings were judged with
 _JUDGE_KEY = "judge_state"
 
@@ -187,7 +191,12 @@ def _decision_prints(decisions: Sequence[DecisionRecord]) -> dict[str, str]:
 
 
 def judge_changes(
-    config: Config, store: Store, now: datetime, decisions: Sequence[DecisionRecord]
+    config: Config,
+    store: Store,
+    now: datetime,
+    decisions: Sequence[DecisionRecord],
+    *,
+    reminding_only: bool = False,
 ) -> list[Finding]:
     """Judge again the people whose verdicts may have changed, and return every finding,
     budgeted.
@@ -234,7 +243,10 @@ def judge_changes(
             )
         }
     )
-    findings = [Finding.from_json(json.loads(text)) for text in store.findings_json()]
+    # the daemon needs only the findings that want a reminder (a cycle's cost must not
+    # grow with everyone's findings); the CLI and tests see them all
+    texts = store.findings_json(reminding=reminding_only)
+    findings = [Finding.from_json(json.loads(text)) for text in texts]
     return budget(findings, config.reminders.max_per_week, written_reminder_keys(store, sink))
 
 
@@ -258,6 +270,7 @@ def analyze_and_act(
     extra_me: set[str] | None = None,
     force: bool = False,
     full: bool = False,
+    reminding_only: bool = False,
     report: RunReport | None = None,
 ) -> RunReport:
     """Bring the statistics up to date, judge what may have changed, write the reminders.
@@ -277,8 +290,24 @@ def analyze_and_act(
         cards=load_contacts(config.analysis.contacts_file),
         full=full,
     )
+    c = report.cycle
+    store.save_analysis(
+        meta={
+            LAST_CYCLE: json.dumps(
+                {
+                    "kind": c.kind,
+                    "seconds": round(c.seconds, 3),
+                    "at": now.isoformat(),
+                    "people": c.people,
+                    "removed": c.removed,
+                    "messages": c.messages,
+                    "events": c.events,
+                }
+            )
+        }
+    )
     report.analysis = analysis_of(store, report.cycle)
-    report.findings = judge_changes(config, store, now, decisions)
+    report.findings = judge_changes(config, store, now, decisions, reminding_only=reminding_only)
     if config.reminders.sink:
         sink = registry.build_sink(config, config.sink(config.reminders.sink))
         try:
@@ -300,9 +329,32 @@ def run_once(
     should_stop: Callable[[], bool] | None = None,
     log_errors: bool = True,
 ) -> RunReport:
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     report = RunReport()
     report.synced, report.source_errors, me = sync_all(
         config, store, progress=progress, should_stop=should_stop, log_errors=log_errors
     )
     return analyze_and_act(config, store, now, extra_me=me, force=force, report=report)
+
+
+@dataclass(frozen=True)
+class MeReport:
+    """The user's addresses with where each came from, and what the sent folders propose."""
+
+    addresses: list[MyAddress]
+    proposals: list[Proposal]
+
+
+def me_report(config: Config, store: Store) -> MeReport:
+    """Who is me (``kithkeep me``, ``check``, ``status``): the configured addresses, the
+    ones the sources reported at the last run, the user's decisions, the contacts
+    card; and the majority senders of sent folders that are none of them."""
+    state = State.load(store)
+    known = [(a, "account login or calendar owner") for a in (state.known if state else [])]
+    decisions = store.active_decisions()
+    mine = my_addresses(
+        config.general.me, known, decisions, load_contacts(config.analysis.contacts_file)
+    )
+    _, removed = me_decisions(decisions)
+    found = proposals(store.sent_folder_senders(), [m.address for m in mine], removed)
+    return MeReport(mine, found)

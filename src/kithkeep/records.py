@@ -229,7 +229,8 @@ class StoredMessage(NamedTuple):
     id: int
     gm_msgid: int | None
     message_id: str
-    date: datetime  # the Date header, else INTERNALDATE, aware UTC
+    date: datetime | None  # the Date header, aware UTC
+    internal_date: datetime | None  # when the server or the file got it
     from_json: str
     to_json: str
     cc_json: str
@@ -248,7 +249,9 @@ class MessageFacts(NamedTuple):
     id: int
     gm_msgid: int | None
     message_id: str
-    dated: bool
+    date: datetime | None
+    internal_date: datetime | None
+    subject: str
     from_json: str
     to_json: str
     cc_json: str

@@ -617,7 +617,9 @@ class Store:
             c.id,
             c.gm_msgid,
             c.message_id,
-            sa.or_(c.date.is_not(None), c.internal_date.is_not(None)),
+            c.date,
+            c.internal_date,
+            c.subject,
             c.from_json,
             c.to_json,
             c.cc_json,
@@ -632,7 +634,12 @@ class Store:
         if after >= 0:
             query = query.where(c.seq > after)
         for rows in self._chunks(query.order_by(c.id), chunk):
-            yield [MessageFacts(*r) for r in rows]
+            yield [
+                MessageFacts(
+                    r[0], r[1], r[2], _maybe_utc(r[3]), _maybe_utc(r[4]), r[5] or "", *r[6:]
+                )
+                for r in rows
+            ]
 
     def changed_events(self, after: int) -> list[tuple[int, EventRecord]]:
         """(row id, event) of every event written after change ``after`` (all for -1)."""
@@ -773,6 +780,24 @@ class Store:
             "undated": int(undated),
         }
 
+    def sent_folder_senders(self) -> list[tuple[str, str, str, int]]:
+        """(account, folder, From address, messages) over every sent folder."""
+        c = MESSAGES.c
+        query = (
+            sa.select(c.account, c.folder, c.from_json, sa.func.count())
+            .where(c.in_sent_folder.is_(True))
+            .group_by(c.account, c.folder, c.from_json)
+        )
+        out: list[tuple[str, str, str, int]] = []
+        with self.engine.connect() as conn:
+            for account, folder, from_json, n in conn.execute(query):
+                try:
+                    first = json.loads(from_json)[0][1]
+                except (ValueError, IndexError, TypeError):
+                    continue
+                out.append((account, folder, str(first), int(n)))
+        return out
+
     def _indexed_messages(self) -> sa.Select[Any]:
         c = MESSAGES.c
         return sa.select(
@@ -780,7 +805,8 @@ class Store:
             c.id,
             c.gm_msgid,
             c.message_id,
-            sa.func.coalesce(c.date, c.internal_date),
+            c.date,
+            c.internal_date,
             c.from_json,
             c.to_json,
             c.cc_json,
@@ -795,10 +821,11 @@ class Store:
 
     @staticmethod
     def _stored(row: Sequence[Any]) -> tuple[str, StoredMessage]:
-        (address, mid, gm, msgid, date, frm, to, cc, bcc, irt, refs, subj, flags, sent, thr) = row
+        address, mid, gm, msgid, date, idate, *rest = row
+        frm, to, cc, bcc, irt, refs, subj, flags, sent, thr = rest
         return address, StoredMessage(
-            mid, gm, msgid, _as_utc(date), frm, to, cc, bcc, irt, refs, subj or "", flags or "",
-            bool(sent), thr,
+            mid, gm, msgid, _maybe_utc(date), _maybe_utc(idate), frm, to, cc, bcc, irt, refs,
+            subj or "", flags or "", bool(sent), thr,
         )  # fmt: skip
 
     def _chunks(self, query: sa.Select[Any], size: int = 5000) -> Iterator[list[Any]]:
@@ -1033,10 +1060,14 @@ class Store:
                     s.execute(sa.insert(ft), [dict(r) for r in rows])
                 s.execute(sa.update(pt).where(pt.c.id == pid).values(judge_at=again))
 
-    def findings_json(self) -> list[str]:
-        """Every stored finding (as Finding.to_json text)."""
+    def findings_json(self, *, reminding: bool = False) -> list[str]:
+        """Every stored finding (as Finding.to_json text); with ``reminding``, only those
+        that want a calendar reminder (what the weekly budget shares out)."""
+        query = sa.select(FINDINGS.c.data_json)
+        if reminding:
+            query = query.where(FINDINGS.c.remind.is_(True))
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(FINDINGS.c.data_json)).scalars())
+            return list(conn.execute(query).scalars())
 
 
 _string_limits: dict[str, dict[str, int | None]] = {}
@@ -1095,6 +1126,10 @@ def _as_utc(value: Any) -> datetime:
             value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _maybe_utc(value: Any) -> datetime | None:
+    return None if value is None else _as_utc(value)
 
 
 def _safe_url(url: str) -> str:

@@ -19,6 +19,7 @@ from kithkeep.cli import (
     commands_calendar,
     commands_core,
     commands_daemon,
+    commands_me,
     commands_people,
     commands_review,
     commands_service,
@@ -48,6 +49,7 @@ cli.params.extend(common_options())
 for module in (
     commands_core,
     commands_people,
+    commands_me,
     commands_review,
     commands_calendar,
     commands_daemon,

@@ -6,14 +6,14 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import click
 
-from kithkeep import paths
+from kithkeep import clock, paths
 from kithkeep.cli.app import App, print_json, stderr_is_terminal, stdout_is_terminal
 from kithkeep.cli.render import console, findings_view, print_lines, progress_bar
 from kithkeep.config import Config, load_config
@@ -21,7 +21,14 @@ from kithkeep.connectors import registry
 from kithkeep.daemon import status as run_status
 from kithkeep.daemon.lock import StoreLock
 from kithkeep.errors import ConfigError, KithkeepError, SinkError, SourceError, UsageError
-from kithkeep.pipeline import RunReport, judge_stored, reminder_index, run_once, sync_all
+from kithkeep.pipeline import (
+    RunReport,
+    judge_stored,
+    me_report,
+    reminder_index,
+    run_once,
+    sync_all,
+)
 from kithkeep.store import Store
 
 DEMO_MARK = "# kithkeep demo configuration"
@@ -221,10 +228,26 @@ def register(cli: click.Group) -> None:
         items = [_check_source(config, cc) for cc in config.sources]
         items += [_check_sink(config, cc) for cc in config.sinks]
         problems = placeholders(config)
+        proposed = me_report(config, app.store()).proposals
         if as_json:
-            print_json(items + [{"kind": "config", "ok": False, "error": p} for p in problems])
+            print_json(
+                items
+                + [{"kind": "config", "ok": False, "error": p} for p in problems]
+                + [
+                    {
+                        "kind": "proposal",
+                        "ok": True,
+                        "address": p.address,
+                        "reason": p.reason,
+                        "command": f"kithkeep me add {p.address}",
+                    }
+                    for p in proposed
+                ]
+            )
         else:
             _print_check(items, problems)
+            for p in proposed:
+                click.echo(f"yours? {p.address} {p.reason}: kithkeep me add {p.address}")
             if not config.sources:
                 click.echo("no sources configured")
             if not config.reminders.sink:
@@ -261,9 +284,7 @@ def register(cli: click.Group) -> None:
                 only=set(sources) or None,
                 log_errors=False,  # the CLI reports them in its one final line
             )
-            run_status.record_results(
-                app.store(), [r.source for r in results], errors, datetime.now(UTC)
-            )
+            run_status.record_results(app.store(), [r.source for r in results], errors, clock.now())
         if as_json:
             print_json(
                 {
@@ -293,7 +314,7 @@ def register(cli: click.Group) -> None:
         On a terminal it shows who needs attention; elsewhere (the timer's
         journal, a pipe) one summary line; with -q nothing but errors.
         """
-        now = datetime.now(UTC)
+        now = clock.now()
         config = app.config()
         registry.preflight(config)
         with (
@@ -347,7 +368,7 @@ def register(cli: click.Group) -> None:
         config_path = build_demo(root)
         config = load_config(config_path)
         registry.validate(config)
-        now = datetime.now(UTC)
+        now = clock.now()
         with Store.open(config.database_url) as store:
             report = run_once(config, store, now=now)
             report.findings = judge_stored(config, store, now)[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ from kithkeep.cli.render import console
 from kithkeep.config import load_config
 from kithkeep.connectors import registry
 from kithkeep.logsetup import setup_logging
+from kithkeep.model.refresh import State
+from kithkeep.pipeline import LAST_CYCLE, me_report
 
 if TYPE_CHECKING:
     from kithkeep.records import RunStatus
@@ -67,11 +70,21 @@ def register(cli: click.Group) -> None:
         if config.reminders.sink:
             sink = config.sink(config.reminders.sink)
             rows.append(("sink", sink.name, sink.type, saved.get((run_status.SINK, sink.name))))
+        store = app.store()
+        last = store.get_meta(LAST_CYCLE)
+        state = State.load(store)
+        counts = state.counts if state else {}
+        proposed = me_report(config, store).proposals
         if as_json:
             print_json(
                 {
                     "daemon": {"running": pid is not None, "pid": pid if pid and pid > 0 else None},
                     "sources": [_json(kind, name, ctype, st) for kind, name, ctype, st in rows],
+                    "analysis": {
+                        "last_cycle": json.loads(last) if last else None,
+                        "implausible_dates": counts.get("implausible_dates", 0),
+                    },
+                    "me_proposals": [{"address": p.address, "reason": p.reason} for p in proposed],
                 }
             )
             return
@@ -99,6 +112,24 @@ def register(cli: click.Group) -> None:
                 _when(st.next_run),
             )
         console.print(t)
+        if last:
+            cycle = json.loads(last)
+            kind = {"none": "no change", "full": "full rebuild"}.get(cycle["kind"], cycle["kind"])
+            console.print(
+                f"last analysis: {kind} at {cycle['at'][:16]}, {cycle['seconds']:.2f} s, "
+                f"{cycle['people']} people recomputed",
+                soft_wrap=True,
+            )
+        if counts.get("implausible_dates"):
+            console.print(
+                f"{counts['implausible_dates']} messages with a placeholder or future Date "
+                "(dated when they arrived instead)",
+                soft_wrap=True,
+            )
+        for p in proposed:
+            console.print(
+                f"yours? {p.address} {p.reason}: kithkeep me add {p.address}", soft_wrap=True
+            )
 
 
 def _json(kind: str, name: str, ctype: str, st: RunStatus | None) -> dict[str, Any]:

@@ -8,12 +8,13 @@ listing shows the result; findings and reminders follow on the next ``run``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
 from rich.table import Table
 
+from kithkeep import clock
 from kithkeep.cli import decide
 from kithkeep.cli.app import App, print_json
 from kithkeep.cli.complete import complete_person
@@ -47,6 +48,8 @@ def _num(v: float | None, unit: str = "") -> str:
 
 
 def _tie_label(p: PersonStats) -> str:
+    if p.automated:
+        return p.automated
     if p.ignored:
         return "ignored"
     if not p.is_tie:
@@ -92,7 +95,7 @@ def people_table(people: list[PersonStats], now: datetime) -> Table:
 
 
 def _load(app: App) -> list[PersonStats]:
-    found = load_people(app.config(), app.store(), datetime.now(UTC))
+    found = load_people(app.config(), app.store(), clock.now())
     if not found:
         raise UsageError(
             "no people known yet", hint="run `kithkeep run` (or `kithkeep sync`) first"
@@ -105,7 +108,7 @@ def _reanalyze(app: App) -> list[PersonStats]:
     store = app.store()
     # the user's addresses the sources reported at the last run stay (None)
     return analyze_store(
-        store, cfg.analysis, cfg.general.me, datetime.now(UTC), None,
+        store, cfg.analysis, cfg.general.me, clock.now(), None,
         decisions=store.active_decisions(),
     ).people  # fmt: skip
 
@@ -149,6 +152,12 @@ def register(cli: click.Group) -> None:
     @cli.command()
     @click.option("--ties", is_flag=True, help="Only established two-way ties.")
     @click.option(
+        "--all",
+        "show_all",
+        is_flag=True,
+        help="Automated senders too (machines without List headers), with their kind.",
+    )
+    @click.option(
         "--suggest-merges",
         "suggest",
         is_flag=True,
@@ -156,10 +165,16 @@ def register(cli: click.Group) -> None:
     )
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see README).")
     @click.pass_obj
-    def people(app: App, ties: bool, suggest: bool, as_json: bool) -> None:
-        """List people with their statistics (from the last analysis)."""
+    def people(app: App, ties: bool, show_all: bool, suggest: bool, as_json: bool) -> None:
+        """List people with their statistics (from the last analysis).
+
+        Automated senders (kithkeep explain ADDRESS says why) are left out
+        unless --all.
+        """
         store = app.store()
-        found = load_people(app.config(), store, datetime.now(UTC))
+        found = load_people(app.config(), store, clock.now())
+        if not show_all:
+            found = [p for p in found if not p.automated]
         if suggest:
             suggestions = suggest_merges(found, store.active_decisions())
             if as_json:
@@ -187,7 +202,7 @@ def register(cli: click.Group) -> None:
         if as_json:
             print_json([p.to_json() for p in found])
         else:
-            console.print(people_table(found, datetime.now(UTC)))
+            console.print(people_table(found, clock.now()))
 
     @cli.command()
     @click.argument("person", shell_complete=complete_person)
@@ -197,7 +212,7 @@ def register(cli: click.Group) -> None:
         """One person (by name, address or id): addresses, statistics, last exchanges."""
         store = app.store()
         p = resolve_person(_load(app), person)
-        now = datetime.now(UTC)
+        now = clock.now()
         cfg = app.config()
         contacts = contacts_for(cfg, store, p, now)
         if as_json:
@@ -208,6 +223,7 @@ def register(cli: click.Group) -> None:
                     "direction": c.direction,
                     "subject": c.subject,
                     "direct": c.direct,
+                    "inferred": c.inferred,
                 }
                 for c in contacts
             ]
@@ -254,7 +270,7 @@ def register(cli: click.Group) -> None:
     def merge(app: App, a: str, b: str, as_json: bool) -> None:
         """Treat two people (names, addresses or ids) as one from now on."""
         store = app.store()
-        people = load_people(app.config(), store, datetime.now(UTC))
+        people = load_people(app.config(), store, clock.now())
         first, p1 = _address_of(people, a)
         second, p2 = _address_of(people, b)
         if first == second or (p1 is not None and p2 is not None and p1 == p2):

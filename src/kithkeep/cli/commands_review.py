@@ -18,11 +18,12 @@ decision as stored, or the list of decisions undone).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import click
 
+from kithkeep import clock
 from kithkeep.cli import decide
 from kithkeep.cli.app import App, print_json
 from kithkeep.cli.complete import complete_person
@@ -66,7 +67,7 @@ def finding_json(
 
 
 def _people(app: App) -> list[PersonStats]:
-    people = load_people(app.config(), app.store(), datetime.now(UTC))
+    people = load_people(app.config(), app.store(), clock.now())
     if not people:
         raise UsageError(
             "no people known yet", hint="run `kithkeep run` (or `kithkeep sync`) first"
@@ -125,7 +126,7 @@ def register(cli: click.Group) -> None:
         """
         config = app.config()
         store = app.store()
-        now = datetime.now(UTC)
+        now = clock.now()
         people, findings = judge_stored(config, store, now)
         by_id = {p.person_id: p for p in people}
         selected = [f for f in findings if rule is None or f.rule == rule]
@@ -187,7 +188,7 @@ def register(cli: click.Group) -> None:
             return
         if (until_text is None) == (span is None):
             raise UsageError("give either --for SPAN (like 2w) or --until DATE")
-        now = datetime.now(UTC)
+        now = clock.now()
         until = (
             decide.parse_when(until_text, app.config().general.tz)
             if until_text is not None
@@ -213,7 +214,7 @@ def register(cli: click.Group) -> None:
         """Dismiss a person's current findings until there is new evidence."""
         config = app.config()
         store = app.store()
-        now = datetime.now(UTC)
+        now = clock.now()
         people, findings = judge_stored(config, store, now)
         if not people:
             raise UsageError("no people known yet", hint="run `kithkeep run` first")
@@ -245,7 +246,7 @@ def register(cli: click.Group) -> None:
                 app, as_json, n, f"removed {len(n)} recorded contact(s) with {decide.who(p)}"
             )
             return
-        now = datetime.now(UTC)
+        now = clock.now()
         at = decide.parse_when(on_text, app.config().general.tz) if on_text else now
         d = decide.done(app.store(), p, at, note, now)
         _report(app, as_json, d, f"recorded contact with {decide.who(p)} on {at:%Y-%m-%d}")
@@ -264,7 +265,7 @@ def register(cli: click.Group) -> None:
                 app, as_json, n, f"no longer ignoring {decide.who(p)} from the next run on"
             )
             return
-        d = decide.ignore(app.store(), p, datetime.now(UTC))
+        d = decide.ignore(app.store(), p, clock.now())
         _report(
             app,
             as_json,
@@ -288,7 +289,7 @@ def register(cli: click.Group) -> None:
         if not span:
             raise UsageError("give a SPAN like 30d, 6w or 3m, or --undo")
         days = decide.span_days(span)
-        d = decide.cadence(app.store(), p, days, datetime.now(UTC))
+        d = decide.cadence(app.store(), p, days, clock.now())
         _report(app, as_json, d, f"cadence for {decide.who(p)}: every {days:g} days")
 
     @cli.command()
@@ -309,5 +310,5 @@ def register(cli: click.Group) -> None:
             n = decide.undo(app.store(), "tier", p.addresses)
             _report_undo(app, as_json, n, f"tier of {decide.who(p)} is inferred again")
             return
-        d = decide.tier(app.store(), p, name, datetime.now(UTC))
+        d = decide.tier(app.store(), p, name, clock.now())
         _report(app, as_json, d, f"{decide.who(p)} is now in your {name} tier")

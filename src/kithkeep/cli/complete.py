@@ -10,11 +10,11 @@ into the user's prompt: any failure completes nothing.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 import click
 from click.shell_completion import CompletionItem
 
+from kithkeep import clock
 from kithkeep.cli.app import App
 from kithkeep.model.lookup import fold, words
 from kithkeep.pipeline import load_people
@@ -28,7 +28,7 @@ def complete_person(
     app = ctx.find_object(App) or App()
     logging.disable(logging.CRITICAL)  # nothing may reach the terminal mid-prompt
     try:
-        people = load_people(app.config(), app.store(), datetime.now(UTC))
+        people = load_people(app.config(), app.store(), clock.now())
     except Exception:
         return []
     finally:

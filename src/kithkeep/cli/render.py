@@ -30,6 +30,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from kithkeep import clock
 from kithkeep.rules.base import Finding
 
 console = Console(highlight=False)
@@ -59,7 +60,7 @@ def days_since(when: datetime, now: datetime) -> int:
 def ago(when: datetime | None, now: datetime | None = None) -> str:
     if when is None:
         return "never"
-    days = days_since(when, now or datetime.now(UTC))
+    days = days_since(when, now or clock.now())
     if days == 0:
         return "today"
     if days == 1:

@@ -25,23 +25,37 @@ Steps for one person:
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from kithkeep.config import AnalysisConfig
+from kithkeep.model.automation import machine_verdict
 from kithkeep.model.identity import bulk_reason, is_noreply, is_role_address, normalize
+from kithkeep.model.me import me_decisions
 from kithkeep.model.meetings import MetMeeting, meetings_from_events
 from kithkeep.model.merges import Identity, build_identity
 from kithkeep.model.messages import (
     AddrParser,
     MessageView,
     Recipients,
+    references_of,
     unique,
     views_from_records,
 )
-from kithkeep.model.person import IN, MEETING, OUT, Item, PersonContext, person_stats
+from kithkeep.model.person import (
+    DAY,
+    IN,
+    INFERRED,
+    MEETING,
+    OUT,
+    Item,
+    PersonContext,
+    person_stats,
+)
 from kithkeep.model.stats import PersonStats
+from kithkeep.model.threads import is_reply_subject
 from kithkeep.model.vcard import Card
 from kithkeep.records import DecisionRecord, EventRecord, MessageRecord
 
@@ -83,13 +97,16 @@ def user_identity(
     """The user's addresses and who is one person.
 
     The user's addresses are the configured ones, those sources know (account
-    logins, calendar owners) and the other addresses of a contacts card that
-    holds one of them. Nothing else is the user's without being said: the
-    other senders found in a sent folder (an assistant, a delegate) are people.
+    logins, calendar owners), those the user added (``kithkeep me add``) and the
+    other addresses of a contacts card that holds one of them, less those the
+    user removed. Nothing else is the user's without being said: the other
+    senders found in a sent folder (an assistant, a delegate) are people.
     """
+    added, removed = me_decisions(decisions)
     base = {normalize(a) for a in configured} | {normalize(a) for a in known if "@" in a}
+    base = (base | added) - removed
     identity = build_identity(decisions, cards, base, now)
-    return frozenset(base | identity.more_me), identity
+    return frozenset((base | identity.more_me) - removed), identity
 
 
 @dataclass
@@ -186,7 +203,11 @@ def timeline_of(
     (in the order they ended)."""
     members = setting.members(root)
     msgs, _ = unique(views)
+    ids = {m.message_id for m in msgs}
+    silence = setting.cfg.silence_days * DAY
+    last_in = -math.inf
     items: list[Item] = []
+    inferred: list[MessageView] = []
     pairs: dict[tuple[str, str], int] = {}
     for i, m in enumerate(msgs):
         found = setting.contacts(m)
@@ -195,6 +216,13 @@ def timeline_of(
         for r, kind, direct in found:
             if r != root:
                 continue
+            if kind == IN:
+                last_in = m.ts
+            elif direct and replies_to_missing(m, members, ids, last_in, silence):
+                # they wrote: the user's reply to them says so, though the original is
+                # not here (deleted, read on a phone, another folder)
+                inferred.append(inferred_original(m, next(iter(m.recipients.to & members))))
+                items.append(Item(inferred[-1].ts, IN, len(msgs) + len(inferred) - 1, True))
             items.append(Item(m.ts, kind, i, direct))
             if kind == IN:
                 pair = (m.sender or "", m.sender_name)
@@ -203,6 +231,7 @@ def timeline_of(
                 for addr, name in m.recipients.all:
                     if addr in members and setting.is_person(addr):
                         pairs[addr, name] = pairs.get((addr, name), 0) + 1
+    msgs.extend(inferred)
     mine: list[MetMeeting] = []
     for mt in meetings:
         named = [(a, n) for a, n in mt.met if a in members]
@@ -213,6 +242,40 @@ def timeline_of(
         for pair in named:
             pairs[pair] = pairs.get(pair, 0) + 1
     return Timeline(msgs, mine, items, pairs)
+
+
+def replies_to_missing(
+    m: MessageView, members: frozenset[str], ids: set[str], last_in: float, silence: float
+) -> bool:
+    """Whether the user's message ``m`` answers a message of this person's that is not
+    here: it is addressed to them alone (every To address is theirs) and either its
+    In-Reply-To (else its newest Reference) names a message kithkeep does not have, or it
+    carries no such header but a reply prefix, with nothing from them in the last
+    ``silence`` seconds."""
+    if not m.recipients.to or not m.recipients.to <= members:
+        return False
+    parent = m.in_reply_to or next(iter(reversed(references_of(m))), None)
+    if parent:
+        return parent not in ids
+    return m.ts - last_in > silence and is_reply_subject(m.subject)
+
+
+def inferred_original(m: MessageView, address: str) -> MessageView:
+    """The message of theirs the user's reply ``m`` answers, as far as it can be known:
+    from ``address``, just before the reply, answered by it."""
+    return m._replace(
+        ts=round(m.ts - 0.001, 3),
+        key=INFERRED + m.key,
+        date=m.date - timedelta(milliseconds=1),
+        message_id=INFERRED + m.message_id,
+        sender=address,
+        sender_name="",
+        recipients=Recipients((), frozenset(), frozenset()),
+        in_reply_to=None,
+        references=(),
+        answered=True,
+        sent=False,
+    )
 
 
 def person_from_pool(
@@ -241,6 +304,21 @@ def person_from_pool(
         name = min(names.items(), key=lambda kv: (-kv[1], kv[0]))[0]
     ctx = PersonContext(t.msgs, [mt.meeting for mt in t.meetings], setting.cfg)
     stats = person_stats(person_id(addresses), name, addresses, t.items, ctx, setting.now)
+    if not identity.named.intersection(addresses):  # the user's word settles it
+        verdict = machine_verdict(
+            addresses,
+            [t.msgs[it.ref].signals for it in t.items if it.kind == IN],
+            answered_or_met=bool(stats.messages_out or stats.meetings),
+        )
+        if verdict is not None:
+            stats = replace(
+                stats,
+                automated=verdict.kind,
+                automated_reason=verdict.reason,
+                is_tie=False,
+                tier=None,
+                tier_source=None,
+            )
     return apply_decisions(stats, identity)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from kithkeep.model.analyze import Setting, timeline_of
 from kithkeep.model.meetings import attendee_addresses, meetings_from_events
 from kithkeep.model.messages import AddrParser
-from kithkeep.model.person import IN, MEETING, OUT
+from kithkeep.model.person import IN, INFERRED, MEETING, OUT
 from kithkeep.model.stats import PersonStats
 from kithkeep.store import Store
 
@@ -25,6 +25,8 @@ class Contact:
     direction: str  # "in" | "out" | "meeting" | "uncounted" (a meeting of unknown size)
     subject: str
     direct: bool  # in To (not only Cc); always True for meetings
+    # a message of theirs known only from the user's reply to it (the original is gone)
+    inferred: bool = False
 
 
 def contacts_of(store: Store, person: PersonStats, setting: Setting) -> list[Contact]:
@@ -32,7 +34,7 @@ def contacts_of(store: Store, person: PersonStats, setting: Setting) -> list[Con
     root = setting.root(person.addresses[0])
     members = setting.members(root) | set(person.addresses)
     parser = AddrParser()
-    views = [parser.view(row) for _, row in store.messages_of(members)]
+    views = [v for _, row in store.messages_of(members) if (v := parser.view(row)) is not None]
     events = [e for e in store.events_of(members) if not attendee_addresses(e).isdisjoint(members)]
     meetings = meetings_from_events(events, setting.me, setting.cfg, setting.now, setting.is_person)
     t = timeline_of(root, views, meetings, setting)
@@ -44,7 +46,9 @@ def contacts_of(store: Store, person: PersonStats, setting: Setting) -> list[Con
         else:
             m = t.msgs[it.ref]
             direction = {IN: "in", OUT: "out"}[it.kind]
-            out.append(Contact(m.date, direction, m.subject, it.direct))
+            inferred = m.message_id.startswith(INFERRED)
+            subject = f"(known from your reply) {m.subject}" if inferred else m.subject
+            out.append(Contact(m.date, direction, subject, it.direct, inferred))
     members_met = setting.members(root)
     for unknown in meetings_from_events(
         events, setting.me, setting.cfg, setting.now, setting.is_person, unknown_size=True

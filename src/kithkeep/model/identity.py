@@ -112,8 +112,11 @@ def fold_name(name: str) -> str:
 
 
 def bulk_reason(msg: MessageRecord) -> str | None:
-    """Why a message is list, bulk or automatic mail (None when it is personal)."""
-    return bulk_reason_of(msg.list_id, msg.list_unsubscribe, msg.precedence, msg.auto_submitted)
+    """Why a message is list, bulk or automatic mail, or meeting plumbing, an
+    auto-reply, a read receipt or a delivery report (None when it is personal)."""
+    return bulk_reason_of(
+        msg.list_id, msg.list_unsubscribe, msg.precedence, msg.auto_submitted
+    ) or plumbing_reason(msg.subject)
 
 
 def bulk_reason_of(
@@ -132,3 +135,41 @@ def bulk_reason_of(
     if auto_submitted and auto_submitted != "no":
         return f"Auto-Submitted: {auto_submitted}"
     return None
+
+
+# Subjects of messages that are meeting plumbing, auto-replies, read receipts or
+# delivery reports (the client writes the prefix): they never ask for a reply and
+# never answer one. Several languages; matched at the start, case-insensitively.
+_PLUMBING_RE = re.compile(
+    r"^\s*(?:"
+    # calendar responses and invitations (Outlook, Google, Apple; en, de, fr, es, it, nl)
+    r"(?:accepted|declined|tentative(?:ly accepted)?|canceled|cancelled|updated invitation"
+    r"(?: with note)?|invitation|new event|event canceled|updated event"
+    r"|angenommen|abgelehnt|mit vorbehalt angenommen|einladung|aktualisierte einladung|abgesagt"
+    r"|accepté|refusé|provisoire|annulé|invitation mise à jour"
+    r"|aceptado|rechazado|provisional|cancelado|invitación|invitación actualizada"
+    r"|accettato|rifiutato|annullato|invito|invito aggiornato"
+    r"|geaccepteerd|geweigerd|voorlopig|geannuleerd|uitnodiging)\s*(?:\([^)]*\))?\s*:"
+    # auto-replies and out of office
+    r"|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|autoreply|out of (?:the )?office"
+    r"|abwesenheitsnotiz|automatische antwort|réponse automatique|absence du bureau"
+    r"|respuesta automática|fuera de la oficina|risposta automatica|fuori sede"
+    r"|automatisch antwoord|afwezig"
+    # read receipts
+    r"|(?:read|gelesen|lu|leído|letto|gelezen)\s*:"
+    # delivery reports
+    r"|undeliverable|undelivered mail|delivery status notification|mail delivery failed"
+    r"|returned mail|delivery failure|delivery has failed|unzustellbar|non remis"
+    r"|no se puede entregar|non recapitabile|onbestelbaar"
+    r")",
+    re.IGNORECASE,
+)
+
+
+def plumbing_reason(subject: str) -> str | None:
+    """Why a message is meeting plumbing, an auto-reply, a read receipt or a delivery
+    report (None for any other message): its subject's prefix."""
+    m = _PLUMBING_RE.match(subject or "")
+    if m is None:
+        return None
+    return f"subject {m.group(0).strip()!r}"

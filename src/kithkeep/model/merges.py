@@ -19,6 +19,7 @@ person matches a decision when the decision's address is one of theirs.
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -218,16 +219,203 @@ def _separated(a: PersonStats, b: PersonStats, pairs: frozenset[tuple[str, str]]
 
 
 _MIN_LOCAL = 5
+# Mailbox names too common to say two addresses are one person: first names and
+# words of roles and desks (the same "maria@" at two domains is two people).
+_COMMON_NAMES = frozenset(
+    [
+        "aaron",
+        "adam",
+        "adrian",
+        "alex",
+        "alexander",
+        "alice",
+        "amanda",
+        "amy",
+        "ana",
+        "andrea",
+        "andreas",
+        "andrew",
+        "angela",
+        "anna",
+        "anne",
+        "anthony",
+        "antonio",
+        "barbara",
+        "ben",
+        "benjamin",
+        "bernd",
+        "brian",
+        "carlos",
+        "carmen",
+        "caroline",
+        "carol",
+        "charles",
+        "chris",
+        "christian",
+        "christina",
+        "christine",
+        "claudia",
+        "daniel",
+        "david",
+        "diana",
+        "elena",
+        "elizabeth",
+        "emily",
+        "emma",
+        "eric",
+        "eva",
+        "felix",
+        "frank",
+        "gabriel",
+        "george",
+        "hannah",
+        "hans",
+        "helen",
+        "henry",
+        "isabel",
+        "jack",
+        "james",
+        "jan",
+        "jane",
+        "jennifer",
+        "jessica",
+        "john",
+        "jonas",
+        "jose",
+        "joseph",
+        "juan",
+        "julia",
+        "julian",
+        "karen",
+        "katharina",
+        "kevin",
+        "klaus",
+        "laura",
+        "lisa",
+        "luca",
+        "lucas",
+        "manuel",
+        "marco",
+        "maria",
+        "marie",
+        "mario",
+        "mark",
+        "markus",
+        "martin",
+        "mary",
+        "matthew",
+        "max",
+        "michael",
+        "michelle",
+        "nicole",
+        "oliver",
+        "patrick",
+        "paul",
+        "peter",
+        "philipp",
+        "pierre",
+        "rachel",
+        "richard",
+        "robert",
+        "sandra",
+        "sarah",
+        "sebastian",
+        "simon",
+        "sophie",
+        "stefan",
+        "stephanie",
+        "steven",
+        "susan",
+        "thomas",
+        "tim",
+        "tobias",
+        "tom",
+        "victoria",
+        "william",
+        "admin",
+        "contact",
+        "enquiries",
+        "hello",
+        "help",
+        "info",
+        "mail",
+        "office",
+        "sales",
+        "service",
+        "support",
+        "team",
+        "webmaster",
+    ]
+)
+_SEPARATORS_RE = re.compile(r"[._\-]+")
 
 
-def _mailbox_names(p: PersonStats) -> set[str]:
-    """Local parts distinctive enough to suggest a match across domains (``ana.silva``)."""
-    out = set()
+def _mailbox_key(local: str) -> str:
+    """A local part without its separators and +tag: ``j.doyle+x`` -> ``jdoyle``."""
+    return _SEPARATORS_RE.sub("", local.split("+", 1)[0])
+
+
+def _mailbox_names(p: PersonStats) -> dict[str, str]:
+    """Local parts distinctive enough to suggest a match across domains: long enough,
+    not a common first name or a role word (``ana.silva``, ``jdoyle``), by their key
+    without separators."""
+    out: dict[str, str] = {}
     for a in p.addresses:
         local = a.rpartition("@")[0].split("+", 1)[0]
-        if len(local) >= _MIN_LOCAL and any(c in local for c in "._-"):
-            out.add(local.replace("_", ".").replace("-", "."))
+        key = _mailbox_key(local)
+        if len(key) >= _MIN_LOCAL and local not in _COMMON_NAMES and key not in _COMMON_NAMES:
+            out.setdefault(key, local)
     return out
+
+
+def _name_parts(name: str) -> tuple[str, str] | None:
+    """(first name, last name) of a display name ("Berg, Anne K." -> ("anne", "berg"))."""
+    words = [w for w in fold_name(name).replace(".", " ").split() if len(w) > 1]
+    if len(words) < 2:
+        return None
+    return words[0], words[-1]
+
+
+def _initials_surname(local: str) -> tuple[str, str] | None:
+    """(initials, surname) of a local part with separators: ``anne.berg`` -> ("a", "berg"),
+    ``a.k.berg`` -> ("ak", "berg"); None for one that has none."""
+    parts = [x for x in _SEPARATORS_RE.split(local.split("+", 1)[0]) if x]
+    if len(parts) < 2 or len(parts[-1]) < 3:
+        return None
+    return "".join(x[0] for x in parts[:-1]), parts[-1]
+
+
+def _same_initials(a: PersonStats, b: PersonStats) -> str | None:
+    """Why two people at one domain may be one: the same surname and first initial in
+    their mailbox names (``anne.berg`` / ``a.k.berg`` / ``aberg``), and a display name
+    that agrees (its first name starts with that initial, its last name is that surname)."""
+    for x in a.addresses:
+        for y in b.addresses:
+            lx, _, dx = x.rpartition("@")
+            ly, _, dy = y.rpartition("@")
+            if dx != dy:
+                continue
+            sx, sy = _initials_surname(lx), _initials_surname(ly)
+            if sx is None and sy is not None:
+                # "aberg": one or two initials glued to the other's surname
+                head = _mailbox_key(lx)
+                if head.endswith(sy[1]) and 1 <= len(head) - len(sy[1]) <= 2:
+                    sx = (head[: len(head) - len(sy[1])], sy[1])
+            elif sy is None and sx is not None:
+                head = _mailbox_key(ly)
+                if head.endswith(sx[1]) and 1 <= len(head) - len(sx[1]) <= 2:
+                    sy = (head[: len(head) - len(sx[1])], sx[1])
+            if sx is None or sy is None or sx[1] != sy[1] or sx[0][0] != sy[0][0]:
+                continue
+            initial, surname = sx[0][0], sx[1]
+            for name in (a.name, b.name):
+                parts = _name_parts(name)
+                if parts and parts[0].startswith(initial) and parts[1] == surname:
+                    return (
+                        f"{x} and {y}: the same surname and first initial at {dx}, "
+                        f"and the name {name!r} agrees"
+                    )
+    return None
 
 
 def suggest_merges(
@@ -237,11 +425,18 @@ def suggest_merges(
 
     Reasons, strongest first: the same full name (accents, case and "Last,
     First" order ignored; one-word names are too common to count); the same
-    distinctive mailbox name (``ana.silva``) at two domains, with no
-    conflicting names. Pairs the user separated with ``unmerge`` are left out.
+    distinctive mailbox name at two domains (``ana.silva``, ``jdoyle``; with
+    or without separators, at least five letters, not a common first name or
+    a role word), with no conflicting names; at one domain, the same surname
+    and first initial (``anne.berg`` / ``a.k.berg`` / ``aberg``) when a
+    display name agrees. Pairs the user separated with ``unmerge`` are left out.
     """
     separated = separated_pairs(decisions)
-    talked = [p for p in people if (p.messages_in + p.messages_out) > 0 and not p.ignored]
+    talked = [
+        p
+        for p in people
+        if (p.messages_in + p.messages_out) > 0 and not p.ignored and not p.automated
+    ]
     out: list[MergeSuggestion] = []
     seen: set[tuple[str, str]] = set()
 
@@ -258,20 +453,32 @@ def suggest_merges(
         folded = fold_name(p.name)
         if len(folded.split()) >= 2:
             by_name[folded].append(p)
-    for group in by_name.values():
-        for i, a in enumerate(group):
-            for b in group[i + 1 :]:
+    for same in by_name.values():
+        for i, a in enumerate(same):
+            for b in same[i + 1 :]:
                 add(a, b, f"same full name {a.name!r} on two addresses that both exchanged mail")
 
-    by_box: dict[str, list[PersonStats]] = defaultdict(list)
+    by_box: dict[str, list[tuple[PersonStats, str]]] = defaultdict(list)
     for p in talked:
-        for box in _mailbox_names(p):
-            by_box[box].append(p)
-    for box, group in by_box.items():
-        for i, a in enumerate(group):
-            for b in group[i + 1 :]:
+        for key, local in _mailbox_names(p).items():
+            by_box[key].append((p, local))
+    for group in by_box.values():
+        for i, (a, la) in enumerate(group):
+            for b, lb in group[i + 1 :]:
                 fa, fb = fold_name(a.name), fold_name(b.name)
                 if fa and fb and fa != fb:
                     continue
-                add(a, b, f"same mailbox name {box!r} at two domains, both exchanged mail")
+                box = repr(la) if la == lb else f"{la!r} / {lb!r}"
+                add(a, b, f"same mailbox name {box} at two domains, both exchanged mail")
+
+    by_domain: dict[str, list[PersonStats]] = defaultdict(list)
+    for p in talked:
+        for domain in {a.rpartition("@")[2] for a in p.addresses}:
+            by_domain[domain].append(p)
+    for colleagues in by_domain.values():
+        for i, a in enumerate(colleagues):
+            for b in colleagues[i + 1 :]:
+                why = _same_initials(a, b)
+                if why is not None:
+                    add(a, b, why)
     return out

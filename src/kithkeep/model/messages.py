@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import compress
 from operator import attrgetter, eq
 from typing import NamedTuple
@@ -50,11 +50,37 @@ class MessageView(NamedTuple):
     sent: bool  # in a sent folder (this copy, or any copy once de-duplicated)
     thread: int | None  # Gmail's thread id
     location: int | tuple[str, str, str]  # the store's row id, or (account, folder, uid)
+    # what machines' headers said of it (kithkeep.model.automation.MACHINE_SIGNALS)
+    signals: frozenset[str] = frozenset()
 
     @property
     def linked(self) -> bool:
         """It carries In-Reply-To or References."""
         return bool(self.in_reply_to) or self.references not in ("", "[]", ())
+
+
+# Dates before this are placeholders of mail clients (1970-01-01, 1980-01-01), not
+# when a message was written; a Date more than FUTURE_SLACK after the message
+# arrived (INTERNALDATE, the file's time) is one too.
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=7)
+
+
+def plausible(date: datetime | None, received: datetime | None) -> bool:
+    """Whether a Date header can be when the message was written."""
+    if date is None or date < EARLIEST:
+        return False
+    return received is None or date <= received + FUTURE_SLACK
+
+
+def effective_date(date: datetime | None, received: datetime | None) -> datetime | None:
+    """When a message was written: the Date header when plausible, else when it arrived
+    (INTERNALDATE, the file's time) when that is, else None (left out, counted)."""
+    if plausible(date, received):
+        return date
+    if received is not None and received >= EARLIEST:
+        return received
+    return None
 
 
 def references_of(m: MessageView) -> tuple[str, ...]:
@@ -145,13 +171,16 @@ class AddrParser:
     def from_records(self, addrs: Iterable[Address]) -> Addrs:
         return tuple((self.norm(a.email), a.name) for a in addrs if a.email)
 
-    def view(self, row: StoredMessage) -> MessageView:
-        """The view of a stored row."""
+    def view(self, row: StoredMessage) -> MessageView | None:
+        """The view of a stored row (None when it has no plausible date)."""
+        date = effective_date(row.date, row.internal_date)
+        if date is None:
+            return None
         frm = self.from_json(row.from_json)
         return MessageView(
-            _ms(row.date),
+            _ms(date),
             f"gm:{row.gm_msgid}" if row.gm_msgid else row.message_id,
-            row.date,
+            date,
             row.message_id,
             frm[0][0] if frm else None,
             frm[0][1] if frm else "",
@@ -166,8 +195,11 @@ class AddrParser:
         )
 
     def record_view(self, m: MessageRecord) -> MessageView | None:
-        """The view of a record (None when it has no date)."""
-        date = m.effective_date
+        """The view of a record (None when it has no plausible date)."""
+        date = effective_date(
+            m.date.astimezone(UTC) if m.date else None,
+            m.internal_date.astimezone(UTC) if m.internal_date else None,
+        )
         if date is None:
             return None
         frm = self.from_records(m.from_[:1])

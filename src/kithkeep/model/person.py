@@ -25,6 +25,8 @@ from kithkeep.model.messages import MessageView, references_of
 from kithkeep.model.stats import Initiation, PendingMessage, PersonStats, month_index
 from kithkeep.model.threads import find_parent, is_reply_subject
 
+# the Message-ID prefix of an inbound message inferred from the user's reply to it
+INFERRED = "inferred:"
 # Writing to someone says more about a tie than receiving from them; a meeting more still.
 OUT_WEIGHT = 1.5
 IN_WEIGHT = 1.0
@@ -193,7 +195,9 @@ def walk(items: Sequence[Item], ctx: PersonContext) -> Walk:
                     w.replies[kind] += 1
                     if parent not in w.replied:
                         w.replied.add(parent)
-                        w.latencies[kind].append(max(0.0, ts - parent_ts))
+                        # an inferred original has no date of its own: no latency
+                        if not msgs[parent].message_id.startswith(INFERRED):
+                            w.latencies[kind].append(max(0.0, ts - parent_ts))
             if m.thread is not None:
                 thread_last[(m.thread, kind)] = ref
             since = ts - silence
@@ -281,6 +285,11 @@ def person_stats(
     cadence = _median([(b - a) / DAY for a, b in pairwise(w.starts)])
     strength_base, peak, strength_day = strength_history(items, cfg.half_life_days)
     n_in, n_out = w.counts[IN], w.counts[OUT]
+    # inbound messages known only from the user's replies to them (see
+    # analyze.inferred_original): contact for every purpose, counted apart
+    inferred = sum(
+        1 for it in items if it.kind == IN and msgs[it.ref].message_id.startswith(INFERRED)
+    )
     if not ((n_in and n_out) or w.counts[MEETING]):
         strength_base, peak = 0.0, 0.0  # contact both ways is required
     is_tie = n_in >= cfg.min_messages_each_way and n_out >= cfg.min_messages_each_way
@@ -336,9 +345,10 @@ def person_stats(
             ctx.meetings[w.meeting_refs[-2]].date if len(w.meeting_refs) >= 2 else None
         ),
         meeting_cadence_days=(round(meeting_cadence, 1) if meeting_cadence is not None else None),
-        messages_in=n_in,
+        messages_in=n_in - inferred,
+        messages_in_inferred=inferred,
         messages_out=n_out,
-        messages_in_direct=w.direct_counts[IN],
+        messages_in_direct=w.direct_counts[IN] - inferred,
         messages_in_cc=n_in - w.direct_counts[IN],
         messages_out_direct=w.direct_counts[OUT],
         messages_out_cc=n_out - w.direct_counts[OUT],

@@ -42,9 +42,9 @@ from kithkeep.model.analyze import (
     person_from_pool,
     user_identity,
 )
-from kithkeep.model.identity import bulk_reason_of
+from kithkeep.model.identity import bulk_reason_of, plumbing_reason
 from kithkeep.model.meetings import MetMeeting, attendee_addresses, meetings_from_events
-from kithkeep.model.messages import AddrParser, MessageView
+from kithkeep.model.messages import AddrParser, MessageView, effective_date, plausible
 from kithkeep.model.stats import PersonStats
 from kithkeep.model.vcard import Card
 from kithkeep.records import DecisionRecord, EventRecord, MessageFacts, StoredMessage
@@ -95,9 +95,11 @@ def config_fingerprint(cfg: AnalysisConfig) -> str:
 
 
 def _personal(f: MessageFacts) -> bool:
+    """The test of identity.bulk_reason and views' dates, on a stored row's facts."""
     return (
-        f.dated
+        effective_date(f.date, f.internal_date) is not None
         and bulk_reason_of(f.list_id, f.list_unsubscribe, f.precedence, f.auto_submitted) is None
+        and plumbing_reason(f.subject) is None
     )
 
 
@@ -111,6 +113,8 @@ class _Filing:
     max_recipients: int
     lists: set[str] = field(default_factory=set)
     mass: set[str] = field(default_factory=set)  # keys of personal messages to too many
+    # messages whose Date is a placeholder or in the future (when they arrived stands in)
+    implausible: int = 0
     _sets: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def addresses(self, text: str) -> frozenset[str]:
@@ -129,6 +133,8 @@ class _Filing:
         for f in facts:
             if f.list_post or f.list_id:
                 self.lists.update(list_addresses_of(f.list_post, f.list_id))
+            if f.date is not None and not plausible(f.date, f.internal_date):
+                self.implausible += 1
             if not _personal(f):
                 continue
             rcpt = self.addresses(f.to_json)
@@ -195,7 +201,7 @@ class _People:
 
     def views(self, rows: Iterable[StoredMessage]) -> list[MessageView]:
         view = self.parser.view
-        return [view(r) for r in rows]
+        return [v for v in map(view, rows) if v is not None]
 
     def meetings(self, events: Iterable[EventRecord]) -> list[MetMeeting]:
         s = self.setting
@@ -409,6 +415,7 @@ def _rebuild(
 
     counts = {"people": count, **store.mail_counts(), **_noise_counts(store, setting, filing.mass)}
     counts["meetings"] = sum(1 for _ in people.meetings(e for _, e in events))
+    counts["implausible_dates"] = filing.implausible
     state = State(
         MODEL_VERSION, seq, fingerprint, sorted(me), known, sorted(lists),
         identity.summary(), now.isoformat(), counts,

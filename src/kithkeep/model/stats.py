@@ -117,6 +117,13 @@ class PersonStats:
     last_subject: str = ""
     last_message_id: str = ""
     last_meeting_title: str = ""
+    # their messages known only from the user's replies to them (the originals are not
+    # in any folder kithkeep reads): contact like the others, not in messages_in
+    messages_in_inferred: int = 0
+    # an automated sender (a machine without List headers; kithkeep.model.automation):
+    # what kind and why, or None for a person. Never a tie, never flagged.
+    automated: str | None = None
+    automated_reason: str = ""
     # the clock-free form of `strength` and `monthly` (stored, not shown):
     # the strength at the end of the last day with contact, that day (days since
     # the epoch), and contacts by month_index()
