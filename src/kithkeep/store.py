@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from kithkeep._rowcodec import MESSAGE_COLUMNS, datetime_text, message_values
 from kithkeep.errors import StoreError
 from kithkeep.records import (
     Address,
@@ -39,13 +40,6 @@ from kithkeep.records import (
     EventRecord,
     MailBatch,
     MessageRecord,
-)
-from kithkeep.rowcodec import (
-    MESSAGE_COLUMNS,
-    MessageRow,
-    datetime_text,
-    message_values,
-    row_with_datetimes,
 )
 from kithkeep.schema import Base, Event, Message, Meta, SyncState
 
@@ -158,11 +152,10 @@ def _sqlite_mail_steps(
     if batch.replace_folder is not None:
         steps.append((_DELETE_FOLDER_SQLITE, [(account, batch.replace_folder)]))
     # the last copy wins when a chunk holds one location twice
-    values = _located(batch.rows)
-    for r in batch.records:
-        v = message_values(r, datetime_text)
-        values[v[0], v[1], v[2]] = v
-    steps.append((_MESSAGES_UPSERT_SQLITE, list(values.values())))
+    values = {(r.account, r.folder, r.uid): r for r in batch.records}
+    steps.append(
+        (_MESSAGES_UPSERT_SQLITE, [message_values(r, datetime_text) for r in values.values()])
+    )
     flags = [(" ".join(sorted(fu.flags)), account, fu.folder, fu.uid) for fu in batch.flag_updates]
     steps.append((_SET_FLAGS_SQLITE, flags))
     if (cp := batch.checkpoint) is not None:
@@ -170,11 +163,6 @@ def _sqlite_mail_steps(
         stamp = datetime_text(datetime.now(UTC))
         steps.append((_CHECKPOINT_UPSERT_SQLITE, [(cp.source, cp.scope, state, stamp)]))
     return steps
-
-
-def _located(rows: Sequence[MessageRow]) -> dict[tuple[str, str, str], MessageRow]:
-    """Encoded rows by location (account, folder, uid); the last one wins."""
-    return {(v[0], v[1], v[2]): v for v in rows}
 
 
 # the columns of derived_people in the order replace_people takes its rows
@@ -379,9 +367,7 @@ class Store:
                     )
                 )
             # the last copy wins when a chunk holds one location twice
-            rows = {loc: row_with_datetimes(v) for loc, v in _located(batch.rows).items()}
-            for r in batch.records:
-                rows[r.account, r.folder, r.uid] = message_row(r)
+            rows = {(r.account, r.folder, r.uid): message_row(r) for r in batch.records}
             self._upsert(s, msgs, list(rows.values()), ["account", "folder", "uid"])
             for fu in batch.flag_updates:
                 s.execute(

@@ -141,7 +141,7 @@ def sync_source(
             for mb in source.sync(ctx):
                 apply(mb)
                 result.batches += 1
-                result.records += len(mb.records) + len(mb.rows)
+                result.records += len(mb.records)
                 result.flag_updates += len(mb.flag_updates)
                 if ctx.should_stop():
                     result.stopped = True

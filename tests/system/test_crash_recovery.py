@@ -148,7 +148,7 @@ class DyingSource(MailSource):
         for n, batch in enumerate(self.inner.sync(ctx)):
             if n == self.die_before or (self.after_records and stored):
                 self.die_once_committed(ctx)
-            stored = bool(batch.records or batch.rows)
+            stored = bool(batch.records)
             yield batch
         if n + 1 == self.die_before:  # after the last batch was committed
             self.die_once_committed(ctx)

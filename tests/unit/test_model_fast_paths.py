@@ -19,9 +19,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from kithkeep._rowcodec import references_json
 from kithkeep.model.messages import KEY, TS, Msg, Recipients, _canonical_order, refs_from_json
 from kithkeep.model.stats import STATS_ENCODER, Initiation, PendingMessage, PersonStats, iso
-from kithkeep.rowcodec import references_json
 
 # ids with the characters that matter to JSON: quotes, backslashes, control characters
 IDS = st.text(alphabet=st.sampled_from('ab<>@."\\,[] \x00\x1f\u2028é'), max_size=8)
