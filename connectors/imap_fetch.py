@@ -167,7 +167,8 @@ class RawSession:
                     break
                 if eol == pos or buf[eol - 1] != 13:  # 13: CR
                     raise ProtocolError("a line not ended by CRLF")
-                size = _literal_size(buf, pos, eol)
+                # 125: "}", the end of a literal's announcement
+                size = _literal_size(buf, pos, eol) if buf[eol - 2] == 125 else None
                 if size is not None:
                     pos = eol + 1 + size
                     if pos > len(buf):

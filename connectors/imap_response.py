@@ -13,10 +13,13 @@ Where imapclient's parser (``imapclient.response_parser``, on what imaplib
 reads) accepts a response too, both give the same values:
 tests/unit/test_imap_response.py fuzzes the two against each other. This one
 is stricter where RFC 3501 is: ``%``, control characters and a bare CR
-(which imapclient's lexer takes for tokens or spaces), a quoted string where
-an item wants a number, or a MODSEQ that is not one number make a response
-malformed. The values of items it does not read it only skips, so a string
-that runs into an atom there (``a"b"``) does not stop it.
+(which imapclient's lexer takes for tokens or spaces), a UID or MODSEQ that
+is not a number, a flag that is not an atom, an INTERNALDATE that is not a
+quoted string or NIL make a response malformed. The values of items it does
+not read it only skips, so a string that runs into an atom there (``a"b"``)
+does not stop it. The one difference in values: an INTERNALDATE that is no
+date by the grammar of headers.parse_date is none to kithkeep, where the
+email.utils function imapclient uses sometimes guesses one.
 
 What kithkeep reads: UID, FLAGS (without the session flag ``\\Recent``),
 INTERNALDATE (through the one date parser, headers.parse_date, as
@@ -28,7 +31,6 @@ skipped.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,35 +60,59 @@ _SESSION_FLAGS = frozenset({"\\Recent"})
 # the characters of an atom: anything but SP, CTL and the specials of RFC 3501
 # (imapclient's lexer makes single tokens of % and of control characters)
 _ATOM = rb'[^\x00-\x20()%"\[\]{}\x7f]'
-_QUOTED = rb'"((?:[^"\\\r\n]|\\[^\r\n])*)"'
+_QUOTED_TEXT = rb'(?:[^"\\\r\n]|\\[^\r\n])*'
+_SECTION = rb"\[[^\]\r\n]*\](?:<\d+>)?"
 _HEAD_RE = re.compile(rb"\* (\d+) FETCH \(")
-# one item: the end of the list (1), or name (2), section (3) and a value:
-# a list of atoms (4), a quoted string (5), a literal (6), an atom (7), or
-# the start of any other list (8), read by _read_list
+# One item per match, each item kithkeep reads an alternative of its own, so
+# that Match.lastindex (the last group that took part) tells which it was:
+# its value is in that group. A value of another form than the item's makes
+# no alternative match: the response is malformed. Any other item is read
+# by the grammar of values (atom, quoted string, literal, list) and skipped.
 _ITEM_RE = re.compile(
-    rb"[ \t]*(?:(\))|(" + _ATOM + rb"+)(\[[^\]\r\n]*\](?:<\d+>)?)?[ \t]+(?:"
-    rb"\(((?:" + _ATOM + rb"|[ \t])*)\)"
-    rb"|" + _QUOTED + rb"|\{(\d+)\}\r\n|(" + _ATOM + rb"+)|(\()))"
+    rb"[ \t]*(?:"
+    rb"(?i:UID)[ \t]+(?P<uid>\d+)"
+    rb"|(?i:FLAGS)[ \t]+\((?P<flags>(?:" + _ATOM + rb"|[ \t])*)\)"
+    rb'|(?i:INTERNALDATE)[ \t]+(?:"(?P<idate>' + _QUOTED_TEXT + rb')"|(?P<idate_nil>NIL))'
+    rb"|(?i:BODY\[HEADER)[^\]\r\n]*\](?:<\d+>)?[ \t]+(?:\{(?P<header_literal>\d+)\}\r\n"
+    rb'|"(?P<header_quoted>' + _QUOTED_TEXT + rb')"|(?P<header_nil>NIL))'
+    rb"|(?i:MODSEQ)[ \t]+\((?P<modseq>\d+)\)"
+    rb"|(?i:X-GM-MSGID)[ \t]+(?P<gm_msgid>\d+)"
+    rb"|(?i:X-GM-THRID)[ \t]+(?P<gm_thrid>\d+)"
+    # any other item (not one of the names above, nor a header section)
+    rb"|(?P<other>(?!(?i:UID|FLAGS|INTERNALDATE|MODSEQ|X-GM-MSGID|X-GM-THRID)[ \t]"
+    rb"|(?i:BODY\[HEADER))"
+    + _ATOM
+    + rb"+(?:"
+    + _SECTION
+    + rb')?)[ \t]+(?:"'
+    + _QUOTED_TEXT
+    + rb'"|'
+    + _ATOM
+    + rb"+|\{(?P<other_literal>\d+)\}\r\n|(?P<other_list>\())"
+    rb"|(?P<end>\))"
+    rb")"
 )
+_G = _ITEM_RE.groupindex
+_UID, _FLAGS, _IDATE, _IDATE_NIL = _G["uid"], _G["flags"], _G["idate"], _G["idate_nil"]
+_HEADER_LITERAL, _HEADER_QUOTED, _HEADER_NIL = (
+    _G["header_literal"],
+    _G["header_quoted"],
+    _G["header_nil"],
+)
+_MODSEQ, _GM_MSGID, _GM_THRID = _G["modseq"], _G["gm_msgid"], _G["gm_thrid"]
+_OTHER_LITERAL, _OTHER_LIST, _END = _G["other_literal"], _G["other_list"], _G["end"]
 # one element of a list: open (1), close (2), quoted (3), literal (4), atom (5);
 # an atom may hold bracketed parts, as imapclient's lexer reads them
 _VALUE_RE = re.compile(
-    rb"[ \t]*(?:(\()|(\))|" + _QUOTED + rb"|\{(\d+)\}\r\n|((?:" + _ATOM + rb"|\[[^\]\r\n]*\])+))"
+    rb'[ \t]*(?:(\()|(\))|"('
+    + _QUOTED_TEXT
+    + rb')"|\{(\d+)\}\r\n|((?:'
+    + _ATOM
+    + rb"|\[[^\]\r\n]*\])+))"
 )
 _ESCAPED_RE = re.compile(rb'\\([\\"])')
-_END = b"\r\n"
+_CRLF = b"\r\n"
 _flags_cache: dict[bytes, frozenset[str]] = {}
-
-# upper-case item name -> what it fills (_HEADER: a BODY[HEADER...] section)
-_UID, _FLAGS, _IDATE, _MODSEQ, _GM_MSGID, _GM_THRID, _HEADER = range(7)
-_NAMES = {
-    b"UID": _UID,
-    b"FLAGS": _FLAGS,
-    b"INTERNALDATE": _IDATE,
-    b"MODSEQ": _MODSEQ,
-    b"X-GM-MSGID": _GM_MSGID,
-    b"X-GM-THRID": _GM_THRID,
-}
 
 List = list["bytes | List"]
 
@@ -125,16 +151,6 @@ def _read_list(buf: bytes, pos: int, end: int) -> tuple[List, int]:
             out.append(m.group(5))
 
 
-def _flags(words: Sequence[bytes]) -> frozenset[str]:
-    return frozenset(w.decode("utf-8", "replace") for w in words) - _SESSION_FLAGS
-
-
-def _number(value: bytes | None, what: str) -> int:
-    if value is None or not value.isdigit():
-        raise ProtocolError(f"{what} is not a number")
-    return int(value)
-
-
 def parse_fetch(buf: bytes, pos: int, end: int) -> FetchItem | None:
     """The FETCH response in ``buf[pos:end]`` (one complete response, CRLF included).
 
@@ -152,66 +168,47 @@ def parse_fetch(buf: bytes, pos: int, end: int) -> FetchItem | None:
         if m is None:
             raise ProtocolError("malformed FETCH item")
         pos = m.end()
-        close, name, section, flat, quoted, literal, atom, nested_open = m.groups()
-        if close is not None:
-            break
-        # the value: an atom (NIL among them), a string, a list of atoms, another list
-        string: bytes | None = None
-        nested: List | None = None
-        if literal is not None:
-            size = int(literal)
+        which = m.lastindex
+        if which == _UID:
+            item.uid = int(m.group(which))
+        elif which == _FLAGS:
+            raw = m.group(which)
+            flags = _flags_cache.get(raw)
+            if flags is None:
+                flags = frozenset(w.decode("utf-8", "replace") for w in raw.split())
+                flags -= _SESSION_FLAGS
+                if len(_flags_cache) < 4096:  # keyword-heavy accounts: no unbounded growth
+                    _flags_cache[raw] = flags
+            item.flags = flags
+        elif which == _IDATE:
+            item.internal_date = parse_internaldate(_unquote(m.group(which)))
+        elif which == _HEADER_LITERAL:
+            size = int(m.group(which))
             if pos + size > end:
                 raise ProtocolError("literal beyond the response")
-            string = buf[pos : pos + size]
+            item.header = buf[pos : pos + size]
             pos += size
-        elif quoted is not None:
-            string = _unquote(quoted)
-        elif nested_open is not None:
-            nested, pos = _read_list(buf, pos, end)
-        if section is None:
-            what = _NAMES.get(name.upper())
-        elif name.upper() == b"BODY" and section[1:7].upper() == b"HEADER":
-            what = _HEADER
-        else:
-            continue  # another section (BODY[TEXT]), or a section on another item
-
-        if what is None:
-            continue  # an item kithkeep does not read
-        if what == _UID:
-            item.uid = _number(atom, "UID")
-        elif what == _FLAGS:
-            if flat is not None:  # a list of atoms: few distinct ones
-                flags = _flags_cache.get(flat)
-                if flags is None:
-                    flags = _flags(flat.split())
-                    if len(_flags_cache) < 4096:
-                        _flags_cache[flat] = flags
-            elif nested is not None:
-                words = [w for w in nested if isinstance(w, bytes)]
-                if len(words) != len(nested):
-                    raise ProtocolError("FLAGS holds a list")
-                flags = _flags(words)
-            else:
-                raise ProtocolError("FLAGS is not a list")
-            item.flags = flags
-        elif what in (_IDATE, _HEADER):
-            # a string or NIL (in capitals only, as imapclient reads it)
-            if string is None and atom != b"NIL":
-                raise ProtocolError("a string item that is no string")
-            if what == _HEADER:
-                item.header = string
-            else:
-                item.internal_date = None if string is None else parse_internaldate(string)
-        elif what == _MODSEQ:
-            words = flat.split() if flat is not None else []
-            if len(words) != 1:
-                raise ProtocolError("MODSEQ is not one number")
-            item.modseq = _number(words[0], "MODSEQ")
-        elif what == _GM_MSGID:
-            item.gm_msgid = _number(atom, "X-GM-MSGID")
-        else:
-            item.gm_thrid = _number(atom, "X-GM-THRID")
-    if buf[pos:end] != _END:
+        elif which == _END:
+            break
+        elif which == _HEADER_QUOTED:
+            item.header = _unquote(m.group(which))
+        elif which == _HEADER_NIL:
+            item.header = None
+        elif which == _IDATE_NIL:
+            item.internal_date = None
+        elif which == _MODSEQ:
+            item.modseq = int(m.group(which))
+        elif which == _GM_MSGID:
+            item.gm_msgid = int(m.group(which))
+        elif which == _GM_THRID:
+            item.gm_thrid = int(m.group(which))
+        elif which == _OTHER_LITERAL:  # skipped
+            pos += int(m.group(which))
+            if pos > end:
+                raise ProtocolError("literal beyond the response")
+        elif which == _OTHER_LIST:  # skipped
+            _, pos = _read_list(buf, pos, end)
+    if buf[pos:end] != _CRLF:
         raise ProtocolError("text after the FETCH response")
     return item
 

@@ -1,9 +1,10 @@
 """Parse a raw header block into the fields of a :class:`MessageRecord`.
 
-One parser for every source (IMAP, Maildir, mbox): :func:`parse_header_block`
+One parser for every source (IMAP, Maildir, mbox): :func:`record_from_headers`
 splits the block into its fields with one regular expression over the whole
 header grammar, then reads each wanted field inside its own error boundary: a
-malformed header costs that field (named in ``errors``), never the message.
+malformed header costs that field (named in ``parse_errors``), never the
+message.
 
 Splitting follows ``email``'s compat32 parser, which kithkeep used before
 (``policy.default`` is about twenty times slower and raises on some
@@ -27,10 +28,10 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.header import decode_header
-from email.utils import getaddresses, parsedate_to_datetime
-from typing import NamedTuple
+from email.utils import getaddresses
+from operator import itemgetter
 
 from kithkeep.records import Address, MessageRecord
 
@@ -74,26 +75,6 @@ MAX_BULK_KEYWORD = 40
 MAX_CACHE = 20000
 
 _MSGID_RE = re.compile(r"<([^<>\s]+)>")
-
-
-class ParsedHeaders(NamedTuple):
-    """The fields of one header block; ``errors`` names the fields lost."""
-
-    message_id: str
-    date: datetime | None
-    from_: tuple[Address, ...]
-    to: tuple[Address, ...]
-    cc: tuple[Address, ...]
-    bcc: tuple[Address, ...]
-    in_reply_to: str | None
-    references: tuple[str, ...]
-    subject: str
-    list_id: str | None
-    list_post: str | None
-    list_unsubscribe: bool
-    precedence: str | None
-    auto_submitted: str | None
-    errors: tuple[str, ...]
 
 
 # ------------------------------------------------------------ one field each
@@ -200,20 +181,140 @@ def parse_references(value: str | None) -> tuple[str, ...]:
     return tuple(ids[-MAX_REFERENCES:])
 
 
-def parse_date(value: str | None) -> datetime | None:
-    """An RFC 5322 date (obsolete forms included) as aware UTC; raises ValueError when malformed.
+_MONTHS: dict[str, int] = {}
+for _i, _name in enumerate(
+    (
+        *("january", "february", "march", "april", "may", "june", "july"),
+        *("august", "september", "october", "november", "december"),
+    ),
+    1,
+):
+    _MONTHS[_name] = _MONTHS[_name[:3]] = _i
+# RFC 5322's obsolete zone names (hours east of UTC)
+_ZONE_NAMES = dict.fromkeys(("UT", "UTC", "GMT", "Z"), 0) | {
+    "AST": -4,
+    "ADT": -3,
+    "EST": -5,
+    "EDT": -4,
+    "CST": -6,
+    "CDT": -5,
+    "MST": -7,
+    "MDT": -6,
+    "PST": -8,
+    "PDT": -7,
+}
 
-    The one date parser of kithkeep: the Date header of every source and
-    IMAP's INTERNALDATE (``17-Jul-1996 02:44:25 -0700``, the obsolete RFC 850
-    form, which imapclient reads with the same email.utils function). A date
-    without a zone, or with ``-0000``, is taken as UTC.
+
+def _time(n: int) -> str:
+    """hh:mm[:ss] or hh.mm[.ss], its groups named h<n>, m<n>, s<n>, dm<n>, ds<n>."""
+    colons = rf"(?::(?P<m{n}>\d+)(?::(?P<s{n}>\d+))?"
+    dots = rf"\.(?P<dm{n}>\d+)(?:\.(?P<ds{n}>\d+))?)"
+    return rf"(?P<h{n}>\d+)" + colons + "|" + dots
+
+
+_DATE_RE = re.compile(
+    # a day of the week: a first word ended by a comma, or a day's abbreviation
+    r"\s*(?:[^\s,]*,\s*|(?i:mon|tue|wed|thu|fri|sat|sun)\s+)?(?:"
+    # 1. RFC 850, and IMAP's INTERNALDATE: dd-Mon-yy time zone, and nothing after
+    r"(?P<d1>\d+)-(?P<mon1>[A-Za-z]+)-(?P<y1>\d+)\s+" + _time(1) + r",?\s+(?P<z1>\S+)\s*\Z"
+    # 2. RFC 5322: day month year time [zone] [anything]
+    r"|(?P<d2>\d+),?\s+(?P<mon2>[A-Za-z]+)\s+(?P<y2>\d+),?\s+"
+    + _time(2)
+    + r",?(?:(?=[+-])|\s+|\Z)(?P<z2>\S*)"
+    # 3, 4. month first: month day year time, or month day time year (asctime)
+    r"|(?P<mon3>[A-Za-z]+)\s+(?P<d3>\d+),?\s+(?:(?P<y3>\d+),?\s+"
+    + _time(3)
+    + r"|"
+    + _time(4)
+    + r",?\s+(?P<y4>\d+)),?(?:(?=[+-])|\s+|\Z)(?P<z3>\S*))"
+)
+# each form's groups (day, month, year, hh, mm, ss, dotted mm, dotted ss, zone), by the
+# zone group, which is the form's last: Match.lastindex tells which form matched
+_FORMS = {
+    _DATE_RE.groupindex[f"z{d}"]: itemgetter(
+        *(
+            _DATE_RE.groupindex[name] - 1
+            for name in (
+                *(f"d{d}", f"mon{d}", f"y{n}"),
+                *(f"h{n}", f"m{n}", f"s{n}", f"dm{n}", f"ds{n}"),
+                f"z{d}",
+            )
+        )
+    )
+    for n, d in ((1, 1), (2, 2), (3, 3))
+}
+# forms 3 and 4 share the zone group: the year tells them apart
+_Y3, _Z3 = _DATE_RE.groupindex["y3"] - 1, _DATE_RE.groupindex["z3"]
+_FORM4 = itemgetter(
+    *(
+        _DATE_RE.groupindex[name] - 1
+        for name in ("d3", "mon3", "y4", "h4", "m4", "s4", "dm4", "ds4", "z3")
+    )
+)
+_zone_shift: dict[str, timedelta | None] = {}
+
+
+def _shift(zone: str) -> timedelta | None:
+    """What to add to a date in ``zone`` to make it UTC; None: no zone (UTC).
+
+    As email.utils reads zones: a number is [+-]hhmm; a name of RFC 5322's;
+    anything else, and -0000 (RFC 5322: the zone is unknown), is no zone.
+    """
+    if zone in _zone_shift:
+        return _zone_shift[zone]
+    hours = _ZONE_NAMES.get(zone.upper())
+    if hours is not None:
+        minutes = hours * 60
+    elif zone.lstrip("+-").isdigit() and int(zone) != 0:
+        number = int(zone)
+        minutes = abs(number) // 100 * 60 + abs(number) % 100
+        minutes = -minutes if number < 0 else minutes
+    else:
+        minutes = 0
+    if abs(minutes) >= 24 * 60:
+        raise ValueError(f"no such zone: {zone}")
+    shift = timedelta(minutes=-minutes) if minutes else None
+    if len(_zone_shift) < 1000:
+        _zone_shift[zone] = shift
+    return shift
+
+
+def parse_date(value: str | None) -> datetime | None:
+    """A date as aware UTC; raises ValueError when there is none or it does not exist.
+
+    The one date parser of kithkeep, for the Date header of every source
+    and for IMAP's INTERNALDATE: one regular expression over the forms mail
+    carries. RFC 5322's date-time with its obsolete syntax (day of the week
+    optional, two-digit years, seconds optional, zone names, a comment or
+    anything after the zone), RFC 850's ``17-Jul-1996 02:44:25 -0700``
+    (INTERNALDATE's form), and the month-first forms of asctime and some
+    mailers (``Mon Jan  1 10:00:00 2024``, ``April 09, 2003 9:00 AM``);
+    times with dots (``16.03.09``). Zones are read as email.utils reads
+    them (see ``_shift``); a date without one is taken as UTC. On the
+    dates of the corpora it gives what email.utils gives, date for date,
+    and so does imapclient's reading of INTERNALDATE
+    (tests/unit/test_imap_response.py).
     """
     if not value:
         return None
-    dt = parsedate_to_datetime(value.strip())
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    m = _DATE_RE.match(value)
+    if m is None:
+        raise ValueError("not a date")
+    g = m.groups()
+    form = _FORM4 if m.lastindex == _Z3 and g[_Y3] is None else _FORMS[m.lastindex or 0]
+    day, month, year, hh, mm, ss, dot_mm, dot_ss, zone = form(g)
+    number = _MONTHS.get(month.lower())
+    if number is None:
+        raise ValueError(f"no such month: {month}")
+    y = int(year)
+    if y < 100:  # RFC 5322's obsolete two-digit years
+        y += 1900 if y > 68 else 2000
+    if mm is None:
+        mm, ss = dot_mm, dot_ss
+    assert mm is not None  # one of the two time forms matched
+    dt = datetime(y, number, int(day), int(hh), int(mm), int(ss or 0), tzinfo=UTC)
+    shift = _shift(zone) if zone else None
+    return dt + shift if shift is not None else dt
 
 
 def _synthetic_message_id(fields: dict[str, list[str]], raw: bytes) -> str:
@@ -238,7 +339,7 @@ _WANTED = frozenset(f.lower() for f in HEADER_FIELDS)
 # colon, a continuation line that continues no field;
 # 3: the end: the empty line, or a line that is none of the above.
 _LINE_RE = re.compile(
-    r"([!-9;-~]+):[ \t]*([^\n]*\n(?:[ \t][^\n]*\n)*)"
+    r"([!-9;-~]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n"
     r"|(?:From |:|[ \t])[^\n]*\n"
     r"|([^\n]*\n)"
 )
@@ -249,7 +350,8 @@ _name_key: dict[str, str] = {}
 
 def _split(raw: bytes) -> dict[str, list[str]]:
     """The values of the wanted fields by lower-case name, in order, as compat32 gives them."""
-    if b"\r" in raw:
+    crs = raw.count(b"\r")
+    if crs and crs != raw.count(b"\r\n"):
         # CR-only files (old Mac mail) get LF line ends; a lone CR inside a
         # value becomes a space
         raw = raw.replace(b"\r", b"\n") if b"\n" not in raw else _LONE_CR.sub(b" ", raw)
@@ -257,7 +359,7 @@ def _split(raw: bytes) -> dict[str, list[str]]:
     if not text.endswith("\n"):
         text += "\n"
     found: dict[str, list[str]] = {}
-    for name, folded, end in _LINE_RE.findall(text):
+    for name, value, end in _LINE_RE.findall(text):
         if end:
             break
         if not name:
@@ -270,8 +372,6 @@ def _split(raw: bytes) -> dict[str, list[str]]:
             if len(_name_key) < MAX_CACHE:
                 _name_key[name] = key
         if key:
-            # the line end of the last line is not part of the value
-            value = folded.rstrip("\r\n")
             if key in found:
                 found[key].append(value)
             else:
@@ -279,8 +379,23 @@ def _split(raw: bytes) -> dict[str, list[str]]:
     return found
 
 
-def parse_header_block(raw: bytes) -> ParsedHeaders:
-    """Parse one header block. Never raises for malformed input."""
+def record_from_headers(
+    raw: bytes,
+    *,
+    account: str,
+    folder: str,
+    uid: str,
+    flags: frozenset[str] = frozenset(),
+    internal_date: datetime | None = None,
+    in_sent_folder: bool = False,
+    gm_msgid: int | None = None,
+    gm_thrid: int | None = None,
+) -> MessageRecord:
+    """The record of one message from its raw header block. Never raises for malformed input.
+
+    The header fields come from ``raw`` (the fields it could not read are
+    named in ``parse_errors``); the rest is what the source knows.
+    """
     errors: list[str] = []
     if len(raw) > MAX_HEADER_BYTES:
         raw = raw[:MAX_HEADER_BYTES]
@@ -370,7 +485,10 @@ def parse_header_block(raw: bytes) -> ParsedHeaders:
             errors.append("precedence")
     if not message_id:
         message_id = _synthetic_message_id(fields, raw)
-    return ParsedHeaders(
+    return MessageRecord(
+        account=account,
+        folder=folder,
+        uid=uid,
         message_id=message_id,
         date=date,
         from_=from_,
@@ -385,48 +503,12 @@ def parse_header_block(raw: bytes) -> ParsedHeaders:
         list_unsubscribe=list_unsubscribe,
         precedence=precedence,
         auto_submitted=auto_submitted,
-        errors=tuple(errors),
-    )
-
-
-def record_from_headers(
-    raw: bytes,
-    *,
-    account: str,
-    folder: str,
-    uid: str,
-    flags: frozenset[str] = frozenset(),
-    internal_date: datetime | None = None,
-    in_sent_folder: bool = False,
-    gm_msgid: int | None = None,
-    gm_thrid: int | None = None,
-) -> MessageRecord:
-    """A MessageRecord from a raw header block. Never raises for malformed input."""
-    p = parse_header_block(raw)
-    return MessageRecord(
-        account=account,
-        folder=folder,
-        uid=uid,
-        message_id=p.message_id,
-        date=p.date,
-        from_=p.from_,
-        to=p.to,
-        cc=p.cc,
-        bcc=p.bcc,
-        in_reply_to=p.in_reply_to,
-        references=p.references,
-        subject=p.subject,
-        list_id=p.list_id,
-        list_post=p.list_post,
-        list_unsubscribe=p.list_unsubscribe,
-        precedence=p.precedence,
-        auto_submitted=p.auto_submitted,
         flags=flags,
         internal_date=internal_date,
         gm_msgid=gm_msgid,
         gm_thrid=gm_thrid,
         in_sent_folder=in_sent_folder,
-        parse_errors=p.errors,
+        parse_errors=tuple(errors),
     )
 
 
