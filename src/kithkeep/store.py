@@ -352,13 +352,16 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             # raw statements of ready tuples: SQLAlchemy's per-row bind processing
             # cost as much as the insert itself
+            steps = _sqlite_mail_steps(batch, account)
             with self.transaction() as s:
                 conn = s.connection()
-                for sql, values in _sqlite_mail_steps(batch, account):
+                for sql, values in steps:
                     if values:
                         conn.exec_driver_sql(sql, list(values))
             return
         msgs = MESSAGES
+        # the last copy wins when a chunk holds one location twice
+        rows = {(r.account, r.folder, r.uid): message_row(r) for r in batch.records}
         with self.transaction() as s:
             if batch.replace_folder is not None:
                 s.execute(
@@ -366,8 +369,6 @@ class Store:
                         msgs.c.account == account, msgs.c.folder == batch.replace_folder
                     )
                 )
-            # the last copy wins when a chunk holds one location twice
-            rows = {(r.account, r.folder, r.uid): message_row(r) for r in batch.records}
             self._upsert(s, msgs, list(rows.values()), ["account", "folder", "uid"])
             for fu in batch.flag_updates:
                 s.execute(

@@ -155,10 +155,10 @@ class DyingSource(MailSource):
 
     @staticmethod
     def die_once_committed(ctx: SyncContext) -> None:
-        # sync_source commits in a thread of its own; reading the checkpoints
-        # waits for what was handed over, so this kill point is "after the
-        # batches so far were committed" (a kill with a commit in flight is
-        # the in-transaction mode)
+        # sync_source commits each batch before the source goes on, so this
+        # kill point is "after the batches so far were committed" (a kill
+        # with a commit in flight is the in-transaction mode); reading the
+        # checkpoints would also wait for a store that committed elsewhere
         ctx.checkpoints()
         die()
 
