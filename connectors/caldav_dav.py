@@ -1,7 +1,16 @@
 """CalDAV: a calendar source and a reminders sink (with the caldav library).
 
 The module is not called ``caldav`` so that it can never be mistaken for the
-library it imports.
+library it imports. Every request goes through caldav (discovery, listings,
+``Calendar.multiget``, ``Calendar.search``, conditional PUT and DELETE); this
+module keeps only the translation of its errors into kithkeep's.
+
+Connecting: the credentials go with the first request (``auth = "basic"``,
+the default): a server that answers anonymous requests (Cyrus answers the
+discovery PROPFIND with ``<d:unauthenticated/>``) would otherwise never be
+asked with them, and discovery would find nothing. ``"digest"`` is for
+servers that only take Digest; ``"auto"`` waits for the server's challenge.
+Discovery that finds no calendar is an error, never an empty success.
 
 Source: one or more calendars of the account. Where the server offers
 sync-collection (RFC 6578) a saved sync token yields only what changed,
@@ -11,15 +20,18 @@ only objects whose ETag changed are fetched. The checkpoint per calendar keeps
 the token and, per object href, its ETag and UID: that is how a deleted
 object's events are found, and how a full listing drops what disappeared
 without touching the other calendars of the source. Recurring events are
-expanded within the window by the same code as the .ics source; a broken
-object is logged and skipped.
+expanded within the window by the same code as the .ics source, floating
+times in the user's zone; a broken object is logged and skipped.
 
 Sink: reminders in one calendar (by display name or URL; created as
 "kithkeep" if missing and allowed). Each reminder is one object whose UID
-comes from the reminder key, with the key in ``X-KITHKEEP-KEY`` and a VALARM.
-Writes are conditional: ``If-None-Match: *`` on create, ``If-Match`` with the
-ETag on update and delete, so a change the user made meanwhile is never
-overwritten (the next run sees it and plans again).
+comes from the reminder key and the calendar's path (servers that schedule
+refuse a UID that exists in another calendar of the account), with the key
+in ``X-KITHKEEP-KEY`` and a VALARM. Reminders are found by that key, so
+those written under an earlier UID keep theirs. Writes are conditional:
+``If-None-Match: *`` on create, ``If-Match`` with the ETag on update and
+delete, so a change the user made meanwhile is never overwritten (the next
+run sees it and plans again).
 """
 
 from __future__ import annotations
@@ -28,23 +40,30 @@ import logging
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
 
 import icalendar
 
 from kithkeep.config import Config as KithkeepConfig
-from kithkeep.config import zone
 from kithkeep.connectors.ics import (
+    DROPPED,
     KEY_PROP,
     _sink_event,
     expand_events,
+    network_reason,
     reminder_component,
     serialize,
 )
-from kithkeep.errors import AuthError, ConnectError, KithkeepError, SinkError, SourceError
+from kithkeep.errors import (
+    AuthError,
+    ConfigError,
+    ConnectError,
+    KithkeepError,
+    SinkError,
+    SourceError,
+)
 from kithkeep.interfaces import (
     CalendarSource,
     Reminder,
@@ -60,22 +79,24 @@ log = logging.getLogger(__name__)
 
 CHUNK = 200
 ICAL_HEADERS = {"Content-Type": "text/calendar; charset=utf-8"}
-_NS = {"d": "DAV:", "c": "urn:ietf:params:xml:ns:caldav"}
+AUTH_TYPES = ("basic", "digest", "auto")
+_GETETAG = "{DAV:}getetag"
+_CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 
-_ETAGS_BODY = """<?xml version="1.0" encoding="utf-8"?>
-<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/><d:resourcetype/></d:prop></d:propfind>"""
-
-_MULTIGET_BODY = """<?xml version="1.0" encoding="utf-8"?>
-<c:calendar-multiget xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">
-  <d:prop><d:getetag/><c:calendar-data/></d:prop>{hrefs}
-</c:calendar-multiget>"""
-
-_QUERY_BODY = """<?xml version="1.0" encoding="utf-8"?>
-<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">
-  <d:prop><d:getetag/><c:calendar-data/></d:prop>
-  <c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">{range}</c:comp-filter>
-  </c:comp-filter></c:filter>
-</c:calendar-query>"""
+# what a 403 that explains itself (RFC 4918 section 16, RFC 4791, RFC 6638) means
+_PRECONDITIONS = {
+    f"{_CALDAV}unique-scheduling-object-resource": (
+        "the server refused the event because its UID is already used in another "
+        "calendar of the account"
+    ),
+    f"{_CALDAV}no-uid-conflict": (
+        "the server refused the event because its UID is already used in that calendar"
+    ),
+    "{DAV:}need-privileges": "the account lacks the privileges this needs on the calendar",
+    f"{_CALDAV}valid-calendar-data": "the server refused the event as invalid iCalendar data",
+    f"{_CALDAV}supported-calendar-component": "the calendar does not take events (VEVENT)",
+    "{DAV:}valid-sync-token": "the server no longer knows the sync token",
+}
 
 
 @dataclass(frozen=True)
@@ -86,9 +107,20 @@ class _Connection:
     password_keyring: str = ""
     password_env: str = ""
     verify_tls: bool = True
+    # seconds to wait for the server on each request
+    timeout: float = 60
+    # "basic": credentials with every request; "digest"; "auto": wait for a challenge
+    auth: str = "basic"
 
 
-def _connect(cfg: Any, what: str, error: type[KithkeepError]) -> Any:
+def _check_connection(cfg: _Connection, where: str) -> None:
+    if cfg.auth not in AUTH_TYPES:
+        raise ConfigError(f"{where}: auth must be one of {', '.join(AUTH_TYPES)}, not {cfg.auth!r}")
+    if cfg.timeout <= 0:
+        raise ConfigError(f"{where}: timeout must be a positive number of seconds")
+
+
+def _connect(cfg: _Connection, what: str, error: type[KithkeepError]) -> Any:
     from caldav.davclient import DAVClient
 
     password = None
@@ -103,17 +135,31 @@ def _connect(cfg: Any, what: str, error: type[KithkeepError]) -> Any:
             )
         except SourceError as exc:
             raise error(exc.message, hint=exc.hint) from None
+    auth_type = cfg.auth if cfg.auth != "auto" and password is not None else None
     return DAVClient(
         url=cfg.url,
         username=cfg.username or None,
         password=password,
+        auth_type=auth_type,
         ssl_verify_cert=cfg.verify_tls,
-        timeout=60,
+        # caldav annotates whole seconds; niquests, which gets it, takes a float
+        timeout=cfg.timeout,  # type: ignore[arg-type]
     )
 
 
 def _unreachable(error: type[KithkeepError]) -> type[KithkeepError]:
     return ConnectError if error is SourceError else error
+
+
+def _refused(exc: Any) -> str:
+    """What a 403 says, in words: its precondition, or a plain permission refusal."""
+    for tag in getattr(exc, "preconditions", None) or ():
+        if tag in _PRECONDITIONS:
+            return _PRECONDITIONS[tag]
+    tags = ", ".join(t.rsplit("}", 1)[-1] for t in getattr(exc, "preconditions", None) or ())
+    if tags:
+        return f"the server refused the request (HTTP 403, precondition {tags})"
+    return "the server denied access (HTTP 403)"
 
 
 @contextmanager
@@ -126,46 +172,45 @@ def _translated(what: str, error: type[KithkeepError]) -> Iterator[None]:
     except KithkeepError:
         raise
     except dav_error.AuthorizationError as exc:
-        if error is SourceError:
-            raise AuthError(
-                f"{what}: the server refused the credentials or access",
-                hint="check username and password source",
-            ) from exc
-        raise error(f"{what}: the server refused the credentials or access") from exc
+        if exc.status == 403:
+            hint = None if exc.preconditions else "check the account's access to this calendar"
+            raise error(f"{what}: {_refused(exc)}", hint=hint) from exc
+        auth_error = AuthError if error is SourceError else error
+        raise auth_error(
+            f"{what}: the server refused the credentials",
+            hint="check username and password source; a server that only takes Digest "
+            'needs auth = "digest"',
+        ) from exc
     except dav_error.DAVError as exc:
-        raise error(f"{what}: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        status = f"HTTP {exc.status}: " if exc.status else ""
+        raise error(f"{what}: {status}{type(exc).__name__}: {str(exc)[:200]}") from exc
     except Exception as exc:
-        # requests/niquests wrap socket errors in their own ConnectionError tree
+        # niquests/requests wrap socket errors in their own ConnectionError tree
         name = type(exc).__name__
         if isinstance(exc, OSError) or "Connection" in name or "Timeout" in name:
-            raise _unreachable(error)(
-                f"{what}: cannot reach the server: {_network_reason(exc)}"
-            ) from exc
+            reason = network_reason(exc)
+            if reason == DROPPED:
+                raise _unreachable(error)(f"{what}: {reason}") from exc
+            raise _unreachable(error)(f"{what}: cannot reach the server: {reason}") from exc
         raise
 
 
-def _network_reason(exc: BaseException) -> str:
-    """The innermost socket error's text ("Connection refused"), not urllib3's reprs."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        e = todo.pop(0)
-        if id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.strerror:
-            return e.strerror
-        if isinstance(e, TimeoutError) or "Timeout" in type(e).__name__:
-            return "timed out"
-        todo.extend(a for a in e.args if isinstance(a, BaseException))
-        for nxt in (e.__cause__, e.__context__, getattr(e, "reason", None)):
-            if isinstance(nxt, BaseException):
-                todo.append(nxt)
-    return type(exc).__name__
+def _discover(client: Any, cfg: _Connection, what: str, error: type[KithkeepError]) -> list[Any]:
+    """Every calendar of the account; none found is an error (a wrong URL, or a
+    server that was asked without the credentials), never an empty success."""
+    principal = client.principal()
+    cals = list(principal.calendars())
+    if not cals:
+        raise error(
+            f"{what}: found no calendars at {cfg.url} (principal {principal.url})",
+            hint='check the url; with the credentials sent (auth = "basic") a server '
+            "shows the account's calendars",
+        )
+    return cals
 
 
-def _find_calendars(client: Any, wanted: tuple[str, ...]) -> list[Any]:
-    cals = list(client.principal().calendars())
+def _find_calendars(client: Any, cfg: _Connection, wanted: tuple[str, ...], what: str) -> list[Any]:
+    cals = _discover(client, cfg, what, SourceError)
     if not wanted:
         return cals
     out = []
@@ -173,7 +218,7 @@ def _find_calendars(client: Any, wanted: tuple[str, ...]) -> list[Any]:
         match = [c for c in cals if _matches(c, w)]
         if not match:
             names = ", ".join(sorted(str(c.get_display_name() or c.url) for c in cals))
-            raise SourceError(f"no calendar {w!r} on the server (found: {names or 'none'})")
+            raise SourceError(f"{what}: no calendar {w!r} on the server (found: {names})")
         out.extend(match)
     return out
 
@@ -185,31 +230,13 @@ def _matches(cal: Any, wanted: str) -> bool:
     return bool(cal.get_display_name() == wanted)
 
 
-def _responses(response: Any) -> Iterator[tuple[str, dict[str, str]]]:
-    """(href, {prop local name: text}) per ``response`` of a multistatus."""
-    tree = response.tree
-    if tree is None:
-        return
-    for resp in tree.iter("{DAV:}response"):
-        href = resp.findtext("d:href", namespaces=_NS) or ""
-        props: dict[str, str] = {}
-        for propstat in resp.findall("d:propstat", _NS):
-            status = propstat.findtext("d:status", namespaces=_NS) or ""
-            if " 200 " not in status:
-                continue
-            for prop in propstat.findall("d:prop/*", _NS):
-                tag = prop.tag.split("}", 1)[-1]
-                if tag == "resourcetype":
-                    props[tag] = " ".join(child.tag for child in prop)
-                else:
-                    props[tag] = prop.text or ""
-        yield href, props
-
-
 def _expand(
     data: str, source: str, tz: tzinfo, lo: datetime, hi: datetime, where: str
 ) -> tuple[list[EventRecord], set[str]]:
-    """Occurrences in [lo, hi] of one calendar object, and its UIDs."""
+    """Occurrences in [lo, hi] of one calendar object, and its UIDs.
+
+    ``tz`` is the user's zone: floating times (no zone) are read in it.
+    """
     try:
         cal = icalendar.Calendar.from_ical(data)
     except Exception as exc:  # icalendar raises many types on broken input
@@ -251,7 +278,8 @@ class CalDavSource(CalendarSource):
     def from_config(
         cls, name: str, cfg: CalDavSourceConfig, config: KithkeepConfig
     ) -> CalDavSource:
-        return cls(name, cfg, zone(config.general.timezone))
+        _check_connection(cfg, f"{config.path or '<config>'}: [sources.{name}]")
+        return cls(name, cfg, config.general.tz)
 
     @property
     def client(self) -> Any:
@@ -266,12 +294,12 @@ class CalDavSource(CalendarSource):
 
     def check(self) -> list[ScopeInfo]:
         with _translated(self.what, SourceError):
-            cals = _find_calendars(self.client, self.cfg.calendars)
+            cals = _find_calendars(self.client, self.cfg, self.cfg.calendars, self.what)
             return [ScopeInfo(str(c.get_display_name() or c.url), None) for c in cals]
 
     def sync(self, ctx: SyncContext) -> Iterator[EventBatch]:
         with _translated(self.what, SourceError):
-            cals = _find_calendars(self.client, self.cfg.calendars)
+            cals = _find_calendars(self.client, self.cfg, self.cfg.calendars, self.what)
         saved_all = ctx.checkpoints()
         for cal in cals:
             with _translated(f"{self.what}: {cal.url}", SourceError):
@@ -308,12 +336,10 @@ class CalDavSource(CalendarSource):
                     if obj.url.canonical() in coll.deleted_urls:
                         removed.append(href)
                     else:
-                        changed[href] = str(obj.props.get("{DAV:}getetag", ""))
+                        changed[href] = str(obj.props.get(_GETETAG, ""))
                 new_token = coll.sync_token
             except dav_error.DAVError as exc:
-                if isinstance(exc, dav_error.AuthorizationError) and not getattr(
-                    exc, "preconditions", None
-                ):
+                if isinstance(exc, dav_error.AuthorizationError) and not exc.preconditions:
                     raise
                 log.info(
                     "%s: %s: sync token not accepted (%s): full listing", self.name, scope, exc
@@ -343,7 +369,7 @@ class CalDavSource(CalendarSource):
                 if href in fetched:
                     data, etag = fetched[href]
                 else:  # not in the multiget answer: fetch it alone (or learn it is gone)
-                    data, etag = self._get(href, listed_etag)
+                    data, etag = self._get(cal, href, listed_etag)
                 if data is None:  # gone between listing and fetching
                     deleted.extend((uid, "") for uid in known.get(href, [])[1:])
                     hrefs.pop(href, None)
@@ -371,23 +397,24 @@ class CalDavSource(CalendarSource):
             try:
                 coll = cal.objects_by_sync_token(load_objects=False, disable_fallback=True)
                 listing = {
-                    str(o.url): str(o.props.get("{DAV:}getetag", ""))
+                    str(o.url): str(o.props.get(_GETETAG, ""))
                     for o in coll
                     if o.url.canonical() not in coll.deleted_urls
                 }
                 return listing, coll.sync_token
             except dav_error.DAVError as exc:
-                if isinstance(exc, dav_error.AuthorizationError):
+                if isinstance(exc, dav_error.AuthorizationError) and not exc.preconditions:
                     raise
                 log.info("%s: no sync-collection (%s): ETag listing", self.name, exc)
-        response = self.client.propfind(str(cal.url), _ETAGS_BODY, depth=1)
-        base = str(cal.url)
+        response = self.client.propfind(str(cal.url), props=["getetag", "resourcetype"], depth=1)
+        base = str(cal.url).rstrip("/")
         listing = {}
-        for href, props in _responses(response):
-            url = str(cal.url.join(href))
-            if url.rstrip("/") == base.rstrip("/") or "collection" in props.get("resourcetype", ""):
+        for result in response.results or ():
+            url = str(cal.url.join(result.href))
+            kind = str(result.properties.get("{DAV:}resourcetype") or "")
+            if url.rstrip("/") == base or "collection" in kind:
                 continue
-            listing[url] = props.get("getetag", "")
+            listing[url] = str(result.properties.get(_GETETAG) or "")
         return listing, None
 
     def _multiget(self, cal: Any, hrefs: list[str]) -> dict[str, tuple[str, str]]:
@@ -396,33 +423,30 @@ class CalDavSource(CalendarSource):
         One request instead of one GET per object; a server that refuses it
         gets the GETs.
         """
+        from caldav.lib import error as dav_error
+        from caldav.lib.url import URL
+
         if len(hrefs) < 2:
             return {}
-        body = _MULTIGET_BODY.format(
-            hrefs="".join(
-                f"<d:href>{xml_escape(urllib.parse.urlsplit(h).path)}</d:href>" for h in hrefs
-            )
-        )
-        r = self.client.report(str(cal.url), body, depth=1)
-        if r.status >= 400:
-            log.info("%s: calendar-multiget refused (HTTP %d): one GET each", self.name, r.status)
+        try:
+            objects = cal.multiget([URL.objectify(h) for h in hrefs])
+        except dav_error.DAVError as exc:
+            if isinstance(exc, dav_error.AuthorizationError) and not exc.preconditions:
+                raise
+            log.info("%s: calendar-multiget refused (%s): one GET each", self.name, exc)
             return {}
-        out = {}
-        for href, props in _responses(r):
-            if props.get("calendar-data"):
-                url = str(cal.url.join(href))
-                out[url] = (props["calendar-data"], props.get("getetag", ""))
-        return out
+        return {str(o.url): (o.data, str(o.props.get(_GETETAG) or "")) for o in objects if o.data}
 
-    def _get(self, href: str, etag: str) -> tuple[str | None, str]:
-        r = self.client.request(href, "GET")
-        if r.status == 404:
+    def _get(self, cal: Any, href: str, etag: str) -> tuple[str | None, str]:
+        from caldav.calendarobjectresource import CalendarObjectResource
+        from caldav.lib import error as dav_error
+
+        obj = CalendarObjectResource(client=self.client, url=href, parent=cal)
+        try:
+            obj.load(multiget_fallback=False)
+        except dav_error.NotFoundError:
             return None, etag
-        if r.status >= 400:
-            raise SourceError(f"{self.what}: GET {href}: HTTP {r.status}")
-        body = r._raw_body if hasattr(r, "_raw_body") else r.raw
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-        return text, str(r.headers.get("ETag") or etag)
+        return str(obj.data), str(obj.props.get(_GETETAG) or etag)
 
 
 # ------------------------------------------------------------------ sink
@@ -446,10 +470,13 @@ class CalDavSink(ReminderSink):
         name: str,
         cfg: CalDavSinkConfig,
         *,
+        tz: tzinfo = UTC,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(name)
         self.cfg = cfg
+        # the user's zone: floating times in the busy calendars are read in it
+        self.tz = tz
         self.what = f"sink {name}"
         self._client: Any = None
         self._cal: Any = None
@@ -458,7 +485,8 @@ class CalDavSink(ReminderSink):
 
     @classmethod
     def from_config(cls, name: str, cfg: CalDavSinkConfig, config: KithkeepConfig) -> CalDavSink:
-        return cls(name, cfg)
+        _check_connection(cfg, f"{config.path or '<config>'}: [sinks.{name}]")
+        return cls(name, cfg, tz=config.general.tz)
 
     @property
     def client(self) -> Any:
@@ -470,67 +498,84 @@ class CalDavSink(ReminderSink):
     def calendar(self) -> Any:
         if self._cal is None:
             with _translated(self.what, SinkError):
-                principal = self.client.principal()
-                cals = [c for c in principal.calendars() if _matches(c, self.cfg.calendar)]
-                if cals:
-                    self._cal = cals[0]
-                elif self.cfg.create_calendar and "/" not in self.cfg.calendar:
-                    log.info("%s: creating calendar %r", self.name, self.cfg.calendar)
-                    self._cal = principal.make_calendar(name=self.cfg.calendar)
-                else:
-                    raise SinkError(f"{self.what}: no calendar {self.cfg.calendar!r} on the server")
+                self._cal = self._find_or_create()
         return self._cal
+
+    def _find_or_create(self) -> Any:
+        from caldav.lib import error as dav_error
+
+        principal = self.client.principal()
+        found = list(principal.calendars())
+        cals = [c for c in found if _matches(c, self.cfg.calendar)]
+        if cals:
+            return cals[0]
+        if not self.cfg.create_calendar or "/" in self.cfg.calendar:
+            names = ", ".join(sorted(str(c.get_display_name() or c.url) for c in found))
+            raise SinkError(
+                f"{self.what}: no calendar {self.cfg.calendar!r} on the server "
+                f"(found: {names or 'none'})"
+            )
+        log.info("%s: creating calendar %r", self.name, self.cfg.calendar)
+        try:
+            return principal.make_calendar(name=self.cfg.calendar)
+        except dav_error.DAVError as exc:
+            if isinstance(exc, dav_error.AuthorizationError) and exc.status == 401:
+                raise
+            raise SinkError(
+                f"{self.what}: cannot create calendar {self.cfg.calendar!r} under "
+                f"{principal.url}: {exc.reason or type(exc).__name__}",
+                hint=None
+                if found
+                else "discovery found no calendars there either: check the url and the credentials",
+            ) from exc
+
+    def identity(self) -> str:
+        # the calendar's path: it names the account and the calendar, and stays
+        # the same when the server is reached under another host name or port
+        return urllib.parse.urlsplit(str(self.calendar.url)).path
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
 
-    def _query(self, url: str, time_range: str = "") -> Iterator[tuple[str, str, str]]:
-        """(href, etag, data) of the VEVENT objects of a calendar."""
-        response = self.client.report(url, _QUERY_BODY.format(range=time_range), depth=1)
-        if response.status >= 400:
-            raise SinkError(f"{self.what}: listing {url} failed: HTTP {response.status}")
-        for href, props in _responses(response):
-            if props.get("calendar-data"):
-                yield href, props.get("getetag", ""), props["calendar-data"]
-
     def list_own(self) -> list[SinkEvent]:
         out: list[SinkEvent] = []
         self._hrefs = {}
         with _translated(self.what, SinkError):
             cal = self.calendar
-            for href, etag, data in self._query(str(cal.url)):
+            for obj in cal.search(event=True):
                 try:
-                    parsed = icalendar.Calendar.from_ical(data)
+                    parsed = icalendar.Calendar.from_ical(obj.data)
                 except Exception as exc:  # broken objects are someone else's
-                    log.warning("%s: unreadable object %s: %s", self.name, href, exc)
+                    log.warning("%s: unreadable object %s: %s", self.name, obj.url, exc)
                     continue
+                etag = obj.props.get(_GETETAG)
                 for comp in parsed.walk("VEVENT"):
                     if comp.get(KEY_PROP) is None or comp.get("RECURRENCE-ID") is not None:
                         continue
-                    ev = _sink_event(comp)
-                    out.append(
-                        SinkEvent(ev.key, ev.uid, ev.start, ev.end, ev.title, ev.description, etag)
-                    )
-                    self._hrefs[ev.uid] = str(cal.url.join(href))
+                    ev = replace(_sink_event(comp), etag=str(etag) if etag else None)
+                    out.append(ev)
+                    self._hrefs[ev.uid] = str(obj.url)
         return sorted(out, key=lambda e: e.key)
 
     def busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-        rng = (
-            f'<c:time-range start="{start.astimezone(UTC):%Y%m%dT%H%M%SZ}" '
-            f'end="{end.astimezone(UTC):%Y%m%dT%H%M%SZ}"/>'
-        )
         out: list[tuple[datetime, datetime]] = []
         with _translated(self.what, SinkError):
-            urls = [str(self.calendar.url)]
+            cals = [self.calendar]
             if self.cfg.busy_calendars:
-                for c in self.client.principal().calendars():
-                    if any(_matches(c, w) for w in self.cfg.busy_calendars):
-                        urls.append(str(c.url))
-            for url in dict.fromkeys(urls):
-                for href, _etag, data in self._query(url, rng):
-                    events, _ = _expand(data, self.name, UTC, start, end, href)
+                cals.extend(
+                    c
+                    for c in self.client.principal().calendars()
+                    if any(_matches(c, w) for w in self.cfg.busy_calendars)
+                )
+            seen: set[str] = set()
+            for cal in cals:
+                if str(cal.url) in seen:
+                    continue
+                seen.add(str(cal.url))
+                for obj in cal.search(event=True, start=start, end=end, expand=False):
+                    events, _ = _expand(obj.data, self.name, self.tz, start, end, str(obj.url))
                     out.extend(
                         (e.start, e.end)
                         for e in events
@@ -561,6 +606,9 @@ class CalDavSink(ReminderSink):
             return _as_event(reminder, r.headers.get("ETag"))
 
     def update(self, current: SinkEvent, reminder: Reminder) -> SinkEvent:
+        # the object keeps its UID (one written under an earlier scheme too):
+        # servers refuse a PUT that changes the UID of an existing object
+        reminder = replace(reminder, uid=current.uid)
         with _translated(self.what, SinkError):
             headers = dict(ICAL_HEADERS)
             if current.etag:

@@ -18,10 +18,16 @@ how the source marks them ``own``. A user who deletes a reminder leaves a
 cancelled event behind, and Google refuses to insert that id again (409):
 that reminder counts as dismissed. Free slots come from ``freebusy.query``.
 
-Every request goes through :class:`Retrying`: 403 rateLimitExceeded, 429 and
-5xx (and dropped connections) are retried with exponential backoff and full
-jitter, a bounded number of times; then a SourceError or SinkError says what
-failed. The sleep is injectable so tests do not wait.
+Every request goes through :class:`Api`: the client's own
+``execute(num_retries=...)`` retries 403 rateLimitExceeded, 429, 5xx and
+dropped connections with exponential backoff; then a SourceError or SinkError
+says what failed (a used-up quota, a refused token, a missing calendar).
+
+Events are identified as EventRecord says, by iCalUID (not Google's event
+id) and original start, so that a meeting also seen through an .ics or
+CalDAV source is one meeting; the ids of events whose iCalUID is not
+Google's own are kept in the checkpoint, because a deleted event may come
+back as its id only. ``attendeesOmitted`` marks a meeting of unknown size.
 """
 
 from __future__ import annotations
@@ -30,15 +36,13 @@ import base64
 import hashlib
 import json
 import logging
-import random
-import time
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from kithkeep.config import Config as KithkeepConfig
-from kithkeep.config import zone
 from kithkeep.errors import AuthError, KithkeepError, SinkError, SourceError, UserDeleted
 from kithkeep.interfaces import (
     CalendarSource,
@@ -48,7 +52,7 @@ from kithkeep.interfaces import (
     SinkEvent,
     SyncContext,
 )
-from kithkeep.records import Attendee, Checkpoint, EventBatch, EventRecord
+from kithkeep.records import Attendee, Checkpoint, EventBatch, EventRecord, occurrence_id
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +60,8 @@ log = logging.getLogger(__name__)
 MARK_PROP = "kithkeep"
 KEY_PROP = "kithkeepKey"
 
-RETRY_BASE_SECONDS = 1.0
-RETRY_CAP_SECONDS = 32.0
 _RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+_QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
 
 _PARTSTAT = {
     "needsAction": "NEEDS-ACTION",
@@ -66,8 +69,6 @@ _PARTSTAT = {
     "tentative": "TENTATIVE",
     "accepted": "ACCEPTED",
 }
-
-Sleep = Callable[[float], None]
 
 
 def event_id_for_key(key: str) -> str:
@@ -80,7 +81,7 @@ def event_id_for_key(key: str) -> str:
     return base64.b32hexencode(digest).decode("ascii").rstrip("=").lower()
 
 
-# ------------------------------------------------------------------ retries
+# ------------------------------------------------------------------ requests
 
 
 def _status(exc: Exception) -> int | None:
@@ -101,6 +102,9 @@ def _reasons(exc: Exception) -> set[str]:
 
 
 def _is_transient(exc: Exception) -> bool:
+    """What the client retries itself (googleapiclient.http._should_retry_response
+    and its network errors): left after the retries, it is Google's load, not a
+    mistake of ours."""
     status = _status(exc)
     if status is None:
         # no HTTP status: a dropped connection or a timeout (httplib2, socket,
@@ -115,58 +119,39 @@ def _is_transient(exc: Exception) -> bool:
     return status == 403 and bool(_reasons(exc) & _RATE_REASONS)
 
 
-class Retrying:
-    """Executes API requests with bounded exponential backoff and full jitter."""
+class Api:
+    """Runs API requests with the client's own retries and translates what is left.
 
-    def __init__(
-        self,
-        what: str,
-        error: type[KithkeepError],
-        *,
-        max_retries: int = 5,
-        sleep: Sleep = time.sleep,
-        jitter: Callable[[], float] = random.random,
-    ) -> None:
+    ``execute(num_retries=...)`` retries 5xx, 429, 403 rateLimitExceeded and
+    dropped connections with exponential backoff and jitter, logging each
+    retry (logger ``googleapiclient.http``); what still fails becomes one
+    SourceError or SinkError naming the cause.
+    """
+
+    def __init__(self, what: str, error: type[KithkeepError], *, max_retries: int = 5) -> None:
         self.what = what
         self.error = error
         self.max_retries = max_retries
-        self.sleep = sleep
-        self.jitter = jitter
 
     def execute(
         self, request: Any, action: str, *, passthrough: frozenset[int] = frozenset()
     ) -> Any:
         """Run ``request``; HTTP statuses in ``passthrough`` propagate for the caller."""
-        attempt = 0
-        while True:
-            try:
-                return request.execute()
-            except Exception as exc:
-                status = _status(exc)
-                if status is not None and status in passthrough:
-                    raise
-                if not _is_transient(exc):
-                    if status is None and type(exc).__name__ != "RefreshError":
-                        raise  # not Google's answer: a bug, shown as one
-                    raise self._translate(exc, action) from exc
-                if attempt >= self.max_retries:
-                    raise self.error(
-                        f"{self.what}: {action} failed {attempt + 1} times "
-                        f"({_describe(exc)}); giving up for now",
-                        hint="nothing was lost: the next run tries again",
-                    ) from exc
-                delay = self.jitter() * min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**attempt)
-                log.warning(
-                    "%s: %s: %s, retry %d of %d in %.1f s",
-                    self.what,
-                    action,
-                    _describe(exc),
-                    attempt + 1,
-                    self.max_retries,
-                    delay,
-                )
-                self.sleep(delay)
-                attempt += 1
+        try:
+            return request.execute(num_retries=self.max_retries)
+        except Exception as exc:
+            status = _status(exc)
+            if status is not None and status in passthrough:
+                raise
+            if _is_transient(exc):
+                raise self.error(
+                    f"{self.what}: {action} failed {self.max_retries + 1} times "
+                    f"({_describe(exc)}); giving up for now",
+                    hint="nothing was lost: the next run tries again",
+                ) from exc
+            if status is None and type(exc).__name__ != "RefreshError":
+                raise  # not Google's answer: a bug, shown as one
+            raise self._translate(exc, action) from exc
 
     def _translate(self, exc: Exception, action: str) -> KithkeepError:
         status = _status(exc)
@@ -175,6 +160,14 @@ class Retrying:
             return auth_error(
                 f"{self.what}: Google refused the token while trying to {action}",
                 hint="run `kithkeep auth google` again",
+            )
+        reasons = _reasons(exc)
+        if status == 403 and reasons & _QUOTA_REASONS:
+            return self.error(
+                f"{self.what}: {action}: Google's usage limit for this project or calendar "
+                f"is used up ({_describe(exc)})",
+                hint="nothing was lost: the next run tries again once the limit resets; "
+                "daily quotas reset at midnight Pacific time",
             )
         if status == 403:
             return self.error(
@@ -217,18 +210,57 @@ def _rfc3339(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def occurrence_key(item: dict[str, Any], tz: tzinfo) -> tuple[str, str]:
-    """(uid, recurrence_id) of an event or an occurrence of a recurring one."""
-    base = item.get("recurringEventId")
+# an instance's id is its series' id, "_", and its original start in UTC
+# (20261116T090000Z, or 20261116 for an all-day one)
+_INSTANCE_ID = re.compile(r"^(?P<base>[^_]+)_(?P<start>\d{8}(?:T\d{6}Z)?)$")
+
+
+class ICalUids:
+    """Google event id -> iCalUID, for the events whose iCalUID is not Google's own.
+
+    Records carry the iCalUID (EventRecord's rule), but incremental sync may
+    report a deleted event with its id only (``base_20261116T090000Z`` for an
+    instance); this map, kept in the checkpoint, turns the id back. An event
+    Google created has the iCalUID ``<id>@google.com`` and needs no entry.
+    """
+
+    def __init__(self, known: dict[str, str] | None = None) -> None:
+        self.known = dict(known or {})
+
+    def learn(self, event_id: str, ical_uid: str) -> None:
+        if ical_uid == f"{event_id}@google.com":
+            self.known.pop(event_id, None)
+        else:
+            self.known[event_id] = ical_uid
+
+    def of(self, event_id: str) -> str:
+        return self.known.get(event_id) or f"{event_id}@google.com"
+
+
+def occurrence_key(item: dict[str, Any], tz: tzinfo, uids: ICalUids) -> tuple[str, str]:
+    """(uid, recurrence_id) of an event or an occurrence of a recurring one, as
+    EventRecord defines them: the iCalUID and the original start."""
+    base = str(item.get("recurringEventId") or "")
+    original: datetime | None = None
     if base and item.get("originalStartTime"):
-        start, _ = _parse_time(item["originalStartTime"], tz)
-        return str(base), start.isoformat()
-    return str(item["id"]), ""
+        original = _parse_time(item["originalStartTime"], tz)[0]
+    elif not base and (m := _INSTANCE_ID.match(str(item.get("id", "")))):
+        # a deleted instance reported with its id only
+        base = m["base"]
+        stamp = m["start"]
+        if "T" in stamp:
+            original = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        else:
+            day = date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:]))
+            original = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
+    base = base or str(item["id"])
+    uid = str(item.get("iCalUID") or uids.of(base))
+    return occurrence_id(uid, original)
 
 
-def event_record(item: dict[str, Any], source: str, tz: tzinfo) -> EventRecord:
+def event_record(item: dict[str, Any], source: str, tz: tzinfo, uids: ICalUids) -> EventRecord:
     """An EventRecord from an ``events`` resource; raises ValueError/KeyError when unusable."""
-    uid, rid = occurrence_key(item, tz)
+    uid, rid = occurrence_key(item, tz, uids)
     start, all_day = _parse_time(item["start"], tz)
     end, _ = _parse_time(item["end"], tz) if "end" in item else (start, False)
     attendees = []
@@ -264,6 +296,8 @@ def event_record(item: dict[str, Any], source: str, tz: tzinfo) -> EventRecord:
         attendees=tuple(attendees),
         my_status=my_status,
         own=KEY_PROP in private,
+        # Google lists only the user when the list is too long to give: size unknown
+        attendees_omitted=bool(item.get("attendeesOmitted")),
     )
 
 
@@ -304,9 +338,6 @@ class GoogleCalendarSource(CalendarSource):
         cfg: GoogleCalendarSourceConfig,
         service: Any,
         tz: tzinfo,
-        *,
-        sleep: Sleep = time.sleep,
-        jitter: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(name)
         self.cfg = cfg
@@ -314,20 +345,14 @@ class GoogleCalendarSource(CalendarSource):
         # (reported, the others go on), not the building of every connector
         self._service = service
         self.tz = tz
-        self.retry = Retrying(
-            f"source {name}",
-            SourceError,
-            max_retries=cfg.max_retries,
-            sleep=sleep,
-            jitter=jitter,
-        )
+        self.api = Api(f"source {name}", SourceError, max_retries=cfg.max_retries)
 
     @classmethod
     def from_config(
         cls, name: str, cfg: GoogleCalendarSourceConfig, config: KithkeepConfig
     ) -> GoogleCalendarSource:
 
-        return cls(name, cfg, None, zone(config.general.timezone))
+        return cls(name, cfg, None, config.general.tz)
 
     @property
     def service(self) -> Any:
@@ -343,7 +368,7 @@ class GoogleCalendarSource(CalendarSource):
         return set()
 
     def check(self) -> list[ScopeInfo]:
-        cal = self.retry.execute(
+        cal = self.api.execute(
             self.service.calendars().get(calendarId=self.cfg.calendar_id), "read the calendar"
         )
         return [ScopeInfo(str(cal.get("summary", self.cfg.calendar_id)), None)]
@@ -359,22 +384,26 @@ class GoogleCalendarSource(CalendarSource):
             if age > timedelta(days=self.cfg.resync_days):
                 log.info("%s: periodic full sync (last one %d days ago)", self.name, age.days)
                 token = None
+        if token and "ical_uids" not in saved:
+            # stored by Google's event id before: store them again by iCalUID
+            log.info("%s: events are now kept by their iCalUID: full sync", self.name)
+            token = None
         if token:
             try:
-                yield from self._list(scope, now, str(token), str(full_at))
+                uids = ICalUids(saved.get("ical_uids"))
+                yield from self._list(scope, now, str(token), str(full_at), uids)
                 return
             except _TokenExpired:
                 log.info("%s: sync token expired (410 Gone): full sync", self.name)
-        yield from self._list(scope, now, None, now.isoformat())
+        yield from self._list(scope, now, None, now.isoformat(), ICalUids())
 
     def _list(
-        self, scope: str, now: datetime, token: str | None, full_at: str
+        self, scope: str, now: datetime, token: str | None, full_at: str, uids: ICalUids
     ) -> Iterator[EventBatch]:
         lo = now - timedelta(days=self.cfg.past_days)
         hi = now + timedelta(days=self.cfg.future_days)
         page_token: str | None = None
         first = True
-        done = 0
         while True:
             # timeMin/timeMax cannot be combined with sync tokens: the window is applied here
             params: dict[str, Any] = {
@@ -387,7 +416,7 @@ class GoogleCalendarSource(CalendarSource):
             if page_token:
                 params["pageToken"] = page_token
             try:
-                page = self.retry.execute(
+                page = self.api.execute(
                     self.service.events().list(**params),
                     "list events",
                     passthrough=frozenset({410}),
@@ -407,9 +436,11 @@ class GoogleCalendarSource(CalendarSource):
             for item in page.get("items", []):
                 try:
                     if item.get("status") == "cancelled":
-                        deleted.append(occurrence_key(item, self.tz))
+                        deleted.append(occurrence_key(item, self.tz, uids))
                         continue
-                    rec = event_record(item, self.name, self.tz)
+                    if item.get("iCalUID"):
+                        uids.learn(str(item.get("recurringEventId") or item["id"]), item["iCalUID"])
+                    rec = event_record(item, self.name, self.tz, uids)
                 except (KeyError, ValueError, TypeError) as exc:
                     log.warning("%s: skipped event %s: %s", self.name, item.get("id", "?"), exc)
                     continue
@@ -421,10 +452,8 @@ class GoogleCalendarSource(CalendarSource):
             next_sync = page.get("nextSyncToken")
             checkpoint = None
             if not page_token and next_sync:
-                checkpoint = Checkpoint(
-                    self.name, scope, {"sync_token": next_sync, "full_at": full_at}
-                )
-            done += len(records)
+                state = {"sync_token": next_sync, "full_at": full_at, "ical_uids": uids.known}
+                checkpoint = Checkpoint(self.name, scope, state)
             yield EventBatch(
                 records=records,
                 deleted=deleted,
@@ -494,16 +523,11 @@ class GoogleCalendarSink(ReminderSink):
         name: str,
         cfg: GoogleCalendarSinkConfig,
         service: Any,
-        *,
-        sleep: Sleep = time.sleep,
-        jitter: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(name)
         self.cfg = cfg
         self._service = service  # None: built on first use
-        self.retry = Retrying(
-            f"sink {name}", SinkError, max_retries=cfg.max_retries, sleep=sleep, jitter=jitter
-        )
+        self.api = Api(f"sink {name}", SinkError, max_retries=cfg.max_retries)
         self._calendar: str | None = None if cfg.create_calendar else cfg.calendar_id
 
     @classmethod
@@ -530,7 +554,7 @@ class GoogleCalendarSink(ReminderSink):
             params: dict[str, Any] = {"minAccessRole": "owner"}
             if page_token:
                 params["pageToken"] = page_token
-            page = self.retry.execute(self.service.calendarList().list(**params), "list calendars")
+            page = self.api.execute(self.service.calendarList().list(**params), "list calendars")
             for item in page.get("items", []):
                 if item.get("summary") == self.cfg.calendar_name:
                     return str(item["id"])
@@ -538,7 +562,7 @@ class GoogleCalendarSink(ReminderSink):
             if not page_token:
                 break
         log.info("%s: creating calendar %r", self.name, self.cfg.calendar_name)
-        created = self.retry.execute(
+        created = self.api.execute(
             self.service.calendars().insert(body={"summary": self.cfg.calendar_name}),
             "create the calendar",
         )
@@ -555,7 +579,7 @@ class GoogleCalendarSink(ReminderSink):
             }
             if page_token:
                 params["pageToken"] = page_token
-            page = self.retry.execute(self.service.events().list(**params), "list reminders")
+            page = self.api.execute(self.service.events().list(**params), "list reminders")
             for item in page.get("items", []):
                 if item.get("status") == "cancelled":
                     continue
@@ -574,7 +598,7 @@ class GoogleCalendarSink(ReminderSink):
             "timeMax": _rfc3339(end),
             "items": [{"id": i} for i in ids],
         }
-        result = self.retry.execute(self.service.freebusy().query(body=body), "query free/busy")
+        result = self.api.execute(self.service.freebusy().query(body=body), "query free/busy")
         out: list[tuple[datetime, datetime]] = []
         for cid, cal in result.get("calendars", {}).items():
             if cal.get("errors"):
@@ -592,7 +616,7 @@ class GoogleCalendarSink(ReminderSink):
         event_id = event_id_for_key(reminder.key)
         body = {"id": event_id, **event_body(reminder)}
         try:
-            item = self.retry.execute(
+            item = self.api.execute(
                 self.service.events().insert(calendarId=self.calendar_id, body=body),
                 "create a reminder",
                 passthrough=frozenset({409}),
@@ -606,7 +630,7 @@ class GoogleCalendarSink(ReminderSink):
     def _existing(self, event_id: str, reminder: Reminder) -> SinkEvent:
         """After a 409: the id is taken by a cancelled event (the user deleted the
         reminder) or by a live one (an earlier insert that did go through)."""
-        item = self.retry.execute(
+        item = self.api.execute(
             self.service.events().get(calendarId=self.calendar_id, eventId=event_id),
             "read a reminder",
         )
@@ -622,7 +646,7 @@ class GoogleCalendarSink(ReminderSink):
             # only if the user has not changed it since we listed it
             req.headers["If-Match"] = current.etag
         try:
-            item = self.retry.execute(req, "update a reminder", passthrough=frozenset({412}))
+            item = self.api.execute(req, "update a reminder", passthrough=frozenset({412}))
         except Exception as exc:
             if _status(exc) != 412:
                 raise
@@ -632,7 +656,7 @@ class GoogleCalendarSink(ReminderSink):
 
     def delete(self, current: SinkEvent) -> None:
         try:
-            self.retry.execute(
+            self.api.execute(
                 self.service.events().delete(calendarId=self.calendar_id, eventId=current.uid),
                 "delete a reminder",
                 passthrough=frozenset({404, 410}),

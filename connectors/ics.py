@@ -1,28 +1,26 @@
 """iCalendar files: a calendar source and a reminders sink.
 
-Source: an .ics file or an http(s) URL (``webcal://`` is read as https);
-recurring events are expanded within a window with recurring-ical-events.
-The checkpoint is the content hash (and, for a URL, the server's ETag and
-Last-Modified for a conditional GET): an unchanged calendar costs one read or
-one 304; a changed one replaces the source's events in one transaction. A
-broken file is a clear error; a broken event is skipped and logged, the
-others are kept.
+Source: an .ics file or an http(s) URL (``webcal://`` is read as https),
+fetched with niquests, the HTTP library caldav brings; recurring events are
+expanded within a window with recurring-ical-events. The checkpoint is the
+content hash (and, for a URL, the server's ETag and Last-Modified for a
+conditional GET): an unchanged calendar costs one read or one 304; a changed
+one replaces the source's events in one transaction. A broken file is a
+clear error; a broken event is skipped and logged, the others are kept.
 
 Sink: reminder events written to one .ics file atomically (temp file +
-rename), each with a UID derived from its key, the key in ``X-KITHKEEP-KEY``
-and a VALARM. Any calendar app can subscribe to the file.
+rename), each with a UID derived from its key and the sink's name, the key
+in ``X-KITHKEEP-KEY`` and a VALARM. Any calendar app can subscribe to the
+file.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,6 @@ import icalendar
 import recurring_ical_events
 
 from kithkeep.config import Config as KithkeepConfig
-from kithkeep.config import zone
 from kithkeep.errors import ConfigError, ConnectError, SinkError, SourceError
 from kithkeep.interfaces import (
     CalendarSource,
@@ -42,7 +39,7 @@ from kithkeep.interfaces import (
     SyncContext,
 )
 from kithkeep.paths import write_atomic
-from kithkeep.records import Attendee, Checkpoint, EventBatch, EventRecord
+from kithkeep.records import Attendee, Checkpoint, EventBatch, EventRecord, occurrence_id
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +56,41 @@ def to_utc(value: Any, tz: tzinfo) -> tuple[datetime, bool]:
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC), True
     raise ValueError(f"not a date: {value!r}")
+
+
+def network_reason(exc: BaseException) -> str:
+    """The innermost socket error's text ("Connection refused"), not urllib3's reprs.
+
+    A connection that was made and then dropped before the answer was complete
+    says so ("the connection was closed mid-response"): that is a server or
+    network problem, not an unreachable server.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        name = type(e).__name__
+        if name in _DROPPED or isinstance(e, ConnectionResetError | BrokenPipeError):
+            return DROPPED
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+        if isinstance(e, TimeoutError) or "Timeout" in name:
+            return "timed out"
+        todo.extend(a for a in e.args if isinstance(a, BaseException))
+        for nxt in (e.__cause__, e.__context__, getattr(e, "reason", None)):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+    return type(exc).__name__
+
+
+DROPPED = "the connection was closed mid-response"
+# urllib3's and http.client's names for an answer cut short
+_DROPPED = frozenset(
+    {"ProtocolError", "IncompleteRead", "RemoteDisconnected", "ChunkedEncodingError"}
+)
 
 
 def _email(value: Any) -> str:
@@ -92,7 +124,11 @@ def _attendees(comp: Any) -> tuple[Attendee, ...]:
 
 
 def event_from_component(comp: Any, source: str, tz: tzinfo, recurring: bool) -> EventRecord:
-    """An EventRecord from one VEVENT occurrence; raises ValueError when unusable."""
+    """An EventRecord from one VEVENT occurrence; raises ValueError when unusable.
+
+    The occurrence of a recurring event is identified by its RECURRENCE-ID (the
+    start its rule gave it, kept when it was moved), as EventRecord says.
+    """
     dtstart = comp.get("DTSTART")
     if dtstart is None:
         raise ValueError("VEVENT without DTSTART")
@@ -109,10 +145,15 @@ def event_from_component(comp: Any, source: str, tz: tzinfo, recurring: bool) ->
     if not uid:  # RFC 5545 requires one; khal's corpus has events without
         uid = "kk-" + hashlib.sha256(comp.to_ical()).hexdigest()[:24]
     organizer = comp.get("ORGANIZER")
+    original: datetime | None = None
+    if recurring:
+        rid = comp.get("RECURRENCE-ID")
+        original = to_utc(rid.dt, tz)[0] if rid is not None else start
+    uid, recurrence_id = occurrence_id(uid, original)
     return EventRecord(
         source=source,
         uid=uid,
-        recurrence_id=start.isoformat() if recurring else "",
+        recurrence_id=recurrence_id,
         start=start,
         end=end,
         all_day=all_day,
@@ -223,7 +264,7 @@ class IcsSource(CalendarSource):
             scheme = urllib.parse.urlsplit(_http_url(cfg.url)).scheme.lower()
             if scheme not in ("http", "https"):
                 raise ConfigError(f"{where}: url must be http, https or webcal, not {scheme!r}")
-        return cls(name, cfg, zone(config.general.timezone))
+        return cls(name, cfg, config.general.tz)
 
     def _read(self, saved: dict[str, Any] | None = None) -> tuple[bytes | None, dict[str, str]]:
         """The calendar's bytes (None: unchanged since ``saved``) and HTTP validators."""
@@ -239,40 +280,42 @@ class IcsSource(CalendarSource):
             ) from None
 
     def _fetch(self, saved: dict[str, Any]) -> tuple[bytes | None, dict[str, str]]:
+        """A conditional GET through niquests (the HTTP library caldav brings)."""
+        import niquests
+
         headers = {"User-Agent": "kithkeep", "Accept": "text/calendar, */*;q=0.5"}
         if saved.get("etag"):
             headers["If-None-Match"] = str(saved["etag"])
         if saved.get("last_modified"):
             headers["If-Modified-Since"] = str(saved["last_modified"])
         parts = urllib.parse.urlsplit(self.url)
+        auth: tuple[str, str] | None = None
         if parts.username is not None:
-            # user:password@ in a subscription URL is Basic auth; urllib would
-            # take it for part of the host name
+            # user:password@ in a subscription URL is Basic auth, sent as such and
+            # kept out of the URL the library logs and puts in its errors
             user = urllib.parse.unquote(parts.username)
-            pair = f"{user}:{urllib.parse.unquote(parts.password or '')}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+            auth = (user, urllib.parse.unquote(parts.password or ""))
         netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-        req = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked in from_config
         try:
-            with urllib.request.urlopen(req, timeout=self.cfg.timeout) as resp:  # noqa: S310
-                data: bytes = resp.read()
-                validators = {
-                    k: v
-                    for k, v in (
-                        ("etag", resp.headers.get("ETag")),
-                        ("last_modified", resp.headers.get("Last-Modified")),
-                    )
-                    if v
-                }
-                return data, validators
-        except urllib.error.HTTPError as exc:
-            if exc.code == 304:
-                return None, {}
-            raise SourceError(f"source {self.name}: {self.where}: HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ConnectError(f"source {self.name}: cannot fetch {self.where}: {reason}") from None
+            resp = niquests.get(url, headers=headers, auth=auth, timeout=self.cfg.timeout)
+        except niquests.exceptions.RequestException as exc:
+            raise ConnectError(
+                f"source {self.name}: cannot fetch {self.where}: {network_reason(exc)}"
+            ) from None
+        if resp.status_code == 304:
+            return None, {}
+        if resp.status_code is None or resp.status_code >= 300:
+            raise SourceError(f"source {self.name}: {self.where}: HTTP {resp.status_code}")
+        validators = {
+            k: v
+            for k, v in (
+                ("etag", resp.headers.get("ETag")),
+                ("last_modified", resp.headers.get("Last-Modified")),
+            )
+            if v
+        }
+        return resp.content or b"", validators
 
     def check(self) -> list[ScopeInfo]:
         data, _ = self._read()
@@ -403,7 +446,8 @@ class IcsSink(ReminderSink):
     def update(self, current: SinkEvent, reminder: Reminder) -> SinkEvent:
         self._load()
         self._own.pop(current.uid, None)
-        return self.create(reminder)
+        # the event keeps its UID: a subscribed app sees it change, not go and come
+        return self.create(replace(reminder, uid=current.uid))
 
     def delete(self, current: SinkEvent) -> None:
         self._load()

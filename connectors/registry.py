@@ -22,11 +22,14 @@ SOURCES: dict[str, str] = {
     "ics": "kithkeep.connectors.ics:IcsSource",
     "google": "kithkeep.connectors.google_calendar:GoogleCalendarSource",
     "caldav": "kithkeep.connectors.caldav_dav:CalDavSource",
+    "microsoft": "kithkeep.connectors.microsoft_mail:MicrosoftMailSource",
+    "microsoft-calendar": "kithkeep.connectors.microsoft_calendar:MicrosoftCalendarSource",
 }
 SINKS: dict[str, str] = {
     "ics": "kithkeep.connectors.ics:IcsSink",
     "google": "kithkeep.connectors.google_calendar:GoogleCalendarSink",
     "caldav": "kithkeep.connectors.caldav_dav:CalDavSink",
+    "microsoft": "kithkeep.connectors.microsoft_calendar:MicrosoftCalendarSink",
 }
 
 

@@ -610,14 +610,8 @@ class Daemon:
         if sink:
             self._sink_failures = 0
             run_status.record_success(store, run_status.SINK, sink, _now(), None)
-        people = len(report.analysis.people) if report.analysis else 0
         changes = ", ".join(f"{v} {k}" for k, v in sorted(report.reminders.items()) if v)
-        log.info(
-            "analyzed %d people: %d findings; reminders: %s",
-            people,
-            len(report.findings),
-            changes or "no change",
-        )
+        log.info("reminders: %s", changes or "no change")
 
     # ------------------------------------------------------------- reload
 

@@ -9,15 +9,10 @@ configured maximum, while the other sources keep their own schedule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-
-from kithkeep.schema import Base
+from kithkeep.records import RunStatus
 from kithkeep.store import Store
-
-SOURCE_STATUS: sa.Table = Base.metadata.tables["source_status"]
 
 SOURCE = "source"
 SINK = "sink"
@@ -37,42 +32,13 @@ def backoff_delay(failures: int, interval: timedelta, max_backoff: timedelta) ->
     return delay
 
 
-@dataclass(frozen=True)
-class RunStatus:
-    kind: str
-    source: str
-    last_success: datetime | None = None
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    failures: int = 0
-    next_run: datetime | None = None
-
-
 def load(store: Store) -> dict[tuple[str, str], RunStatus]:
     """Every row, by (kind, name)."""
-    t = SOURCE_STATUS
-    with store.engine.connect() as c:
-        rows = c.execute(sa.select(t)).all()
-    return {
-        (r.kind, r.source): RunStatus(
-            kind=r.kind,
-            source=r.source,
-            last_success=r.last_success,
-            last_error=r.last_error,
-            last_error_at=r.last_error_at,
-            failures=r.failures,
-            next_run=r.next_run,
-        )
-        for r in rows
-    }
+    return store.run_statuses()
 
 
 def _upsert(store: Store, kind: str, name: str, values: dict[str, object]) -> None:
-    t = SOURCE_STATUS
-    with store.transaction() as s:
-        res = s.execute(sa.update(t).where(t.c.kind == kind, t.c.source == name).values(**values))
-        if res.rowcount == 0:  # type: ignore[attr-defined]
-            s.execute(sa.insert(t).values(kind=kind, source=name, **{"failures": 0, **values}))
+    store.update_run_status(kind, name, **values)
 
 
 def record_success(

@@ -35,7 +35,7 @@ from kithkeep.decisions import DecisionIndex, PersonDecisions
 from kithkeep.model.stats import TIERS, PersonStats
 from kithkeep.records import DecisionRecord
 from kithkeep.rules import meeting_followup, neglected, one_way_ask, reply_owed, unanswered
-from kithkeep.rules.base import Finding
+from kithkeep.rules.base import Finding, earliest
 
 RULE_NAMES: tuple[str, ...] = (
     neglected.NAME,
@@ -132,6 +132,26 @@ def judge_person(
     adjusted = apply_facts(p, d)
     found = evaluate_person(adjusted, now, cfg, cadence_override=d.cadence_days)
     return [apply_status(f, adjusted, d, now, deleted_reminders) for f in found]
+
+
+def rejudge_at(
+    p: PersonStats, now: datetime, cfg: RulesConfig, d: PersonDecisions
+) -> datetime | None:
+    """The first moment after ``now`` when :func:`judge_person` may give other findings
+    (another rule, severity or status) with nothing but the clock changing; None when
+    the clock alone never changes them. A person is judged again only then, or when
+    their statistics or decisions change: the daemon's cycles cost nothing for the
+    people nothing happens to."""
+    if d.ignored or p.ignored:
+        return None
+    adjusted = apply_facts(p, d)
+    return earliest(
+        neglected.next_change(adjusted, now, cfg.neglected, cadence_override=d.cadence_days),
+        reply_owed.next_change(adjusted, now, cfg.reply_owed),
+        meeting_followup.next_change(adjusted, now, cfg.meeting_followup),
+        # unanswered and one_way_ask depend on the statistics alone
+        *(until for _rule, until in d.snoozes if until > now),
+    )
 
 
 def budget(

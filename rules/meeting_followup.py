@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from kithkeep.config import MeetingFollowupConfig
 from kithkeep.model.stats import PersonStats
-from kithkeep.rules.base import Finding, days_between, display_name
+from kithkeep.rules.base import TICK, Finding, after_days, days_between, display_name, earliest
 
 NAME = "meeting_followup"
 REMINDS = True
@@ -92,3 +92,32 @@ def evaluate(p: PersonStats, now: datetime, cfg: MeetingFollowupConfig) -> Findi
         episode=met.astimezone(UTC).strftime("%Y-%m-%dT%H%MZ"),
         last_contact=p.last_contact,
     )
+
+
+def next_change(p: PersonStats, now: datetime, cfg: MeetingFollowupConfig) -> datetime | None:
+    """The first moment after ``now`` when :func:`evaluate` gives another verdict or
+    severity, with nothing but the clock changing (None: never)."""
+    met = p.last_meeting
+    if not cfg.enabled or p.ignored or met is None:
+        return None
+    size = p.last_meeting_size
+    if size is None or size > cfg.max_attendees:
+        return None
+    if (p.last_out is not None and p.last_out >= met) or _in_series(p, met, cfg):
+        return None
+    since = days_between(met, now)
+    if since < cfg.after_days:
+        return met + timedelta(days=cfg.after_days)
+    expiry = after_days(met, cfg.expire_days)
+    if now >= expiry:
+        return None
+    # the severity steps down by one each time 1/20 of the window passes
+    window = max(cfg.expire_days - cfg.after_days, 1.0)
+    step = int(65 - 20 * (since - cfg.after_days) / window)
+    lowered = None
+    for k in (step, step - 1):
+        at = met + timedelta(days=cfg.after_days + (65 - k) * window / 20)
+        if at > now:
+            lowered = at + TICK
+            break
+    return earliest(lowered, expiry)

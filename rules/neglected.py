@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from kithkeep.config import NeglectedConfig
 from kithkeep.model.stats import PersonStats
-from kithkeep.rules.base import Finding, days_between, display_name
+from kithkeep.rules.base import TICK, Finding, after_days, days_between, display_name
 
 NAME = "neglected"
 REMINDS = True
@@ -89,3 +89,36 @@ def evaluate(
         episode=p.last_contact.date().isoformat(),
         last_contact=p.last_contact,
     )
+
+
+def next_change(
+    p: PersonStats,
+    now: datetime,
+    cfg: NeglectedConfig,
+    *,
+    cadence_override: float | None = None,
+) -> datetime | None:
+    """The first moment after ``now`` when :func:`evaluate` gives another verdict or
+    severity, with nothing but the clock changing (None: never)."""
+    if not cfg.enabled or not p.is_tie or p.ignored or p.last_contact is None:
+        return None
+    base = tier_days(cfg, p.tier)
+    rhythm = cfg.rhythm_multiple * p.cadence_days if p.cadence_days else 0.0
+    cadence = (
+        float(cadence_override)
+        if cadence_override is not None and cadence_override > 0
+        else max(float(base), rhythm)
+    )
+    silence = days_between(p.last_contact, now)
+    if silence <= cadence:
+        return after_days(p.last_contact, cadence)
+    # the severity steps up by one each time the overdue share grows by 1/20
+    bonus = 15 if p.tier == "inner" else 0
+    step = int(40 + 20 * (silence / cadence - 1))
+    if step + bonus >= 100:
+        return None
+    for k in (step + 1, step + 2):
+        at = p.last_contact + timedelta(days=cadence * (1 + (k - 40) / 20))
+        if at > now:
+            return at + TICK
+    return None

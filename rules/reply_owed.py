@@ -18,7 +18,15 @@ from datetime import datetime, timedelta
 
 from kithkeep.config import ReplyOwedConfig
 from kithkeep.model.stats import PersonStats
-from kithkeep.rules.base import Finding, days_between, display_name, short_hash
+from kithkeep.rules.base import (
+    TICK,
+    Finding,
+    after_days,
+    days_between,
+    display_name,
+    earliest,
+    short_hash,
+)
 
 NAME = "reply_owed"
 REMINDS = True
@@ -74,3 +82,32 @@ def evaluate(p: PersonStats, now: datetime, cfg: ReplyOwedConfig) -> Finding | N
         episode="m" + short_hash(msg.message_id),
         last_contact=p.last_contact,
     )
+
+
+def next_change(p: PersonStats, now: datetime, cfg: ReplyOwedConfig) -> datetime | None:
+    """The first moment after ``now`` when :func:`evaluate` gives another verdict or
+    severity, with nothing but the clock changing (None: never)."""
+    msg = p.pending_inbound
+    if not cfg.enabled or not p.is_tie or p.ignored or msg is None:
+        return None
+    if msg.recipients > cfg.max_recipients or (msg.is_reply and not cfg.include_replies):
+        return None
+    if any(later is not None and later >= msg.date for later in (p.last_out, p.last_meeting)):
+        return None
+    waited = days_between(msg.date, now)
+    expiry = after_days(msg.date, cfg.expire_days) if cfg.expire_days else None
+    if expiry is not None and now >= expiry:
+        return None
+    if waited < cfg.after_days:
+        return msg.date + timedelta(days=cfg.after_days)
+    # the severity steps up by one every third of a day overdue, up to 90
+    step = int(60 + 3 * (waited - cfg.after_days))
+    if step >= 90:
+        return expiry
+    raised = None
+    for k in (step + 1, step + 2):
+        at = msg.date + timedelta(days=cfg.after_days + (k - 60) / 3)
+        if at > now:
+            raised = at + TICK
+            break
+    return earliest(raised, expiry)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from kithkeep.config import UnansweredConfig
 from kithkeep.model.stats import PersonStats
-from kithkeep.rules.base import Finding, days_between, display_name
+from kithkeep.rules.base import Finding, display_name
 
 NAME = "unanswered"
 REMINDS = False
@@ -24,9 +24,8 @@ def evaluate(p: PersonStats, now: datetime, cfg: UnansweredConfig) -> Finding | 
     if p.messages_in == 0 or p.unanswered_streak < cfg.min_streak:
         return None
     who = display_name(p.name, p.addresses)
-    since_in = days_between(p.last_in, now) if p.last_in else None
-    since_out = days_between(p.last_out, now)
-    heard = f"; you last heard from them {since_in:.0f} days ago" if since_in is not None else ""
+    # dates, not "days ago": a stored finding must not go stale while nothing happens
+    heard = f"; you last heard from them on {p.last_in:%Y-%m-%d}" if p.last_in else ""
     return Finding(
         rule=NAME,
         person_id=p.person_id,
@@ -37,7 +36,7 @@ def evaluate(p: PersonStats, now: datetime, cfg: UnansweredConfig) -> Finding | 
         summary=f"your last {p.unanswered_streak} messages unanswered",
         explanation=(
             f"Your last {p.unanswered_streak} messages to {who} went unanswered "
-            f"(threshold {cfg.min_streak}); your latest was {since_out:.0f} days ago"
+            f"(threshold {cfg.min_streak}); your latest was on {p.last_out:%Y-%m-%d}"
             f"{heard}. No reconnect reminders until they write."
         ),
         suggestion=(
@@ -49,7 +48,6 @@ def evaluate(p: PersonStats, now: datetime, cfg: UnansweredConfig) -> Finding | 
             "min_streak": cfg.min_streak,
             "last_out": p.last_out.isoformat(),
             "last_in": p.last_in.isoformat() if p.last_in else None,
-            "days_since_last_out": round(since_out, 1),
             "suppresses": ["neglected"],
         },
         remind=REMINDS,

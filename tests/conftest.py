@@ -7,7 +7,10 @@ server) and are registered here.
 from __future__ import annotations
 
 pytest_plugins: list[str] = [
+    # radicale and xandikos before cyrus: each imports the one before it
+    "tests.fixtures.radicale",
+    "tests.fixtures.xandikos",
+    "tests.fixtures.cyrus",
     "tests.fixtures.dovecot",
     "tests.fixtures.postgres",
-    "tests.fixtures.radicale",
 ]

@@ -109,8 +109,10 @@ def _same(value: datetime) -> datetime:
     return value
 
 
-def message_values(r: MessageRecord, date: Callable[[datetime], Any] = _same) -> tuple[Any, ...]:
-    """A record as the values of ``MESSAGE_COLUMNS``; ``date`` converts the two dates.
+def message_values(
+    r: MessageRecord, date: Callable[[datetime], Any] = _same, extra: tuple[Any, ...] = ()
+) -> tuple[Any, ...]:
+    """A record as the values of ``MESSAGE_COLUMNS`` (then ``extra``); ``date`` converts dates.
 
     A Gmail id outside the BigInteger range is stored as NULL: one odd
     value must not fail the batch it came in.
@@ -140,4 +142,5 @@ def message_values(r: MessageRecord, date: Callable[[datetime], Any] = _same) ->
         None if gm_thrid is None or gm_thrid not in _INT64 else gm_thrid,
         r.in_sent_folder,
         ",".join(r.parse_errors),
+        *extra,
     )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar, Union
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kithkeep import paths
 from kithkeep.errors import ConfigError
@@ -41,6 +41,17 @@ class GeneralConfig:
     database: str = ""
     # IANA zone for working hours and reminder times; empty means the system zone.
     timezone: str = ""
+    # ``timezone`` resolved once, when the config is loaded
+    tz: tzinfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            resolved = zone(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"[general]: timezone {self.timezone!r} is not an IANA zone"
+            ) from None
+        object.__setattr__(self, "tz", resolved)
 
 
 @dataclass(frozen=True)
@@ -228,6 +239,24 @@ class RemindersConfig:
     working_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
     duration_minutes: int = 15
     alarm_minutes: int = 10
+    # the two above parsed once, when the config is loaded: minutes after midnight
+    # (start, end) and weekday numbers (Monday 0)
+    working_minutes: tuple[int, int] = field(init=False, repr=False, compare=False)
+    weekdays: frozenset[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        bad_days = [d for d in self.working_days if d not in WEEKDAYS]
+        if bad_days:
+            raise ConfigError(
+                f"[reminders]: working_days has {bad_days[0]!r} (use {', '.join(WEEKDAYS)})"
+            )
+        try:
+            minutes = parse_hours(self.working_hours)
+        except ValueError as exc:
+            raise ConfigError(f"[reminders]: working_hours {exc}") from None
+        object.__setattr__(self, "working_minutes", minutes)
+        weekdays = frozenset(WEEKDAYS.index(d) for d in self.working_days)
+        object.__setattr__(self, "weekdays", weekdays)
 
 
 @dataclass(frozen=True)
@@ -419,26 +448,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
 def _check_values(config: Config, file: str) -> None:
     """Checks that types alone cannot express."""
     rem = config.reminders
-    bad_days = [d for d in rem.working_days if d not in WEEKDAYS]
-    if bad_days:
-        raise ConfigError(
-            f"{file}: [reminders]: working_days has {bad_days[0]!r} (use {', '.join(WEEKDAYS)})"
-        )
-    try:
-        parse_hours(rem.working_hours)
-    except ValueError as exc:
-        raise ConfigError(f"{file}: [reminders]: working_hours {exc}") from None
     if rem.sink and not any(s.name == rem.sink for s in config.sinks):
         raise ConfigError(f"{file}: [reminders]: sink {rem.sink!r} has no [sinks.{rem.sink}] table")
-    if config.general.timezone:
-        from zoneinfo import ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(config.general.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(
-                f"{file}: [general]: timezone {config.general.timezone!r} is not an IANA zone"
-            ) from None
     for key in ("silence_days", "max_recipients", "max_meeting_size", "half_life_days"):
         if getattr(config.analysis, key) <= 0:
             raise ConfigError(f"{file}: [analysis]: {key} must be positive")
@@ -451,10 +462,21 @@ def _check_values(config: Config, file: str) -> None:
 
 
 def zone(name: str) -> tzinfo:
-    """The user's time zone: the IANA ``name`` when given, else the system's, else UTC."""
+    """The IANA zone ``name``; without a name the system's zone ($TZ, else
+    /etc/localtime, with its daylight saving rules), else UTC."""
     if name:
         return ZoneInfo(name)
-    return datetime.now().astimezone().tzinfo or UTC
+    env = os.environ.get("TZ", "").lstrip(":")
+    if env:
+        try:
+            return ZoneInfo(env)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        with open("/etc/localtime", "rb") as fh:
+            return ZoneInfo.from_file(fh, key="localtime")
+    except (OSError, ValueError):
+        return datetime.now().astimezone().tzinfo or UTC
 
 
 def parse_hours(text: str) -> tuple[int, int]:

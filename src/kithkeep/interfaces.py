@@ -127,9 +127,21 @@ class ReminderSink(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
 
+    def identity(self) -> str:
+        """What tells this sink's calendar from any other one (a calendar URL or id, a
+        file path); reminder UIDs are derived from it and the key, so that two stores
+        writing into two calendars of one account never write the same UID (servers
+        that schedule refuse a UID used in another calendar of the account). May
+        connect. The default, the sink's name, suits sinks that are one place only."""
+        return self.name
+
     @abstractmethod
     def list_own(self) -> list[SinkEvent]:
-        """The events kithkeep wrote that are still in the sink (user moves included)."""
+        """The events kithkeep wrote that are still in the sink (user moves included).
+
+        Found by the reminder key each carries (not by UID), so that a reminder
+        written under an earlier UID scheme is still found, updated and deleted.
+        """
 
     def busy(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """Busy intervals in [start, end) of the target calendar (for free slots)."""
@@ -139,7 +151,9 @@ class ReminderSink(ABC):
     def create(self, reminder: Reminder) -> SinkEvent: ...
 
     @abstractmethod
-    def update(self, current: SinkEvent, reminder: Reminder) -> SinkEvent: ...
+    def update(self, current: SinkEvent, reminder: Reminder) -> SinkEvent:
+        """Rewrite ``current`` with the reminder's text and times; the event keeps
+        its UID (``current.uid``), whatever ``reminder.uid`` says."""
 
     @abstractmethod
     def delete(self, current: SinkEvent) -> None: ...

@@ -7,30 +7,31 @@ store holds.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-import sqlalchemy as sa
+from typing import Any
 
 from kithkeep.config import Config
 from kithkeep.connectors import registry
+from kithkeep.decisions import DecisionIndex
 from kithkeep.errors import KithkeepError
-from kithkeep.model.analyze import Analysis, analyze_store, load_people
+from kithkeep.model.analyze import Analysis
+from kithkeep.model.refresh import Cycle, analysis_of, refresh, stored_people
 from kithkeep.model.stats import PersonStats
+from kithkeep.model.vcard import load_contacts
+from kithkeep.records import DecisionRecord
 from kithkeep.reminders import reconcile
 from kithkeep.rules.base import Finding
-from kithkeep.rules.engine import judge
-from kithkeep.schema import Base
+from kithkeep.rules.engine import budget, judge, judge_person, rejudge_at
 from kithkeep.store import Store
 from kithkeep.sync import Progress, SyncResult, sync_source
 
 log = logging.getLogger(__name__)
-
-FINDINGS: sa.Table = Base.metadata.tables["derived_findings"]
-REMINDER_STATE: sa.Table = Base.metadata.tables["reminder_state"]
 
 
 @dataclass
@@ -38,6 +39,7 @@ class RunReport:
     synced: list[SyncResult] = field(default_factory=list)
     source_errors: dict[str, str] = field(default_factory=dict)
     analysis: Analysis | None = None
+    cycle: Cycle | None = None
     findings: list[Finding] = field(default_factory=list)
     reminders: dict[str, int] = field(default_factory=dict)
     sink: str | None = None
@@ -74,32 +76,26 @@ def sync_all(
     return results, errors, me
 
 
-def save_findings(store: Store, findings: list[Finding]) -> None:
-    rows = [
-        {
-            "key": f.key,
-            "rule": f.rule,
-            "person_id": f.person_id,
-            "severity": f.severity,
-            "due": f.due,
-            "title": f.title,
-            "explanation": f.explanation,
-            "suggestion": f.suggestion,
-            "evidence_json": json.dumps(f.evidence, sort_keys=True, default=str),
-            "status": f.status,
-            "remind": f.remind,
-        }
-        for f in findings
-    ]
-    with store.transaction() as s:
-        s.execute(sa.delete(FINDINGS))
-        if rows:
-            s.execute(sa.insert(FINDINGS), rows)
+def _finding_row(f: Finding) -> dict[str, object]:
+    return {
+        "key": f.key,
+        "rule": f.rule,
+        "person_id": f.person_id,
+        "severity": f.severity,
+        "due": f.due,
+        "title": f.title,
+        "explanation": f.explanation,
+        "suggestion": f.suggestion,
+        "evidence_json": json.dumps(f.evidence, sort_keys=True, default=str),
+        "status": f.status,
+        "remind": f.remind,
+        "data_json": json.dumps(f.to_json(), sort_keys=True),
+    }
 
 
 @dataclass(frozen=True)
 class ReminderInfo:
-    """Where a finding's reminder sits, from ``reminder_state``."""
+    """Where a finding's reminder sits."""
 
     sink: str
     start: datetime
@@ -112,26 +108,17 @@ def reminder_index(store: Store, prefer_sink: str = "") -> dict[str, ReminderInf
     Rows the user deleted (status ``dismissed``) are not reminders any more.
     With several sinks holding the same key, ``prefer_sink`` wins.
     """
-    out: dict[str, ReminderInfo] = {}
-    with store.engine.connect() as c:
-        rows = c.execute(
-            sa.select(REMINDER_STATE).where(REMINDER_STATE.c.status == "written")
-        ).all()
-    for r in sorted(rows, key=lambda r: (r.sink == prefer_sink, r.sink)):
-        out[r.key] = ReminderInfo(r.sink, r.start, r.uid)
-    return out
+    written = [(sink, st) for sink, st in store.reminder_states() if st.status == "written"]
+    return {
+        st.key: ReminderInfo(sink, st.start, st.uid)
+        for sink, st in sorted(written, key=lambda r: (r[0] == prefer_sink, r[0]))
+    }
 
 
 def _reminder_keys(store: Store, sink: str, status: str) -> frozenset[str]:
     if not sink:
         return frozenset()
-    with store.engine.connect() as c:
-        rows = c.execute(
-            sa.select(REMINDER_STATE.c.key).where(
-                REMINDER_STATE.c.sink == sink, REMINDER_STATE.c.status == status
-            )
-        )
-        return frozenset(r[0] for r in rows)
+    return frozenset(st.key for _, st in store.reminder_states(sink) if st.status == status)
 
 
 def deleted_reminder_keys(store: Store, sink: str) -> frozenset[str]:
@@ -144,15 +131,20 @@ def written_reminder_keys(store: Store, sink: str) -> frozenset[str]:
     return _reminder_keys(store, sink, "written")
 
 
+def load_people(config: Config, store: Store, now: datetime) -> list[PersonStats]:
+    """Everyone as stored, as of ``now``, strongest first."""
+    return stored_people(store, now, config.analysis.half_life_days)
+
+
 def judge_stored(
     config: Config, store: Store, now: datetime
 ) -> tuple[list[PersonStats], list[Finding]]:
-    """Judge the last analysis again with today's clock and today's decisions.
+    """Judge everyone as stored with today's clock and today's decisions.
 
     Judging is cheap and pure, so ``kithkeep review`` and the decision
     commands see a decision at once, without a sync or a new analysis.
     """
-    people = load_people(store)
+    people = load_people(config, store, now)
     deleted = deleted_reminder_keys(store, config.reminders.sink)
     findings = judge(
         people,
@@ -166,6 +158,84 @@ def judge_stored(
     return people, findings
 
 
+# meta key of what the stored findings were judged with
+_JUDGE_KEY = "judge_state"
+
+
+def _decision_prints(decisions: Sequence[DecisionRecord]) -> dict[str, str]:
+    """A fingerprint of the active decisions about each address."""
+    by: dict[str, list[str]] = {}
+    for d in decisions:
+        by.setdefault(d.person.strip().lower(), []).append(
+            f"{d.id}:{d.kind}:{d.rule}:{d.until}:{d.value}"
+        )
+    return {a: hashlib.sha256("|".join(v).encode()).hexdigest()[:12] for a, v in by.items()}
+
+
+def judge_changes(
+    config: Config, store: Store, now: datetime, decisions: Sequence[DecisionRecord]
+) -> list[Finding]:
+    """Judge again the people whose verdicts may have changed, and return every finding,
+    budgeted.
+
+    Judged again: the people the analysis just recomputed, those whose time has
+    come (a threshold of a rule, a snooze's end: ``derived_people.judge_at``),
+    those whose decisions or deleted reminders changed, and everyone when the
+    rules' config did. Everyone else keeps the findings stored for them.
+    """
+    sink = config.reminders.sink
+    deleted = deleted_reminder_keys(store, sink)
+    rules_print = hashlib.sha256(
+        json.dumps(dataclasses.asdict(config.rules), sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
+    prints = _decision_prints(decisions)
+    previous: dict[str, Any] = json.loads(store.get_meta(_JUDGE_KEY) or "{}")
+    if previous.get("rules") != rules_print:
+        store.rejudge()
+    else:
+        old_prints: dict[str, str] = previous.get("decisions", {})
+        touched = {
+            a for a in old_prints.keys() | prints.keys() if old_prints.get(a) != prints.get(a)
+        }
+        if touched:
+            store.rejudge(roots=store.roots_of(touched))
+        was_deleted = set(previous.get("deleted", ()))
+        changed_keys = was_deleted ^ deleted
+        if changed_keys:
+            store.rejudge(ids={k.split(":")[1] for k in changed_keys if k.count(":") >= 2})
+    index = DecisionIndex.build(decisions)
+    cfg = config.rules
+    judged: dict[str, tuple[list[dict[str, object]], datetime | None]] = {}
+    for _root, text in store.people_to_judge(now):
+        p = PersonStats.from_stored(text, now, config.analysis.half_life_days)
+        d = index.for_person(p.addresses)
+        found = judge_person(p, now, cfg, d, deleted)
+        judged[p.person_id] = ([_finding_row(f) for f in found], rejudge_at(p, now, cfg, d))
+    store.save_findings(judged)
+    store.save_analysis(
+        meta={
+            _JUDGE_KEY: json.dumps(
+                {"rules": rules_print, "decisions": prints, "deleted": sorted(deleted)},
+                sort_keys=True,
+            )
+        }
+    )
+    findings = [Finding.from_json(json.loads(text)) for text in store.findings_json()]
+    return budget(findings, config.reminders.max_per_week, written_reminder_keys(store, sink))
+
+
+def describe_cycle(c: Cycle) -> str:
+    """One line on what an analysis cycle did (the daemon's journal)."""
+    if c.kind == "none":
+        return f"no change ({c.seconds:.2f} s)"
+    read = f"{c.messages} messages and {c.events} events read"
+    if c.kind == "full":
+        return f"full rebuild, {c.people} people, {read} ({c.seconds:.2f} s)"
+    return (
+        f"incremental, {c.people} people recomputed, {c.removed} gone, {read} ({c.seconds:.2f} s)"
+    )
+
+
 def analyze_and_act(
     config: Config,
     store: Store,
@@ -173,23 +243,28 @@ def analyze_and_act(
     *,
     extra_me: set[str] | None = None,
     force: bool = False,
+    full: bool = False,
     report: RunReport | None = None,
 ) -> RunReport:
+    """Bring the statistics up to date, judge what may have changed, write the reminders.
+
+    ``extra_me``: the user's addresses the sources reported this run (None: those
+    of the last run). ``full`` rebuilds the statistics from scratch.
+    """
     report = report or RunReport()
     decisions = store.active_decisions()
-    report.analysis = analyze_store(
-        store, config.analysis, config.general.me, now, extra_me or (), decisions=decisions
-    )
-    report.findings = judge(
-        report.analysis.people,
+    report.cycle = refresh(
+        store,
+        config.analysis,
+        config.general.me,
         now,
-        config.rules,
-        config.reminders,
-        decisions,
-        deleted_reminders=deleted_reminder_keys(store, config.reminders.sink),
-        written_reminders=written_reminder_keys(store, config.reminders.sink),
+        extra_me,
+        decisions=decisions,
+        cards=load_contacts(config.analysis.contacts_file),
+        full=full,
     )
-    save_findings(store, report.findings)
+    report.analysis = analysis_of(store, report.cycle)
+    report.findings = judge_changes(config, store, now, decisions)
     if config.reminders.sink:
         sink = registry.build_sink(config, config.sink(config.reminders.sink))
         try:
@@ -197,6 +272,7 @@ def analyze_and_act(
             report.sink = sink.name
         finally:
             sink.close()
+    log.info("analyzed: %s; %d findings", describe_cycle(report.cycle), len(report.findings))
     return report
 
 

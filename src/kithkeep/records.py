@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +77,23 @@ class Attendee:
 class EventRecord:
     """One (occurrence of a) calendar event.
 
-    ``recurrence_id`` is empty for single events and, for expanded recurring
-    events, the ISO start of the occurrence. ``own`` is True when kithkeep
-    itself wrote the event: own events never count as meetings.
+    An occurrence's identity is its iCalendar UID plus its start, the same on
+    every connector, so that one meeting seen through two sources (a Google
+    calendar and its .ics export, a CalDAV account and a shared link) is one
+    meeting:
+
+    - ``uid`` is the iCalendar UID (RFC 5545 ``UID``; Google's ``iCalUID``,
+      Microsoft Graph's ``iCalUId``), never a server's own event id;
+    - ``recurrence_id`` is empty for single events and, for an occurrence of
+      a recurring event, the ISO 8601 UTC start the rule gave it (the
+      ``RECURRENCE-ID``; Google's ``originalStartTime``, Graph's
+      ``originalStart``), which a moved occurrence keeps. An all-day
+      occurrence's date is midnight in the user's zone.
+
+    :func:`occurrence_id` builds the pair. ``own`` is True when kithkeep itself
+    wrote the event: own events never count as meetings.
+    ``attendees_omitted`` is True when the server left attendees out of the
+    list (Google's ``attendeesOmitted``): the meeting's size is unknown.
     """
 
     source: str
@@ -94,6 +108,18 @@ class EventRecord:
     attendees: tuple[Attendee, ...] = ()
     my_status: str | None = None
     own: bool = False
+    attendees_omitted: bool = False
+
+
+def occurrence_id(uid: str, original_start: datetime | None) -> tuple[str, str]:
+    """(uid, recurrence_id) of an occurrence, as :class:`EventRecord` defines them.
+
+    ``original_start`` is the start the recurrence rule gave the occurrence
+    (aware; None for a single event).
+    """
+    if original_start is None:
+        return uid, ""
+    return uid, original_start.astimezone(UTC).isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,3 +187,71 @@ class DecisionRecord:
     value: str | None
     note: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderState:
+    """What kithkeep last wrote to a sink for one reminder key.
+
+    ``status``: ``written`` (present in the sink as far as kithkeep knows) or
+    ``dismissed`` (the user deleted it: never written again).
+    """
+
+    key: str
+    uid: str
+    start: datetime
+    end: datetime
+    content_hash: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """How the last runs of a source (kind ``source``) or sink (``sink``) went."""
+
+    kind: str
+    source: str
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    failures: int = 0
+    next_run: datetime | None = None
+
+
+class StoredMessage(NamedTuple):
+    """A row of the store's messages table as the analysis reads it (raw column texts:
+    the analysis decodes each distinct address list once)."""
+
+    id: int
+    gm_msgid: int | None
+    message_id: str
+    date: datetime  # the Date header, else INTERNALDATE, aware UTC
+    from_json: str
+    to_json: str
+    cc_json: str
+    bcc_json: str
+    in_reply_to: str | None
+    references_json: str
+    subject: str
+    flags: str
+    in_sent_folder: bool
+    gm_thrid: int | None
+
+
+class MessageFacts(NamedTuple):
+    """What the analysis' index needs of a stored message (see Store.changed_messages)."""
+
+    id: int
+    gm_msgid: int | None
+    message_id: str
+    dated: bool
+    from_json: str
+    to_json: str
+    cc_json: str
+    bcc_json: str
+    list_id: str | None
+    list_post: str | None
+    list_unsubscribe: bool
+    precedence: str | None
+    auto_submitted: str | None
+    in_sent_folder: bool

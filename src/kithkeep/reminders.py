@@ -1,8 +1,9 @@
 """Reminders: from findings to calendar events, reconciled as plan, then apply.
 
 A desired reminder has a stable key (rule, person, episode) and a UID derived
-from it. Reconciling compares the desired reminders with the events kithkeep
-finds in the sink and with what it last wrote there (``reminder_state``):
+from it and the sink's identity (see :func:`reminder_uid`). Reconciling
+compares the desired reminders with the events kithkeep finds in the sink (by
+key) and with what it last wrote there (``reminder_state``):
 
 - missing and never written -> create, in the first free working slot;
 - present -> keep the sink's start and end (the user may have moved or
@@ -15,9 +16,11 @@ finds in the sink and with what it last wrote there (``reminder_state``):
 - gone from the sink and no longer desired -> the user deleted it: its row is
   kept as dismissed, so the same episode is never written again.
 
-If the sink suddenly shows none of the events kithkeep had written, it
+If the sink suddenly shows none of several events kithkeep had written, it
 refuses to act (like vdirsyncer's StorageEmpty) unless forced; forcing
 accepts the sink as it is, so the missing events count as deleted by the user.
+One written reminder gone is what a user deleting it looks like, so that alone
+is never refused.
 """
 
 from __future__ import annotations
@@ -29,29 +32,32 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-import sqlalchemy as sa
-
-from kithkeep.config import WEEKDAYS, Config, RemindersConfig, parse_hours, zone
+from kithkeep.config import Config, RemindersConfig
 from kithkeep.errors import SinkRefused, UserDeleted
 from kithkeep.interfaces import Reminder, ReminderSink, SinkEvent
+from kithkeep.records import ReminderState
 from kithkeep.rules.base import Finding
-from kithkeep.schema import Base
 from kithkeep.store import Store
 
 log = logging.getLogger(__name__)
 
-REMINDER_STATE: sa.Table = Base.metadata.tables["reminder_state"]
 SLOT_MINUTES = 15
 SEARCH_DAYS = 60
 
 
-def reminder_uid(key: str) -> str:
-    """A UID derived from the reminder key: the same key always gives the same event."""
-    return "kithkeep-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+def reminder_uid(key: str, sink_id: str) -> str:
+    """A UID derived from the reminder key and the sink's identity
+    (:meth:`ReminderSink.identity`): the same key in the same calendar always
+    gives the same event, and two calendars never share a UID. Servers that
+    schedule (Cyrus, ...) refuse a UID that exists in another calendar of the
+    account, so a UID from the key alone kept a second store or a second
+    reminders calendar on one account from writing anything.
 
-
-def user_timezone(config: Config) -> tzinfo:
-    return zone(config.general.timezone)
+    Reminders written before (``"kithkeep-" + sha256(key)[:32]``) are still
+    found by their key, and keep their UID when updated.
+    """
+    digest = hashlib.sha256(f"{sink_id}\n{key}".encode()).hexdigest()
+    return "kithkeep-" + digest[:32]
 
 
 def describe(f: Finding) -> str:
@@ -91,8 +97,8 @@ class SlotFinder:
     def from_config(cls, cfg: RemindersConfig, tz: tzinfo) -> SlotFinder:
         return cls(
             tz=tz,
-            hours=parse_hours(cfg.working_hours),
-            days=frozenset(WEEKDAYS.index(d) for d in cfg.working_days),
+            hours=cfg.working_minutes,
+            days=cfg.weekdays,
             duration=timedelta(minutes=cfg.duration_minutes),
             max_per_day=cfg.max_per_day,
         )
@@ -130,22 +136,12 @@ class Action:
     current: SinkEvent | None = None
 
 
-@dataclass(frozen=True)
-class StateRow:
-    key: str
-    uid: str
-    start: datetime
-    end: datetime
-    content_hash: str
-    status: str
+# what kithkeep last wrote to a sink, by reminder key (the store's reminder_state rows)
+StateRow = ReminderState
 
 
-def load_state(store: Store, sink: str) -> dict[str, StateRow]:
-    with store.engine.connect() as c:
-        rows = c.execute(sa.select(REMINDER_STATE).where(REMINDER_STATE.c.sink == sink))
-        return {
-            r.key: StateRow(r.key, r.uid, r.start, r.end, r.content_hash, r.status) for r in rows
-        }
+def load_state(store: Store, sink: str) -> dict[str, ReminderState]:
+    return {st.key: st for _, st in store.reminder_states(sink)}
 
 
 def desired_reminders(
@@ -156,6 +152,7 @@ def desired_reminders(
     state: dict[str, StateRow],
     actual: dict[str, SinkEvent],
     busy: Sequence[tuple[datetime, datetime]],
+    sink_id: str,
 ) -> list[Reminder]:
     """Reminders for the findings that keep ``remind``, placed in free slots.
 
@@ -195,7 +192,7 @@ def desired_reminders(
         out.append(
             Reminder(
                 key=key,
-                uid=reminder_uid(key),
+                uid=reminder_uid(key, sink_id),
                 title=f.title,
                 description=describe(f),
                 start=start,
@@ -215,7 +212,9 @@ def plan(
 ) -> list[Action]:
     """The actions that bring the sink to the desired reminders. Pure: no I/O."""
     written = [s for s in state.values() if s.status == "written"]
-    if written and not actual and not force:
+    # one reminder gone is a user's deletion (plan turns it into "forget" or
+    # "drop"); all of several gone at once looks like the wrong or a reset calendar
+    if len(written) > 1 and not actual and not force:
         raise SinkRefused(
             f"the sink shows none of the {len(written)} reminders kithkeep wrote there; "
             "refusing to act in case it is the wrong calendar or came back empty",
@@ -324,37 +323,32 @@ def _reminder_of(ev: SinkEvent) -> Reminder:
 
 
 def _record(store: Store, sink: str, results: Sequence[tuple[Action, SinkEvent | None]]) -> None:
-    if not results:
-        return
-    now = datetime.now(UTC)
-    with store.transaction() as s:
-        for a, ev in results:
-            cond = sa.and_(REMINDER_STATE.c.sink == sink, REMINDER_STATE.c.key == a.key)
-            if a.kind == "drop":
-                s.execute(
-                    sa.update(REMINDER_STATE).where(cond).values(status="dismissed", updated_at=now)
-                )
-                continue
-            s.execute(sa.delete(REMINDER_STATE).where(cond))
-            if a.kind == "delete":
-                continue
-            r = a.reminder
-            assert r is not None
-            status = "dismissed" if a.kind == "forget" else "written"
-            start = ev.start if ev else r.start
-            end = ev.end if ev else r.end
-            s.execute(
-                sa.insert(REMINDER_STATE).values(
-                    sink=sink,
-                    key=a.key,
-                    uid=ev.uid if ev else r.uid,
-                    start=start,
-                    end=end,
-                    content_hash=content_hash(r.title, r.description, end - start),
-                    status=status,
-                    updated_at=now,
-                )
+    """Record what the actions did, in one transaction."""
+    put: list[ReminderState] = []
+    remove: list[str] = []
+    dismiss: list[str] = []
+    for a, ev in results:
+        if a.kind == "drop":
+            dismiss.append(a.key)
+            continue
+        if a.kind == "delete":
+            remove.append(a.key)
+            continue
+        r = a.reminder
+        assert r is not None
+        start = ev.start if ev else r.start
+        end = ev.end if ev else r.end
+        put.append(
+            ReminderState(
+                key=a.key,
+                uid=ev.uid if ev else r.uid,
+                start=start,
+                end=end,
+                content_hash=content_hash(r.title, r.description, end - start),
+                status="dismissed" if a.kind == "forget" else "written",
             )
+        )
+    store.save_reminder_states(sink, put=put, remove=remove, dismiss=dismiss)
 
 
 def reconcile(
@@ -367,11 +361,13 @@ def reconcile(
     force: bool = False,
 ) -> dict[str, int]:
     """Plan and apply reminders for ``findings`` in ``sink``; returns action counts."""
-    tz = user_timezone(config)
+    tz = config.general.tz
     state = load_state(store, sink.name)
     actual = {e.key: e for e in sink.list_own()}
     busy = sink.busy(now, now + timedelta(days=SEARCH_DAYS))
-    desired = desired_reminders(findings, config.reminders, tz, now, state, actual, busy)
+    desired = desired_reminders(
+        findings, config.reminders, tz, now, state, actual, busy, sink.identity()
+    )
     actions = plan(desired, actual, state, force=force)
     counts = apply(sink, actions, store)
     log.info("reminders in %s: %s", sink.name, json.dumps(counts, sort_keys=True) or "no change")

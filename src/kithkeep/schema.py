@@ -19,12 +19,15 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
+    Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -96,6 +99,9 @@ class Message(Base):
     gm_thrid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     in_sent_folder: Mapped[bool] = mapped_column(Boolean, default=False)
     parse_errors: Mapped[str] = mapped_column(Text, default="")
+    # the change counter of the batch that last wrote the row (the analysis reads what
+    # changed since it last ran; see Store.apply_mail_batch)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", index=True)
 
 
 class Event(Base):
@@ -120,6 +126,9 @@ class Event(Base):
     attendees_json: Mapped[str] = mapped_column(Text, default="[]")
     my_status: Mapped[str | None] = mapped_column(String(40), nullable=True)
     own: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the server cut the attendee list (Google's attendeesOmitted): size unknown
+    attendees_omitted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", index=True)
 
 
 class SyncState(Base):
@@ -195,12 +204,38 @@ class SourceStatus(Base):
 # ------------------------------------------------------------- derived
 
 
+class DerivedIndex(Base):
+    """Which messages (kind 0) and events (kind 1) name an address (derived).
+
+    Every personal message is filed under each normalized address of its From,
+    To, Cc and Bcc, the user's own left out; every event under its attendees'
+    and organizer's. A person's statistics are computed from the rows filed
+    under their addresses, so the analysis never reads the whole store to
+    update a few people.
+    """
+
+    __tablename__ = "derived_index"
+    __table_args__ = (Index("ix_derived_index_ref", "kind", "ref"),)
+
+    address: Mapped[str] = mapped_column(String(), primary_key=True)
+    kind: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    ref: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
 class DerivedPerson(Base):
-    """A person with statistics (derived; rebuilt by analysis)."""
+    """A person with statistics (derived; kept up to date by the analysis).
+
+    ``root`` is the person's root address (their smallest, see
+    kithkeep.model.merges); a person is recomputed and stored by it.
+    ``judge_at`` is the earliest time the rules may judge them differently
+    with nothing else changed (None: never by the clock alone).
+    """
 
     __tablename__ = "derived_people"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    root: Mapped[str | None] = mapped_column(String(), nullable=True, index=True)
+    judge_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     name: Mapped[str] = mapped_column(Text, default="")
     addresses_json: Mapped[str] = mapped_column(Text)
     is_tie: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -226,7 +261,19 @@ class DerivedFinding(Base):
     suggestion: Mapped[str] = mapped_column(Text, default="")
     evidence_json: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # before the weekly budget: whether the finding wants a calendar reminder
     remind: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the whole finding (kithkeep.rules.base.Finding.to_json)
+    data_json: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+
+
+class ChangedAddress(Base):
+    """Addresses of records deleted since the analysis last ran (a folder rescanned
+    after a new UIDVALIDITY, calendar events gone): their people are recomputed."""
+
+    __tablename__ = "changed_addresses"
+
+    address: Mapped[str] = mapped_column(String(), primary_key=True)
 
 
 class Meta(Base):

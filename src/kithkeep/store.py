@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from alembic import command
@@ -39,7 +39,11 @@ from kithkeep.records import (
     EventBatch,
     EventRecord,
     MailBatch,
+    MessageFacts,
     MessageRecord,
+    ReminderState,
+    RunStatus,
+    StoredMessage,
 )
 from kithkeep.schema import Base, Event, Message, Meta, SyncState
 
@@ -54,6 +58,16 @@ SYNC_STATE: sa.Table = Base.metadata.tables["sync_state"]
 META: sa.Table = Base.metadata.tables["meta"]
 DERIVED_PEOPLE: sa.Table = Base.metadata.tables["derived_people"]
 DECISIONS: sa.Table = Base.metadata.tables["decisions"]
+FINDINGS: sa.Table = Base.metadata.tables["derived_findings"]
+REMINDER_STATE: sa.Table = Base.metadata.tables["reminder_state"]
+SOURCE_STATUS: sa.Table = Base.metadata.tables["source_status"]
+INDEX: sa.Table = Base.metadata.tables["derived_index"]
+CHANGED: sa.Table = Base.metadata.tables["changed_addresses"]
+
+# kinds of rows in derived_index
+MESSAGE, EVENT = 0, 1
+# meta key of the change counter (see Store._next_seq)
+_SEQ_KEY = "seq"
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:
@@ -128,15 +142,16 @@ def attendees_from_json(text: str) -> tuple[Attendee, ...]:
 # the upsert of apply_mail_batch on SQLite: one prepared statement, values as
 # SQLAlchemy's SQLite types would bind them (see datetime_text)
 _MESSAGES_UPSERT_SQLITE = (
-    f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "  # noqa: S608 (constant names)
-    f"VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))}) "
+    f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}, seq) "  # noqa: S608 (constant names)
+    f"VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))}, ?) "
     "ON CONFLICT (account, folder, uid) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in MESSAGE_COLUMNS[3:])
+    + ", ".join(f"{c} = excluded.{c}" for c in (*MESSAGE_COLUMNS[3:], "seq"))
 )
 
 
-_DELETE_FOLDER_SQLITE = "DELETE FROM messages WHERE account = ? AND folder = ?"
-_SET_FLAGS_SQLITE = "UPDATE messages SET flags = ? WHERE account = ? AND folder = ? AND uid = ?"
+_SET_FLAGS_SQLITE = (
+    "UPDATE messages SET flags = ?, seq = ? WHERE account = ? AND folder = ? AND uid = ?"
+)
 _CHECKPOINT_UPSERT_SQLITE = (
     "INSERT INTO sync_state (source, scope, state_json, updated_at) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (source, scope) DO UPDATE SET "
@@ -145,18 +160,22 @@ _CHECKPOINT_UPSERT_SQLITE = (
 
 
 def _sqlite_mail_steps(
-    batch: MailBatch, account: str
+    batch: MailBatch, account: str, seq: int
 ) -> list[tuple[str, Sequence[tuple[Any, ...]]]]:
-    """A mail batch as SQLite statements and their rows, in the order they run."""
+    """A mail batch as SQLite statements and their rows, in the order they run
+    (the folder reset of a new UIDVALIDITY is done before, by the store)."""
     steps: list[tuple[str, Sequence[tuple[Any, ...]]]] = []
-    if batch.replace_folder is not None:
-        steps.append((_DELETE_FOLDER_SQLITE, [(account, batch.replace_folder)]))
     # the last copy wins when a chunk holds one location twice
     values = {(r.account, r.folder, r.uid): r for r in batch.records}
     steps.append(
-        (_MESSAGES_UPSERT_SQLITE, [message_values(r, datetime_text) for r in values.values()])
+        (
+            _MESSAGES_UPSERT_SQLITE,
+            [message_values(r, datetime_text, (seq,)) for r in values.values()],
+        )
     )
-    flags = [(" ".join(sorted(fu.flags)), account, fu.folder, fu.uid) for fu in batch.flag_updates]
+    flags = [
+        (" ".join(sorted(fu.flags)), seq, account, fu.folder, fu.uid) for fu in batch.flag_updates
+    ]
     steps.append((_SET_FLAGS_SQLITE, flags))
     if (cp := batch.checkpoint) is not None:
         state = json.dumps(cp.state, sort_keys=True)
@@ -165,23 +184,18 @@ def _sqlite_mail_steps(
     return steps
 
 
-# the columns of derived_people in the order replace_people takes its rows
-PEOPLE_COLUMNS = (
-    "id",
-    "name",
-    "addresses_json",
-    "is_tie",
-    "tier",
-    "strength",
-    "last_contact",
-    "stats_json",
-)
-_LAST_CONTACT = PEOPLE_COLUMNS.index("last_contact")
-_PEOPLE_INSERT_SQLITE = (
-    f"INSERT INTO derived_people ({', '.join(PEOPLE_COLUMNS)}) "  # noqa: S608 (constant names)
-    f"VALUES ({', '.join('?' * len(PEOPLE_COLUMNS))})"
-)
-_PEOPLE_SELECT_SQLITE = f"SELECT {', '.join(PEOPLE_COLUMNS)} FROM derived_people"  # noqa: S608
+class PersonRow(NamedTuple):
+    """A row of derived_people."""
+
+    root: str
+    id: str
+    name: str
+    addresses_json: str
+    is_tie: bool
+    tier: str | None
+    strength: float  # at the end of the last day with contact (kept free of the clock)
+    last_contact: datetime | None
+    stats_json: str
 
 
 def message_row(r: MessageRecord) -> dict[str, Any]:
@@ -231,6 +245,7 @@ def event_row(r: EventRecord) -> dict[str, Any]:
         "attendees_json": _attendees_json(r.attendees),
         "my_status": r.my_status,
         "own": r.own,
+        "attendees_omitted": r.attendees_omitted,
     }
 
 
@@ -248,6 +263,7 @@ def event_from_row(row: Any) -> EventRecord:
         attendees=attendees_from_json(row.attendees_json),
         my_status=row.my_status,
         own=row.own,
+        attendees_omitted=row.attendees_omitted,
     )
 
 
@@ -349,27 +365,31 @@ class Store:
 
     def apply_mail_batch(self, batch: MailBatch, account: str) -> None:
         """Commit one chunk of mail of ``account`` together with its checkpoint."""
-        if self.engine.dialect.name == "sqlite":
-            # raw statements of ready tuples: SQLAlchemy's per-row bind processing
-            # cost as much as the insert itself
-            steps = _sqlite_mail_steps(batch, account)
-            with self.transaction() as s:
+        msgs = MESSAGES
+        with self.transaction() as s:
+            # every row the batch writes carries its change counter: the analysis
+            # reads the rows written since it last ran
+            seq = self._next_seq(s)
+            if batch.replace_folder is not None:
+                where = sa.and_(msgs.c.account == account, msgs.c.folder == batch.replace_folder)
+                self._forget_indexed(s, MESSAGE, sa.select(msgs.c.id).where(where))
+                s.execute(sa.delete(msgs).where(where))
+            if self.engine.dialect.name == "sqlite":
+                # raw statements of ready tuples: SQLAlchemy's per-row bind processing
+                # cost as much as the insert itself
                 conn = s.connection()
-                for sql, values in steps:
+                for sql, values in _sqlite_mail_steps(batch, account, seq):
                     if values:
                         conn.exec_driver_sql(sql, list(values))
-            return
-        msgs = MESSAGES
-        # the last copy wins when a chunk holds one location twice
-        rows = {(r.account, r.folder, r.uid): message_row(r) for r in batch.records}
-        with self.transaction() as s:
-            if batch.replace_folder is not None:
-                s.execute(
-                    sa.delete(msgs).where(
-                        msgs.c.account == account, msgs.c.folder == batch.replace_folder
-                    )
-                )
-            self._upsert(s, msgs, list(rows.values()), ["account", "folder", "uid"])
+                return
+            # the last copy wins when a chunk holds one location twice
+            rows = {(r.account, r.folder, r.uid): message_row(r) for r in batch.records}
+            self._upsert(
+                s,
+                msgs,
+                [{**row, "seq": seq} for row in rows.values()],
+                ["account", "folder", "uid"],
+            )
             for fu in batch.flag_updates:
                 s.execute(
                     sa.update(msgs)
@@ -378,23 +398,68 @@ class Store:
                         msgs.c.folder == fu.folder,
                         msgs.c.uid == fu.uid,
                     )
-                    .values(flags=" ".join(sorted(fu.flags)))
+                    .values(flags=" ".join(sorted(fu.flags)), seq=seq)
                 )
             if batch.checkpoint is not None:
                 self._save_checkpoint(s, batch.checkpoint)
+
+    def _next_seq(self, session: Session) -> int:
+        """The next value of the store's change counter, taken in ``session``'s
+        transaction: batches committed later always carry a higher one (the
+        counter row stays locked until the commit)."""
+        t = META
+        got = session.execute(
+            sa.update(t)
+            .where(t.c.key == _SEQ_KEY)
+            .values(value=sa.cast(sa.cast(t.c.value, sa.BigInteger) + 1, sa.Text))
+            .returning(t.c.value)
+        ).scalar_one_or_none()
+        if got is None:
+            session.execute(sa.insert(t).values(key=_SEQ_KEY, value="1"))
+            return 1
+        return int(got)
+
+    def _forget_indexed(self, session: Session, kind: int, refs: sa.Select[Any]) -> None:
+        """Before rows are deleted: the addresses they were filed under become changed
+        (their people are recomputed), and their entries leave the index."""
+        ix = INDEX
+        cond = sa.and_(ix.c.kind == kind, ix.c.ref.in_(refs))
+        addresses = session.execute(sa.select(ix.c.address).where(cond).distinct()).scalars()
+        self._mark_changed(session, list(addresses))
+        session.execute(sa.delete(ix).where(cond))
+
+    def _mark_changed(self, session: Session, addresses: Sequence[str]) -> None:
+        if not addresses:
+            return
+        have = set(
+            session.execute(
+                sa.select(CHANGED.c.address).where(CHANGED.c.address.in_(addresses))
+            ).scalars()
+        )
+        new = [{"address": a} for a in sorted(set(addresses) - have)]
+        if new:
+            session.execute(sa.insert(CHANGED), new)
 
     def apply_event_batch(self, batch: EventBatch, source: str) -> None:
         """Commit calendar changes of one source together with its checkpoint."""
         events = EVENTS
         with self.transaction() as s:
+            seq = self._next_seq(s)
+            gone: list[sa.ColumnElement[bool]] = []
             if batch.replace:
-                s.execute(sa.delete(events).where(events.c.source == source))
+                gone.append(events.c.source == source)
             for uid, rid in batch.deleted:
                 cond = sa.and_(events.c.source == source, events.c.uid == uid)
                 if rid:
                     cond = sa.and_(cond, events.c.recurrence_id == rid)
+                gone.append(cond)
+            for cond in gone:
+                self._forget_indexed(s, EVENT, sa.select(events.c.id).where(cond))
                 s.execute(sa.delete(events).where(cond))
-            rows = {(r.source, r.uid, r.recurrence_id): event_row(r) for r in batch.records}
+            rows = {
+                (r.source, r.uid, r.recurrence_id): {**event_row(r), "seq": seq}
+                for r in batch.records
+            }
             self._upsert(s, events, list(rows.values()), ["source", "uid", "recurrence_id"])
             if batch.checkpoint is not None:
                 self._save_checkpoint(s, batch.checkpoint)
@@ -526,58 +591,441 @@ class Store:
                 s.execute(sa.update(t).where(t.c.id.in_(ids)).values(active=False))
             return len(ids)
 
-    # ------------------------------------------------------- derived people
+    # ------------------------------------------------------------- analysis
 
-    def replace_people(self, rows: Sequence[tuple[Any, ...]], meta: dict[str, str]) -> None:
-        """Make the derived people table hold exactly ``rows`` (values of ``PEOPLE_COLUMNS``)
-        and set ``meta``, in one transaction."""
+    def change_seq(self) -> int:
+        """The store's change counter: it grows with every batch of mail or events."""
+        value = self.get_meta(_SEQ_KEY)
+        return int(value) if value else 0
+
+    def changed_messages(self, after: int, chunk: int = 5000) -> Iterator[list[MessageFacts]]:
+        """The facts the index needs of every message written after change ``after``,
+        in chunks (all of them for ``after`` -1)."""
+        c = MESSAGES.c
+        query = sa.select(
+            c.id,
+            c.gm_msgid,
+            c.message_id,
+            sa.or_(c.date.is_not(None), c.internal_date.is_not(None)),
+            c.from_json,
+            c.to_json,
+            c.cc_json,
+            c.bcc_json,
+            c.list_id,
+            c.list_post,
+            c.list_unsubscribe,
+            c.precedence,
+            c.auto_submitted,
+            c.in_sent_folder,
+        )
+        if after >= 0:
+            query = query.where(c.seq > after)
+        for rows in self._chunks(query.order_by(c.id), chunk):
+            yield [MessageFacts(*r) for r in rows]
+
+    def changed_events(self, after: int) -> list[tuple[int, EventRecord]]:
+        """(row id, event) of every event written after change ``after`` (all for -1)."""
+        query = sa.select(EVENTS)
+        if after >= 0:
+            query = query.where(EVENTS.c.seq > after)
+        with self.engine.connect() as conn:
+            return [(r.id, event_from_row(r)) for r in conn.execute(query.order_by(EVENTS.c.id))]
+
+    def events_ended(self, after: datetime, until: datetime) -> list[EventRecord]:
+        """Events whose end falls in (after, until]: meetings that count from now on."""
+        e = EVENTS.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(EVENTS).where(e.end > after, e.end <= until))
+            return [event_from_row(r) for r in rows]
+
+    def reindex(
+        self, kind: int, refs: Sequence[int], entries: Sequence[tuple[str, int]]
+    ) -> set[str]:
+        """File rows ``refs`` of ``kind`` under ``entries`` ((address, ref) pairs)
+        instead of where they were; returns the addresses they were filed under."""
+        ix = INDEX
+        old: set[str] = set()
         with self.transaction() as s:
-            # the meta first: on SQLite its write takes the write lock, so the table read
-            # below is the one the rest of the transaction changes (no writer in between)
-            for key, value in meta.items():
-                self.set_meta(s, key, value)
-            if self.engine.dialect.name == "sqlite":
-                _replace_people_sqlite(s.connection(), rows, compare=bool(meta))
-                return
-            # Core statements on the table, not the ORM class: an ORM bulk insert groups
-            # the rows by which values are None and sends hundreds of statements
-            s.execute(sa.delete(DERIVED_PEOPLE))
-            if rows:
+            for part in _parts(refs):
+                cond = sa.and_(ix.c.kind == kind, ix.c.ref.in_(part))
+                old.update(s.execute(sa.select(ix.c.address).where(cond)).scalars())
+                s.execute(sa.delete(ix).where(cond))
+            if entries:
                 s.execute(
-                    sa.insert(DERIVED_PEOPLE),
-                    [dict(zip(PEOPLE_COLUMNS, r, strict=True)) for r in rows],
+                    sa.insert(ix), [{"address": a, "kind": kind, "ref": r} for a, r in entries]
+                )
+        return old
+
+    def indexed_addresses(self, kind: int, refs: Sequence[int]) -> set[str]:
+        """The addresses rows ``refs`` of ``kind`` are filed under now."""
+        ix = INDEX
+        out: set[str] = set()
+        with self.engine.connect() as conn:
+            for part in _parts(refs):
+                query = sa.select(ix.c.address).where(ix.c.kind == kind, ix.c.ref.in_(part))
+                out.update(conn.execute(query).scalars())
+        return out
+
+    def clear_index(self) -> None:
+        with self.transaction() as s:
+            s.execute(sa.delete(INDEX))
+            s.execute(sa.delete(CHANGED))
+
+    def changed_addresses(self) -> set[str]:
+        """Addresses of records deleted since the analysis last ran."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(CHANGED.c.address)).scalars())
+
+    def messages_of(self, addresses: Iterable[str]) -> list[tuple[str, StoredMessage]]:
+        """(address, message) for every message filed under one of ``addresses``."""
+        out: list[tuple[str, StoredMessage]] = []
+        for part in _parts(sorted(set(addresses))):
+            query = self._indexed_messages().where(INDEX.c.address.in_(part))
+            out.extend(self._stored(row) for rows in self._chunks(query) for row in rows)
+        return out
+
+    def all_indexed_messages(self) -> Iterator[tuple[str, StoredMessage]]:
+        """(address, message) for the whole index, by address: a full rebuild reads
+        one person's messages at a time without holding the rest."""
+        query = self._indexed_messages().order_by(INDEX.c.address, INDEX.c.ref)
+        for rows in self._chunks(query):
+            for row in rows:
+                yield self._stored(row)
+
+    def events_of(self, addresses: Iterable[str]) -> list[EventRecord]:
+        """Every event filed under one of ``addresses`` (each once)."""
+        out: dict[int, EventRecord] = {}
+        ix = INDEX
+        with self.engine.connect() as conn:
+            for part in _parts(sorted(set(addresses))):
+                refs = sa.select(ix.c.ref).where(ix.c.kind == EVENT, ix.c.address.in_(part))
+                for r in conn.execute(sa.select(EVENTS).where(EVENTS.c.id.in_(refs))):
+                    out[r.id] = event_from_row(r)
+        return [out[k] for k in sorted(out)]
+
+    def addresses_with(self, addresses: Iterable[str]) -> set[str]:
+        """Every address filed with one of ``addresses`` on the same message or event."""
+        ix, other = INDEX, INDEX.alias("other")
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for part in _parts(sorted(set(addresses))):
+                query = (
+                    sa.select(other.c.address)
+                    .join(ix, sa.and_(ix.c.kind == other.c.kind, ix.c.ref == other.c.ref))
+                    .where(ix.c.address.in_(part))
+                    .distinct()
+                )
+                found.update(conn.execute(query).scalars())
+        return found
+
+    def list_headers(self) -> Iterator[tuple[str | None, str | None]]:
+        """Every distinct (List-Post, List-Id) pair of the stored mail."""
+        c = MESSAGES.c
+        query = (
+            sa.select(c.list_post, c.list_id)
+            .where(sa.or_(c.list_post.is_not(None), c.list_id.is_not(None)))
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            yield from conn.execute(query).tuples()
+
+    def mail_counts(self) -> dict[str, int]:
+        """How many personal messages (copies once), copies beyond the first, bulk
+        messages (copies once) and undated personal copies the store holds. Copies
+        share the Gmail message id, else the Message-ID."""
+        c = MESSAGES.c
+        key = sa.func.coalesce(sa.cast(c.gm_msgid, sa.Text), c.message_id)
+        # (every part is true or false, never NULL: NOT of a NULL would drop the row)
+        bulk = sa.or_(
+            c.list_id.is_not(None),
+            c.list_unsubscribe.is_(True),
+            sa.func.coalesce(c.precedence, "").in_(BULK_PRECEDENCE),
+            sa.func.coalesce(c.auto_submitted, "no") != "no",
+        )
+        dated = sa.or_(c.date.is_not(None), c.internal_date.is_not(None))
+        with self.engine.connect() as conn:
+            rows, keys = conn.execute(
+                sa.select(sa.func.count(), sa.func.count(sa.distinct(key))).where(
+                    sa.not_(bulk), dated
+                )
+            ).one()
+            bulk_keys = conn.execute(
+                sa.select(sa.func.count(sa.distinct(key))).where(bulk)
+            ).scalar_one()
+            undated = conn.execute(
+                sa.select(sa.func.count()).where(sa.not_(bulk), sa.not_(dated))
+            ).scalar_one()
+        return {
+            "messages": int(keys),
+            "duplicates": int(rows) - int(keys),
+            "bulk": int(bulk_keys),
+            "undated": int(undated),
+        }
+
+    def _indexed_messages(self) -> sa.Select[Any]:
+        c = MESSAGES.c
+        return sa.select(
+            INDEX.c.address,
+            c.id,
+            c.gm_msgid,
+            c.message_id,
+            sa.func.coalesce(c.date, c.internal_date),
+            c.from_json,
+            c.to_json,
+            c.cc_json,
+            c.bcc_json,
+            c.in_reply_to,
+            c.references_json,
+            c.subject,
+            c.flags,
+            c.in_sent_folder,
+            c.gm_thrid,
+        ).join(MESSAGES, sa.and_(INDEX.c.kind == MESSAGE, INDEX.c.ref == c.id))
+
+    @staticmethod
+    def _stored(row: Sequence[Any]) -> tuple[str, StoredMessage]:
+        (address, mid, gm, msgid, date, frm, to, cc, bcc, irt, refs, subj, flags, sent, thr) = row
+        return address, StoredMessage(
+            mid, gm, msgid, _as_utc(date), frm, to, cc, bcc, irt, refs, subj or "", flags or "",
+            bool(sent), thr,
+        )  # fmt: skip
+
+    def _chunks(self, query: sa.Select[Any], size: int = 5000) -> Iterator[list[Any]]:
+        """The rows of ``query`` as the database driver returns them, a chunk at a time
+        (SQLAlchemy's per-value processing costs more than the rest of reading)."""
+        with self.engine.connect() as conn:
+            compiled = query.compile(
+                dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+            )
+            params = compiled.construct_params()
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                if conn.dialect.paramstyle == "qmark":
+                    cursor.execute(str(compiled), [params[k] for k in compiled.positiontup or ()])
+                else:
+                    cursor.execute(str(compiled), params)
+                while chunk := cursor.fetchmany(size):
+                    yield chunk
+            finally:
+                cursor.close()
+
+    # ------------------------------------------------------------ reminders
+
+    def reminder_states(self, sink: str | None = None) -> list[tuple[str, ReminderState]]:
+        """(sink, state) of every reminder kithkeep wrote (to ``sink``, when given)."""
+        t = REMINDER_STATE
+        query = sa.select(t)
+        if sink is not None:
+            query = query.where(t.c.sink == sink)
+        with self.engine.connect() as c:
+            return [
+                (r.sink, ReminderState(r.key, r.uid, r.start, r.end, r.content_hash, r.status))
+                for r in c.execute(query)
+            ]
+
+    def save_reminder_states(
+        self,
+        sink: str,
+        *,
+        put: Sequence[ReminderState] = (),
+        remove: Sequence[str] = (),
+        dismiss: Sequence[str] = (),
+    ) -> None:
+        """In one transaction: store ``put`` (replacing the rows of their keys), delete
+        the rows of ``remove`` and mark the rows of ``dismiss`` as dismissed."""
+        if not (put or remove or dismiss):
+            return
+        t = REMINDER_STATE
+        now = datetime.now(UTC)
+        with self.transaction() as s:
+            for key in dismiss:
+                s.execute(
+                    sa.update(t)
+                    .where(t.c.sink == sink, t.c.key == key)
+                    .values(status="dismissed", updated_at=now)
+                )
+            gone = [*remove, *(st.key for st in put)]
+            if gone:
+                s.execute(sa.delete(t).where(t.c.sink == sink, t.c.key.in_(gone)))
+            if put:
+                s.execute(
+                    sa.insert(t),
+                    [
+                        {
+                            "sink": sink,
+                            "key": st.key,
+                            "uid": st.uid,
+                            "start": st.start,
+                            "end": st.end,
+                            "content_hash": st.content_hash,
+                            "status": st.status,
+                            "updated_at": now,
+                        }
+                        for st in put
+                    ],
                 )
 
+    # ------------------------------------------------------------- findings
 
-def _replace_people_sqlite(
-    conn: Connection, rows: Sequence[tuple[Any, ...]], *, compare: bool
-) -> None:
-    """The people table made to hold ``rows``, writing only the rows that differ.
+    # ---------------------------------------------------------- run status
 
-    Most people's statistics are the same from one analysis to the next, and
-    writing the whole table anew (megabytes of JSON) cost most of saving, so the
-    stored rows are read and compared first (``compare``: the transaction holds
-    the write lock already); when most differ, the table is rewritten. Values
-    are bound as tuples, the date as SQLAlchemy would bind it: its per-row bind
-    processing cost more than the insert itself.
-    """
-    k = _LAST_CONTACT
-    values = [(*r[:k], datetime_text(r[k]), *r[k + 1 :]) for r in rows]
-    stored: dict[str, tuple[Any, ...]] = {}
-    if compare:
-        stored = {row[0]: tuple(row) for row in conn.exec_driver_sql(_PEOPLE_SELECT_SQLITE)}
-    # a stored row equals its new values exactly when it is unchanged (0/1 equal False/True)
-    changed = [v for v in values if stored.pop(v[0], None) != v]
-    if not compare or len(changed) > len(values) // 2:
-        conn.exec_driver_sql("DELETE FROM derived_people")
-        changed = values
-    else:
-        # what is left in stored are people who are no more (merged, or their mail gone)
-        gone = [(pid,) for pid in stored] + [(v[0],) for v in changed]
-        if gone:
-            conn.exec_driver_sql("DELETE FROM derived_people WHERE id = ?", gone)
-    if changed:
-        conn.exec_driver_sql(_PEOPLE_INSERT_SQLITE, changed)
+    def run_statuses(self) -> dict[tuple[str, str], RunStatus]:
+        """How the last runs of every source and sink went, by (kind, name)."""
+        t = SOURCE_STATUS
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t)).all()
+        return {
+            (r.kind, r.source): RunStatus(
+                r.kind, r.source, r.last_success, r.last_error, r.last_error_at, r.failures,
+                r.next_run,
+            )
+            for r in rows
+        }  # fmt: skip
+
+    def update_run_status(self, kind: str, name: str, **values: object) -> None:
+        """Set some fields of a source's or sink's run status (the row is made when new)."""
+        t = SOURCE_STATUS
+        with self.transaction() as s:
+            res = s.execute(
+                sa.update(t).where(t.c.kind == kind, t.c.source == name).values(**values)
+            )
+            if res.rowcount == 0:  # type: ignore[attr-defined]
+                s.execute(sa.insert(t).values(kind=kind, source=name, **{"failures": 0, **values}))
+
+    # ------------------------------------------------------- derived people
+
+    def save_analysis(
+        self,
+        *,
+        reindex: Sequence[tuple[int, Sequence[int], Sequence[tuple[str, int]]]] = (),
+        people: Sequence[PersonRow] = (),
+        remove_roots: Sequence[str] = (),
+        judge_at: datetime | None = None,
+        clear_changed: Sequence[str] = (),
+        meta: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """One step of the analysis, in one transaction.
+
+        ``reindex``: (kind, refs, entries) — file rows ``refs`` of ``kind`` under
+        ``entries`` ((address, ref) pairs) instead of where they were. ``people``
+        replace the stored people of their roots, with ``judge_at`` (the rules must
+        judge them again); the people of ``remove_roots`` are gone, with their
+        findings. ``clear_changed``: changed addresses now dealt with. ``meta``:
+        keys to set (None deletes).
+        """
+        ix, pt, ft = INDEX, DERIVED_PEOPLE, FINDINGS
+        with self.transaction() as s:
+            for kind, refs, entries in reindex:
+                for part in _parts(refs):
+                    s.execute(sa.delete(ix).where(ix.c.kind == kind, ix.c.ref.in_(part)))
+                if entries:
+                    # ready tuples through the driver: SQLAlchemy's per-row parameter
+                    # building cost as much as the inserts themselves
+                    conn = s.connection()
+                    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+                    conn.exec_driver_sql(
+                        f"INSERT INTO derived_index (address, kind, ref) "  # noqa: S608
+                        f"VALUES ({mark}, {mark}, {mark})",
+                        [(a, kind, r) for a, r in entries],
+                    )
+            roots = sorted({*remove_roots, *(p.root for p in people)})
+            for part in _parts(roots):
+                old = sa.select(pt.c.id).where(pt.c.root.in_(part))
+                s.execute(sa.delete(ft).where(ft.c.person_id.in_(old)))
+                s.execute(sa.delete(pt).where(pt.c.root.in_(part)))
+            if people:
+                # a person id follows the smallest address: another root may hold it
+                ids = [p.id for p in people]
+                for part in _parts(ids):
+                    s.execute(sa.delete(ft).where(ft.c.person_id.in_(part)))
+                    s.execute(sa.delete(pt).where(pt.c.id.in_(part)))
+                s.execute(sa.insert(pt), [{**p._asdict(), "judge_at": judge_at} for p in people])
+            for part in _parts(sorted(clear_changed)):
+                s.execute(sa.delete(CHANGED).where(CHANGED.c.address.in_(part)))
+            for key, value in (meta or {}).items():
+                if value is None:
+                    s.execute(sa.delete(META).where(META.c.key == key))
+                else:
+                    self.set_meta(s, key, value)
+
+    def reset_analysis(self, state_key: str) -> None:
+        """Before a full rebuild: drop the analysis' state (so that a rebuild cut short
+        is started again, not continued from), its index, people and findings."""
+        with self.transaction() as s:
+            s.execute(sa.delete(META).where(META.c.key == state_key))
+            for table in (INDEX, CHANGED, FINDINGS, DERIVED_PEOPLE):
+                s.execute(sa.delete(table))
+
+    def people_json(self, roots: Iterable[str] | None = None) -> list[tuple[str, str]]:
+        """(root, stored statistics) of every person (of ``roots``, when given)."""
+        pt = DERIVED_PEOPLE
+        query = sa.select(pt.c.root, pt.c.stats_json)
+        with self.engine.connect() as conn:
+            if roots is None:
+                return [(r, j) for r, j in conn.execute(query.order_by(pt.c.id))]
+            out: list[tuple[str, str]] = []
+            for part in _parts(sorted(set(roots))):
+                out.extend((r, j) for r, j in conn.execute(query.where(pt.c.root.in_(part))))
+            return out
+
+    def people_to_judge(self, now: datetime) -> list[tuple[str, str]]:
+        """(root, stored statistics) of the people whose verdicts may have changed."""
+        pt = DERIVED_PEOPLE
+        query = sa.select(pt.c.root, pt.c.stats_json).where(pt.c.judge_at <= now)
+        with self.engine.connect() as conn:
+            return [(r, j) for r, j in conn.execute(query.order_by(pt.c.id))]
+
+    def roots_of(self, addresses: Iterable[str]) -> set[str]:
+        """The roots of the stored people that hold one of ``addresses``."""
+        wanted = set(addresses)
+        found: set[str] = set()
+        pt = DERIVED_PEOPLE
+        with self.engine.connect() as conn:
+            for root, text in conn.execute(sa.select(pt.c.root, pt.c.addresses_json)):
+                if wanted.intersection(json.loads(text)):
+                    found.add(root)
+        return found
+
+    def rejudge(
+        self, *, roots: Iterable[str] | None = None, ids: Iterable[str] | None = None
+    ) -> None:
+        """Have the rules judge people again at the next cycle: those of ``roots`` or
+        ``ids``, or everyone when neither is given."""
+        pt = DERIVED_PEOPLE
+        with self.transaction() as s:
+            if roots is None and ids is None:
+                s.execute(sa.update(pt).values(judge_at=_LONG_AGO))
+                return
+            for col, values in ((pt.c.root, roots), (pt.c.id, ids)):
+                for part in _parts(sorted(set(values or ()))):
+                    s.execute(sa.update(pt).where(col.in_(part)).values(judge_at=_LONG_AGO))
+
+    def people_counts(self) -> tuple[int, int]:
+        """(people, ties) as stored."""
+        pt = DERIVED_PEOPLE
+        with self.engine.connect() as conn:
+            people, ties = conn.execute(
+                sa.select(sa.func.count(), sa.func.count().filter(pt.c.is_tie.is_(True)))
+            ).one()
+        return int(people), int(ties)
+
+    def save_findings(
+        self, judged: Mapping[str, tuple[Sequence[Mapping[str, Any]], datetime | None]]
+    ) -> None:
+        """The findings of judged people, by person id: (finding rows, when to judge
+        them again), replacing what was stored for them."""
+        pt, ft = DERIVED_PEOPLE, FINDINGS
+        with self.transaction() as s:
+            for pid, (rows, again) in judged.items():
+                s.execute(sa.delete(ft).where(ft.c.person_id == pid))
+                if rows:
+                    s.execute(sa.insert(ft), [dict(r) for r in rows])
+                s.execute(sa.update(pt).where(pt.c.id == pid).values(judge_at=again))
+
+    def findings_json(self) -> list[str]:
+        """Every stored finding (as Finding.to_json text)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(FINDINGS.c.data_json)).scalars())
 
 
 _string_limits: dict[str, dict[str, int | None]] = {}
@@ -613,6 +1061,29 @@ def _fit_rows(table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any
                     fixed[k] = w
         out.append(row if fixed is None else fixed)
     return out
+
+
+BULK_PRECEDENCE = ("bulk", "list", "junk")
+# a judge_at that any clock has passed: judge at the next cycle
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+# at most this many values in one IN (...): SQLite's limit is 32766, PostgreSQL's 65535
+_PART = 500
+
+
+def _parts(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(values), _PART):
+        yield values[i : i + _PART]
+
+
+def _as_utc(value: Any) -> datetime:
+    """A date as the driver gives it (SQLite: text; PostgreSQL: naive) as aware UTC."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value + "+00:00")
+        except ValueError:
+            value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _safe_url(url: str) -> str:

@@ -13,6 +13,7 @@ as well as through the bare interface.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,7 +57,7 @@ FINDINGS = [
 def reminder(key: str, start: datetime, title: str = "Reconnect with Ana Silva") -> Reminder:
     return Reminder(
         key=key,
-        uid=reminder_uid(key),
+        uid=reminder_uid(key, "contract"),
         title=title,
         description="Because.\n\nDetails: kithkeep show p-ana",
         start=start,
@@ -204,3 +205,35 @@ class SinkContract:
         assert self.run(store, FINDINGS, force=True) == {"forget": 3}
         assert self.own() == {}
         assert self.run(store, FINDINGS) == {}
+
+    def test_user_deletes_the_only_reminder(self, store: Store) -> None:
+        # one written reminder gone is a user's deletion, not an empty calendar
+        assert self.run(store, FINDINGS[:1]) == {"create": 1}
+        self.user_delete(self.own()[FINDINGS[0].key])
+        assert self.run(store, FINDINGS[:1]) == {"forget": 1}
+        assert self.run(store, FINDINGS[:1]) == {}
+        assert self.own() == {}
+
+    def test_reminders_written_under_the_old_uid_scheme_are_kept(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # before UIDs depended on the sink they came from the key alone
+        legacy = {
+            f.key: "kithkeep-" + hashlib.sha256(f.key.encode()).hexdigest()[:32] for f in FINDINGS
+        }
+        with monkeypatch.context() as m:
+            m.setattr("kithkeep.reminders.reminder_uid", lambda key, _sink: legacy[key])
+            assert self.run(store, FINDINGS[:2]) == {"create": 2}
+        before = self.own()
+        # found by their key: nothing to do
+        assert self.run(store, FINDINGS[:2]) == {}
+        # updated in place, keeping their UID
+        changed = [finding("p-ana", "Ana Silva", explanation="Silent for 120 days."), FINDINGS[1]]
+        assert self.run(store, changed) == {"update": 1}
+        after = self.own()
+        assert after[FINDINGS[0].key].uid == before[FINDINGS[0].key].uid
+        assert "Silent for 120 days." in after[FINDINGS[0].key].description
+        # and deleted when their finding resolves
+        assert self.run(store, changed[:1]) == {"delete": 1}
+        assert set(self.own()) == {FINDINGS[0].key}
+        assert self.run(store, changed[:1]) == {}

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import googleapiclient
+import httplib2
 import pytest
 from googleapiclient.discovery import build_from_document
 from googleapiclient.http import HttpMockSequence
@@ -177,20 +178,28 @@ class FakeGoogleCalendar(HttpMockSequence):  # type: ignore[misc]
         self.events[event_id]["etag"] = self._etag()
 
 
+def record_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The client's backoff waits, recorded instead of slept.
+
+    googleapiclient sleeps ``rand() * 2**n`` seconds before its n-th retry;
+    rand() returns 1 here, so the waits are 2, 4, 8, ... seconds.
+    """
+    import googleapiclient.http as client_http
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(client_http.time, "sleep", sleeps.append)
+    monkeypatch.setattr(client_http.random, "random", lambda: 1.0)
+    return sleeps
+
+
 class TestGoogleSink(SinkContract):
     @pytest.fixture(autouse=True)
-    def _calendar(self) -> None:
+    def _calendar(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.http = FakeGoogleCalendar()
-        self.sleeps: list[float] = []
+        self.sleeps = record_backoff(monkeypatch)
 
     def make_sink(self) -> ReminderSink:
-        return GoogleCalendarSink(
-            "google",
-            GoogleCalendarSinkConfig(),
-            service(self.http),
-            sleep=self.sleeps.append,
-            jitter=lambda: 1.0,
-        )
+        return GoogleCalendarSink("google", GoogleCalendarSinkConfig(), service(self.http))
 
     def user_move(self, ev: SinkEvent, start: datetime, end: datetime) -> None:
         self.http.user_move(ev.uid, start, end)
@@ -237,7 +246,7 @@ class TestGoogleSink(SinkContract):
             "sink google: create a reminder failed 6 times (HTTP 500 backendError); "
             "giving up for now (nothing was lost: the next run tries again)"
         )
-        assert self.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0]
+        assert self.sleeps == [2.0, 4.0, 8.0, 16.0, 32.0]
         # Bo was created before the failure and is recorded: nothing lost
         state = load_state(store, "google")
         assert state[FINDINGS[1].key].status == "written"
@@ -249,7 +258,7 @@ class TestGoogleSink(SinkContract):
     def test_429_twice_then_success(self, store: Store) -> None:
         self.http.fail = [(429, "rateLimitExceeded"), (403, "rateLimitExceeded")]
         assert self.run(store, FINDINGS[:1]) == {"create": 1}
-        assert self.sleeps == [1.0, 2.0]
+        assert self.sleeps == [2.0, 4.0]
 
     def test_forbidden_is_not_retried(self, store: Store) -> None:
         self.http.fail = [(403, "forbidden")]
@@ -286,49 +295,79 @@ def test_a_change_made_meanwhile_is_not_overwritten() -> None:
     assert (got.title, got.start) == ("Reconnect with Ana Silva", NOW + timedelta(days=1))
 
 
-def test_dropped_connections_are_retried() -> None:
-    from kithkeep.connectors.google_calendar import Retrying
+class _Dropping(HttpMockSequence):  # type: ignore[misc]
+    """Raises the given network errors on the first requests, then answers ``{}``."""
 
-    class Flaky:
-        def __init__(self, failures: list[Exception]) -> None:
-            self.failures = failures
-            self.calls = 0
+    def __init__(self, failures: list[Exception]) -> None:
+        super().__init__([])
+        self.failures = failures
+        self.calls = 0
 
-        def execute(self) -> dict[str, str]:
-            self.calls += 1
-            if self.failures:
-                raise self.failures.pop(0)
-            return {"ok": "yes"}
+    def request(self, uri: str, method: str = "GET", *a: Any, **kw: Any) -> Any:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return httplib2.Response({"status": "200"}), b"{}"
 
-    sleeps: list[float] = []
-    retry = Retrying("sink g", SinkError, max_retries=3, sleep=sleeps.append, jitter=lambda: 0.5)
-    req = Flaky([ConnectionResetError(104, "reset"), TimeoutError("timed out")])
-    assert retry.execute(req, "list") == {"ok": "yes"}
-    assert (req.calls, sleeps) == (3, [0.5, 1.0])
-    # a bug is no network problem: it propagates at once, untranslated
-    with pytest.raises(KeyError):
-        retry.execute(Flaky([KeyError("x")]), "list")
-    # jitter stays within the exponential bound, and the bound is capped
-    full = Retrying("sink g", SinkError, max_retries=8, sleep=sleeps.append, jitter=lambda: 1.0)
+
+def test_dropped_connections_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kithkeep.connectors.google_calendar import Api
+
+    sleeps = record_backoff(monkeypatch)
+    http = _Dropping([ConnectionResetError(104, "reset"), TimeoutError("timed out")])
+    api = Api("sink g", SinkError, max_retries=3)
+    assert api.execute(service(http).calendars().get(calendarId="primary"), "read") == {}
+    assert (http.calls, sleeps) == (3, [2.0, 4.0])
+    # still dropped after the retries: one line that says so, nothing lost
     sleeps.clear()
-    with pytest.raises(SinkError, match="failed 9 times"):
-        full.execute(Flaky([TimeoutError("t")] * 9), "list")
-    assert sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 32.0, 32.0]
+    http = _Dropping([TimeoutError("timed out")] * 4)
+    with pytest.raises(SinkError) as info:
+        api.execute(service(http).calendars().get(calendarId="primary"), "list")
+    assert info.value.format_message() == (
+        "sink g: list failed 4 times (TimeoutError: timed out); giving up for now "
+        "(nothing was lost: the next run tries again)"
+    )
+    assert sleeps == [2.0, 4.0, 8.0]
 
 
 def test_a_revoked_token_is_one_line_saying_what_to_run() -> None:
     from google.auth.exceptions import RefreshError
 
-    from kithkeep.connectors.google_calendar import Retrying
+    from kithkeep.connectors.google_calendar import Api
     from kithkeep.errors import AuthError, SourceError
 
-    class Revoked:
-        def execute(self) -> None:
+    class Revoked(HttpMockSequence):  # type: ignore[misc]
+        def request(self, *a: Any, **kw: Any) -> Any:
             raise RefreshError("invalid_grant: Token has been expired or revoked.")
 
     with pytest.raises(AuthError) as info:
-        Retrying("source g", SourceError).execute(Revoked(), "list events")
+        Api("source g", SourceError).execute(
+            service(Revoked([])).events().list(calendarId="primary"), "list events"
+        )
     assert info.value.format_message() == (
         "source g: Google refused the token while trying to list events "
         "(run `kithkeep auth google` again)"
     )
+
+
+@pytest.mark.parametrize("reason", ["quotaExceeded", "dailyLimitExceeded"])
+def test_a_used_up_quota_is_named_and_not_retried(
+    reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kithkeep.connectors.google_calendar import Api
+
+    sleeps = record_backoff(monkeypatch)
+    http = HttpMockSequence(
+        [({"status": "403"}, error_body(403, reason, "Calendar usage limits exceeded."))]
+    )
+    with pytest.raises(SinkError) as info:
+        Api("sink g", SinkError).execute(
+            service(http).events().insert(calendarId="primary", body={}), "create a reminder"
+        )
+    assert info.value.format_message() == (
+        f"sink g: create a reminder: Google's usage limit for this project or calendar is "
+        f"used up (HTTP 403 {reason}) (nothing was lost: the next run tries again once the "
+        "limit resets; daily quotas reset at midnight Pacific time)"
+    )
+    assert "calendar id" not in info.value.format_message()
+    assert sleeps == []

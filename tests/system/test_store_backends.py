@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from kithkeep.config import load_config
 from kithkeep.demo import build_demo
 from kithkeep.headers import record_from_headers
-from kithkeep.pipeline import run_once
+from kithkeep.pipeline import load_people, run_once
 from kithkeep.records import (
     Address,
     Attendee,
@@ -35,7 +35,7 @@ from kithkeep.records import (
     MessageRecord,
 )
 from kithkeep.schema import Base, DerivedPerson, Event, Message, ReminderState, SyncState
-from kithkeep.store import PEOPLE_COLUMNS, Store, head_revision
+from kithkeep.store import PersonRow, Store, head_revision
 from tests.fixtures.postgres import PostgresServer
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -403,8 +403,9 @@ def test_decisions_round_trip(store: Store) -> None:
 # ---------------------------------------------------------- derived people
 
 
-def person_row(pid: str, strength: float = 1.5, **kw: Any) -> tuple[Any, ...]:
+def person_row(pid: str, root: str | None = None, strength: float = 1.5, **kw: Any) -> PersonRow:
     values: dict[str, Any] = {
+        "root": root or f"{pid}@example.org",
         "id": pid,
         "name": f"Name {pid}",
         "addresses_json": json.dumps([f"{pid}@example.org"]),
@@ -415,34 +416,48 @@ def person_row(pid: str, strength: float = 1.5, **kw: Any) -> tuple[Any, ...]:
         "stats_json": json.dumps({"person_id": pid}),
         **kw,
     }
-    return tuple(values[c] for c in PEOPLE_COLUMNS)
+    return PersonRow(**values)
 
 
 def stored_people(store: Store) -> list[tuple[Any, ...]]:
+    columns = [DerivedPerson.__table__.c[f] for f in PersonRow._fields]
     with store.engine.connect() as c:
-        return [tuple(r) for r in c.execute(sa.select(DerivedPerson.__table__).order_by("id"))]
+        return [tuple(r) for r in c.execute(sa.select(*columns).order_by("id"))]
 
 
-def test_the_people_table_ends_holding_exactly_the_rows_given(store: Store) -> None:
-    """Whatever the table held before: unchanged rows, changed ones (each column), people
-    gone and new, most rows changed, none at all."""
-    first = [person_row(f"p{i}") for i in range(12)]
+def test_analysis_steps_replace_people_by_root_with_their_findings(store: Store) -> None:
+    """Each step of the analysis replaces the people of its roots, in one transaction,
+    with their findings, and leaves everyone else alone."""
+    judged_at = datetime(2026, 3, 2, tzinfo=UTC)
+    first = [person_row(f"p{i}") for i in range(6)]
+    store.save_analysis(people=first, judge_at=judged_at, meta={"analysis_state": "{}"})
+    assert stored_people(store) == sorted(tuple(r) for r in first)
+    assert [r for r, _ in store.people_to_judge(judged_at)] == [r.root for r in first]
+    finding = {
+        "key": "neglected:p1:x", "rule": "neglected", "person_id": "p1", "severity": 50,
+        "due": judged_at, "title": "t", "explanation": "e", "suggestion": "s",
+        "evidence_json": "{}", "status": "open", "remind": True, "data_json": "{}",
+    }  # fmt: skip
+    store.save_findings({"p1": ([finding], None)})
+    assert store.findings_json() == ["{}"]
+    assert "p1@example.org" not in [r for r, _ in store.people_to_judge(judged_at)]
+    # p1 changed (Unicode, no tie, no date), p2 is gone, p3 keeps its row under a new id
     later = [
-        *first[:6],  # unchanged
-        person_row("p6", strength=2.0),
-        person_row("p7", name="Другое имя"),
-        person_row("p8", is_tie=False, tier=None),
-        person_row("p9", last_contact=None),
-        person_row("p10", stats_json="{}", addresses_json="[]"),
-        person_row("new"),  # p11 is gone
+        person_row("p1", name="Другое имя", is_tie=False, tier=None, last_contact=None),
+        person_row("p3b", root="p3@example.org"),
     ]
-    most_changed = [person_row(f"p{i}", strength=9.0) for i in range(12)]
-    for rows in (first, later, later, most_changed, first, []):
-        store.replace_people(rows, {"analyzed_at": "now"})
-        assert stored_people(store) == sorted(rows)
-        assert store.get_meta("analyzed_at") == "now"
-    store.replace_people(first, {})  # without meta to write first
-    assert stored_people(store) == sorted(first)
+    store.save_analysis(
+        people=later, remove_roots=["p2@example.org"], judge_at=None,
+        meta={"analysis_state": None},
+    )  # fmt: skip
+    expected = [*first[:1], later[0], later[1], *first[4:]]
+    assert stored_people(store) == sorted(tuple(r) for r in expected)
+    assert store.findings_json() == []  # p1's findings went with its old row
+    assert store.get_meta("analysis_state") is None
+    store.rejudge(roots=["p4@example.org"])
+    before = judged_at - timedelta(days=1)
+    assert [r for r, _ in store.people_to_judge(before)] == ["p4@example.org"]
+    assert store.people_counts() == (5, 4)
 
 
 # ---------------------------------------------------------- whole pipeline
@@ -467,12 +482,13 @@ def _demo_run(root: Path, url: str, now: datetime) -> dict[str, Any]:
             )
         n_messages = store.count(Message)
         n_events = store.count(Event)
+        people = [p.to_json() for p in load_people(config, store, now)]
     assert report.analysis is not None
     sink: Any = icalendar.Calendar.from_ical((root / "reminders.ics").read_bytes())
     return {
         "messages": n_messages,
         "events": n_events,
-        "people": [p.to_json() for p in report.analysis.people],
+        "people": people,
         "stored_people": stored_people,
         "me": sorted(report.analysis.me),
         "skipped": (report.analysis.skipped_bulk, report.analysis.skipped_mass),

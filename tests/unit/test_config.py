@@ -29,6 +29,8 @@ def test_example_config_loads_and_documents_every_option() -> None:
 
     for section in (config.general, config.analysis, config.reminders, config.rules.neglected):
         for f in dataclasses.fields(section):
+            if not f.init:  # derived when the config is loaded, not an option
+                continue
             assert f"{f.name} =" in text, f"{f.name} is not documented in config.example.toml"
 
 
@@ -97,3 +99,22 @@ def test_config_is_frozen() -> None:
     config = parse_config({}, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.analysis.silence_days = 1  # type: ignore[misc]
+
+
+def test_zones_are_resolved_once_at_load_with_daylight_saving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[general]\ntimezone = "Europe/Berlin"\n[reminders]\nworking_days = ["sat"]\n')
+    config = load_config(cfg)
+    assert config.general.tz.utcoffset(datetime(2026, 7, 1, tzinfo=UTC)) != (
+        config.general.tz.utcoffset(datetime(2026, 1, 1, tzinfo=UTC))
+    )
+    assert config.reminders.weekdays == frozenset({5})
+    assert config.reminders.working_minutes == (9 * 60, 17 * 60)
+    # without a configured zone, the system's: $TZ first, with its rules too
+    monkeypatch.setenv("TZ", "America/New_York")
+    tz = parse_config({}, None).general.tz
+    assert tz.utcoffset(datetime(2026, 7, 1)) != tz.utcoffset(datetime(2026, 1, 1))

@@ -33,7 +33,7 @@ from kithkeep.reminders import load_state, reconcile
 from kithkeep.store import Store
 from kithkeep.sync import sync_source
 from tests.contract.sink_contract import CONFIG, FINDINGS, NOW
-from tests.contract.test_sink_google import error_body, service
+from tests.contract.test_sink_google import error_body, record_backoff, service
 
 OK = {"status": "200", "content-type": "application/json; charset=UTF-8"}
 EVENTS = "/calendar/v3/calendars/primary/events"
@@ -106,6 +106,8 @@ INSTANCE = event(
     "w1weekly_20261116T090000Z",
     "2026-11-16T10:00:00+01:00",
     "2026-11-16T10:30:00+01:00",
+    # an instance carries its series' iCalUID
+    iCalUID="w1weekly@google.com",
     recurringEventId="w1weekly",
     originalStartTime={"dateTime": "2026-11-16T10:00:00+01:00", "timeZone": "Europe/Berlin"},
 )
@@ -151,15 +153,13 @@ def _clock() -> Iterator[None]:
         yield
 
 
-def source(http: HttpMockSequence, sleeps: list[float]) -> GoogleCalendarSource:
-    return GoogleCalendarSource(
-        "gcal",
-        GoogleCalendarSourceConfig(),
-        service(http),
-        UTC,
-        sleep=sleeps.append,
-        jitter=lambda: 1.0,
-    )
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    return record_backoff(monkeypatch)
+
+
+def source(http: HttpMockSequence) -> GoogleCalendarSource:
+    return GoogleCalendarSource("gcal", GoogleCalendarSourceConfig(), service(http), UTC)
 
 
 def stored(store: Store) -> dict[tuple[str, str], Any]:
@@ -173,7 +173,7 @@ def full_sync(store: Store) -> None:
             (OK, page([INSTANCE, OWN], next_sync=SYNC_1)),
         ]
     )
-    sync_source(store, source(http, []))
+    sync_source(store, source(http))
 
 
 def test_full_sync_then_incremental(store: Store) -> None:
@@ -183,19 +183,19 @@ def test_full_sync_then_incremental(store: Store) -> None:
             (OK, page([INSTANCE, OWN], next_sync=SYNC_1)),
         ]
     )
-    sync_source(store, source(http, []))
+    sync_source(store, source(http))
     assert requests(http) == [
         ("GET", EVENTS, list_query(), None),
         ("GET", EVENTS, list_query(pageToken="pg2"), None),
     ]
     got = stored(store)
     assert set(got) == {
-        ("m1meeting", ""),
-        ("d1allday", ""),
-        ("w1weekly", "2026-11-16T09:00:00+00:00"),
-        ("own1", ""),
+        ("m1meeting@google.com", ""),
+        ("d1allday@google.com", ""),
+        ("w1weekly@google.com", "2026-11-16T09:00:00+00:00"),
+        ("own1@google.com", ""),
     }
-    m = got[("m1meeting", "")]
+    m = got[("m1meeting@google.com", "")]
     assert m.start == datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
     assert m.my_status == "ACCEPTED" and m.organizer == "me@example.org"
     assert [(a.email, a.partstat, a.cutype, a.role) for a in m.attendees] == [
@@ -204,8 +204,8 @@ def test_full_sync_then_incremental(store: Store) -> None:
         ("bo@example.org", "DECLINED", "INDIVIDUAL", "OPT-PARTICIPANT"),
         ("c_1888@resource.calendar.google.com", "ACCEPTED", "RESOURCE", "REQ-PARTICIPANT"),
     ]
-    assert got[("d1allday", "")].all_day
-    assert got[("own1", "")].own and not m.own
+    assert got[("d1allday@google.com", "")].all_day
+    assert got[("own1@google.com", "")].own and not m.own
     assert store.checkpoints("gcal")["primary"]["sync_token"] == SYNC_1
 
     # incremental: one event deleted, one occurrence cancelled, one changed
@@ -237,11 +237,11 @@ def test_full_sync_then_incremental(store: Store) -> None:
             )
         ]
     )
-    sync_source(store, source(http, []))
+    sync_source(store, source(http))
     assert requests(http) == [("GET", EVENTS, list_query(syncToken=SYNC_1), None)]
     got = stored(store)
-    assert set(got) == {("d1allday", ""), ("own1", "")}
-    assert got[("d1allday", "")].summary == "Holiday"
+    assert set(got) == {("d1allday@google.com", ""), ("own1@google.com", "")}
+    assert got[("d1allday@google.com", "")].summary == "Holiday"
     assert store.checkpoints("gcal")["primary"]["sync_token"] == SYNC_2
 
 
@@ -256,18 +256,17 @@ def test_410_gone_means_full_sync(store: Store) -> None:
             (OK, page([OWN], next_sync=SYNC_2)),
         ]
     )
-    sync_source(store, source(http, []))
+    sync_source(store, source(http))
     assert requests(http) == [
         ("GET", EVENTS, list_query(syncToken=SYNC_1), None),
         ("GET", EVENTS, list_query(), None),
     ]
     # the full sync replaced what was stored
-    assert set(stored(store)) == {("own1", "")}
+    assert set(stored(store)) == {("own1@google.com", "")}
     assert store.checkpoints("gcal")["primary"]["sync_token"] == SYNC_2
 
 
-def test_429_twice_then_success(store: Store) -> None:
-    sleeps: list[float] = []
+def test_429_twice_then_success(store: Store, sleeps: list[float]) -> None:
     limited = error_body(429, "rateLimitExceeded", "Rate Limit Exceeded")
     http = HttpMockSequence(
         [
@@ -276,41 +275,39 @@ def test_429_twice_then_success(store: Store) -> None:
             (OK, page([MEETING], next_sync=SYNC_1)),
         ]
     )
-    sync_source(store, source(http, sleeps))
+    sync_source(store, source(http))
     assert [r[:3] for r in requests(http)] == [("GET", EVENTS, list_query())] * 3
-    assert sleeps == [1.0, 2.0]
-    assert set(stored(store)) == {("m1meeting", "")}
+    assert sleeps == [2.0, 4.0]
+    assert set(stored(store)) == {("m1meeting@google.com", "")}
 
 
-def test_500_until_retries_run_out(store: Store) -> None:
+def test_500_until_retries_run_out(store: Store, sleeps: list[float]) -> None:
     full_sync(store)
     before = stored(store)
-    sleeps: list[float] = []
     broken = error_body(500, "backendError", "Backend Error")
     http = HttpMockSequence([({"status": "500"}, broken)] * 6)
     with pytest.raises(SourceError) as info:
-        sync_source(store, source(http, sleeps))
+        sync_source(store, source(http))
     assert info.value.format_message() == (
         "source gcal: list events failed 6 times (HTTP 500 backendError); giving up for now "
         "(nothing was lost: the next run tries again)"
     )
-    assert sleeps == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert sleeps == [2.0, 4.0, 8.0, 16.0, 32.0]
     assert len(http.request_sequence) == 6
     # nothing lost: the events and the sync token are as they were
     assert stored(store) == before
     assert store.checkpoints("gcal")["primary"]["sync_token"] == SYNC_1
     # and the next run converges from the saved token
     http = HttpMockSequence([(OK, page([], next_sync=SYNC_2))])
-    sync_source(store, source(http, []))
+    sync_source(store, source(http))
     assert requests(http) == [("GET", EVENTS, list_query(syncToken=SYNC_1), None)]
     assert stored(store) == before
 
 
-def test_not_found_is_not_retried(store: Store) -> None:
-    sleeps: list[float] = []
+def test_not_found_is_not_retried(store: Store, sleeps: list[float]) -> None:
     http = HttpMockSequence([({"status": "404"}, error_body(404, "notFound", "Not Found"))])
     with pytest.raises(SourceError, match="not found"):
-        sync_source(store, source(http, sleeps))
+        sync_source(store, source(http))
     assert sleeps == []
 
 
@@ -646,3 +643,217 @@ def test_without_a_token_only_the_google_source_fails(
     sink = registry.build_sink(config, config.sinks[0])  # builds without touching the token
     with pytest.raises(KithkeepError, match="no Google token"):
         sink.list_own()
+
+
+# ------------------------------------------------------------------ identity
+
+
+def cancelled(event_id: str) -> dict[str, Any]:
+    """A deleted event as incremental sync may report it: the documented minimum."""
+    return {"kind": "calendar#event", "etag": '"9"', "id": event_id, "status": "cancelled"}
+
+
+SERIES_2 = event(
+    "w1weekly_20261123T090000Z",
+    "2026-11-23T10:00:00+01:00",
+    "2026-11-23T10:30:00+01:00",
+    iCalUID="w1weekly@google.com",
+    recurringEventId="w1weekly",
+    originalStartTime={"dateTime": "2026-11-23T10:00:00+01:00", "timeZone": "Europe/Berlin"},
+)
+ALL_DAY_INSTANCE = {
+    **event("a1daily_20261120", "", ""),
+    "iCalUID": "a1daily@google.com",
+    "recurringEventId": "a1daily",
+    "originalStartTime": {"date": "2026-11-20"},
+    "start": {"date": "2026-11-20"},
+    "end": {"date": "2026-11-21"},
+}
+# an invitation from another calendar system keeps its own iCalUID
+IMPORTED = event(
+    "imp0rted",
+    "2026-11-18T15:00:00Z",
+    "2026-11-18T16:00:00Z",
+    iCalUID="040000008200E00074C5B7101A82E008@example.com",
+)
+
+
+def test_deleted_instances_reported_by_id_only_are_deleted(store: Store) -> None:
+    http = HttpMockSequence(
+        [(OK, page([INSTANCE, SERIES_2, ALL_DAY_INSTANCE, IMPORTED], next_sync=SYNC_1))]
+    )
+    sync_source(store, source(http))
+    assert set(stored(store)) == {
+        ("w1weekly@google.com", "2026-11-16T09:00:00+00:00"),
+        ("w1weekly@google.com", "2026-11-23T09:00:00+00:00"),
+        ("a1daily@google.com", "2026-11-20T00:00:00+00:00"),
+        ("040000008200E00074C5B7101A82E008@example.com", ""),
+    }
+    # the next run: three deletions with nothing but their ids (an instance's id
+    # is its series' id and its original start, in UTC)
+    http = HttpMockSequence(
+        [
+            (
+                OK,
+                page(
+                    [
+                        cancelled("w1weekly_20261116T090000Z"),
+                        cancelled("a1daily_20261120"),
+                        cancelled("imp0rted"),
+                    ],
+                    next_sync=SYNC_2,
+                ),
+            )
+        ]
+    )
+    sync_source(store, source(http))
+    assert requests(http) == [("GET", EVENTS, list_query(syncToken=SYNC_1), None)]
+    assert set(stored(store)) == {("w1weekly@google.com", "2026-11-23T09:00:00+00:00")}
+
+
+def test_a_checkpoint_from_before_icaluids_means_a_full_sync(store: Store) -> None:
+    from kithkeep.records import Checkpoint, EventBatch
+
+    # stored by Google's event id, as before: a full sync stores them again
+    store.apply_event_batch(
+        EventBatch(checkpoint=Checkpoint("gcal", "primary", {"sync_token": SYNC_1})), "gcal"
+    )
+    http = HttpMockSequence([(OK, page([MEETING], next_sync=SYNC_2))])
+    sync_source(store, source(http))
+    assert requests(http) == [("GET", EVENTS, list_query(), None)]
+    assert set(stored(store)) == {("m1meeting@google.com", "")}
+
+
+def test_one_meeting_seen_through_google_and_an_ics_file_is_one_occurrence(
+    store: Store, tmp_path: Path
+) -> None:
+    from kithkeep.config import AnalysisConfig, Config
+    from kithkeep.connectors.ics import IcsSource, IcsSourceConfig
+    from kithkeep.model.meetings import meetings_from_events
+
+    uid = "weekly-sync-7f3a@example.org"
+    people = [
+        {"email": "me@example.org", "self": True, "responseStatus": "accepted"},
+        {"email": "ana@example.org", "responseStatus": "accepted"},
+    ]
+    google = [
+        event(
+            "s3ries_20261109T090000Z",
+            "2026-11-09T09:00:00Z",
+            "2026-11-09T10:00:00Z",
+            iCalUID=uid,
+            recurringEventId="s3ries",
+            originalStartTime={"dateTime": "2026-11-09T09:00:00Z"},
+            attendees=people,
+        ),
+        # moved to the afternoon: its identity is still where the rule put it
+        event(
+            "s3ries_20261116T090000Z",
+            "2026-11-16T14:00:00Z",
+            "2026-11-16T15:00:00Z",
+            iCalUID=uid,
+            recurringEventId="s3ries",
+            originalStartTime={"dateTime": "2026-11-16T09:00:00Z"},
+            attendees=people,
+        ),
+    ]
+    sync_source(store, source(HttpMockSequence([(OK, page(google, next_sync=SYNC_1))])))
+    ics = tmp_path / "export.ics"
+    attendees = (
+        "ORGANIZER:mailto:me@example.org\r\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:me@example.org\r\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:ana@example.org\r\n"
+    )
+    ics.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20261101T000000Z\r\n"
+        "DTSTART:20261109T090000Z\r\nDTEND:20261109T100000Z\r\nRRULE:FREQ=WEEKLY;COUNT=2\r\n"
+        f"SUMMARY:Sync\r\n{attendees}END:VEVENT\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20261101T000000Z\r\n"
+        "RECURRENCE-ID:20261116T090000Z\r\n"
+        "DTSTART:20261116T140000Z\r\nDTEND:20261116T150000Z\r\n"
+        f"SUMMARY:Sync\r\n{attendees}END:VEVENT\r\nEND:VCALENDAR\r\n",
+        newline="",
+    )
+    sync_source(store, IcsSource.from_config("file", IcsSourceConfig(path=str(ics)), Config()))
+    by_source: dict[str, set[tuple[str, str]]] = {}
+    for e in store.iter_events():
+        by_source.setdefault(e.source, set()).add((e.uid, e.recurrence_id))
+    assert (
+        by_source["gcal"]
+        == by_source["file"]
+        == {
+            (uid, "2026-11-09T09:00:00+00:00"),
+            (uid, "2026-11-16T09:00:00+00:00"),
+        }
+    )
+    meetings = meetings_from_events(
+        store.iter_events(),
+        frozenset({"me@example.org"}),
+        AnalysisConfig(),
+        datetime(2026, 11, 23, 7, 0, tzinfo=UTC),
+        lambda _addr: True,
+    )
+    assert [mt.meeting.date for mt in meetings] == [
+        datetime(2026, 11, 9, 10, 0, tzinfo=UTC),
+        datetime(2026, 11, 16, 15, 0, tzinfo=UTC),
+    ]
+
+
+def test_a_meeting_whose_attendees_google_omitted_is_of_unknown_size(store: Store) -> None:
+    from kithkeep.config import AnalysisConfig
+    from kithkeep.model.meetings import meetings_from_events
+
+    # Google lists only the user when it omits the others: it looks like a
+    # two-person meeting with the organizer, and may be an all-hands
+    all_hands = event(
+        "a11hands",
+        "2026-11-19T16:00:00Z",
+        "2026-11-19T17:00:00Z",
+        organizer={"email": "ceo@example.org"},
+        attendeesOmitted=True,
+        attendees=[{"email": "me@example.org", "self": True, "responseStatus": "accepted"}],
+    )
+    small = event(
+        "sma11",
+        "2026-11-18T16:00:00Z",
+        "2026-11-18T17:00:00Z",
+        organizer={"email": "ana@example.org"},
+        attendees=[{"email": "me@example.org", "self": True, "responseStatus": "accepted"}],
+    )
+    sync_source(store, source(HttpMockSequence([(OK, page([all_hands, small], next_sync=SYNC_1))])))
+    got = stored(store)
+    assert got[("a11hands@google.com", "")].attendees_omitted
+    assert not got[("sma11@google.com", "")].attendees_omitted
+
+    def meetings(unknown_size: bool) -> list[tuple[str, int | None, list[str]]]:
+        found = meetings_from_events(
+            store.iter_events(),
+            frozenset({"me@example.org"}),
+            AnalysisConfig(),
+            datetime(2026, 11, 23, 7, 0, tzinfo=UTC),
+            lambda _addr: True,
+            unknown_size=unknown_size,
+        )
+        return [(mt.meeting.key, mt.meeting.size, [a for a, _n in mt.met]) for mt in found]
+
+    # only the small meeting counts; the other is there for `show` to explain
+    assert meetings(False) == [("event:sma11@google.com:", 2, ["ana@example.org"])]
+    assert meetings(True) == [("event:a11hands@google.com:", None, ["ceo@example.org"])]
+    # and `show` lists it with the reason it did not count
+    from kithkeep.model.history import contacts_of
+    from kithkeep.model.refresh import refresh, setting_of
+    from kithkeep.model.stats import PersonStats
+
+    now = datetime(2026, 11, 23, 7, tzinfo=UTC)
+    refresh(store, AnalysisConfig(), ("me@example.org",), now, ())  # files the events
+    setting = setting_of(store, AnalysisConfig(), ("me@example.org",), now)
+    ceo = PersonStats("p-ceo", "CEO", ("ceo@example.org",))
+    shown = contacts_of(store, ceo, setting)
+    assert [(c.direction, c.subject) for c in shown] == [
+        (
+            "uncounted",
+            "Coffee (not counted: the calendar did not list every attendee, so its size "
+            "is unknown)",
+        )
+    ]

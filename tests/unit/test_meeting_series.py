@@ -92,7 +92,7 @@ def test_previous_meeting_and_meeting_cadence() -> None:
 def test_new_fields_survive_json() -> None:
     p = ana_at([occurrence(day(n)) for n in (1, 8, 15)], day(30))
     assert p.last_meeting_recurring and p.previous_meeting and p.meeting_cadence_days == 7.0
-    assert PersonStats.from_json(p.to_json()) == p
+    assert PersonStats.from_stored(p.stored_json(), day(30), 180) == p
     # statistics saved before these fields existed still load
     old = {k: v for k, v in p.to_json().items() if k not in {
         "last_meeting_recurring", "previous_meeting", "meeting_cadence_days"}}  # fmt: skip

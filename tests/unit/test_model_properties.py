@@ -13,8 +13,8 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kithkeep.model.analyze import analyze_store
 from kithkeep.model.identity import normalize
+from kithkeep.model.refresh import analyze_store
 from kithkeep.records import MailBatch, MessageRecord
 from kithkeep.store import Store
 from tests.unit.test_model_stats import CFG, ME, NOW, T0, decision, event, mail, run
@@ -125,7 +125,7 @@ def test_store_path_equals_records_path(msgs: list[MessageRecord]) -> None:
     store = Store.open("sqlite:///:memory:")
     try:
         store.apply_mail_batch(MailBatch(records=msgs), "acct")
-        from_store = analyze_store(store, CFG, [ME], NOW, save=False)
+        from_store = analyze_store(store, CFG, [ME], NOW)
         assert from_store.people == run(msgs).people
     finally:
         store.close()

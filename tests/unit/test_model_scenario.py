@@ -22,8 +22,9 @@ from kithkeep.config import AnalysisConfig
 from kithkeep.connectors.ics import IcsSource, IcsSourceConfig
 from kithkeep.connectors.maildir import MaildirConfig, MaildirSource
 from kithkeep.errors import SourceError
-from kithkeep.model.analyze import Analysis, analyze_store, load_people
+from kithkeep.model.analyze import Analysis
 from kithkeep.model.merges import suggest_merges
+from kithkeep.model.refresh import analyze_store, stored_people
 from kithkeep.model.stats import PersonStats
 from kithkeep.store import Store
 from kithkeep.sync import sync_source
@@ -181,7 +182,7 @@ def planted(tmp_path: Path) -> tuple[Store, Path]:
 def analyzed(store: Store, vcf: Path) -> Analysis:
     cfg = AnalysisConfig(contacts_file=str(vcf))
     with freeze_time(NOW):
-        return analyze_store(store, cfg, [ME], decisions=store.active_decisions())
+        return analyze_store(store, cfg, [ME], NOW, decisions=store.active_decisions())
 
 
 def who(people: list[PersonStats], address: str) -> PersonStats:
@@ -191,7 +192,7 @@ def who(people: list[PersonStats], address: str) -> PersonStats:
 def test_planted_people_of_every_kind(planted: tuple[Store, Path]) -> None:
     store, vcf = planted
     result = analyzed(store, vcf)
-    people = load_people(store)
+    people = stored_people(store, NOW, AnalysisConfig().half_life_days)
     assert people == result.people
     addresses = {a for p in people for a in p.addresses}
 
@@ -294,7 +295,7 @@ def test_real_corpora_through_maildir_and_analysis(tmp_path: Path) -> None:
         result = analyze_store(store, AnalysisConfig(), [ME], NOW)
         assert result.messages > 200 and result.skipped_bulk > 100  # bounces are automatic
         assert result.people, "some corpus senders are people"
-        for p in load_people(store):
+        for p in stored_people(store, NOW, AnalysisConfig().half_life_days):
             assert p.addresses and p.person_id.startswith("p")
             assert p.messages_in + p.messages_out + p.meetings >= 1
             for d in (p.first_contact, p.last_contact, p.last_in, p.last_out):

@@ -15,7 +15,7 @@ from freezegun import freeze_time
 
 from kithkeep.config import AnalysisConfig
 from kithkeep.model.analyze import Analysis, analyze
-from kithkeep.model.messages import _as_utc
+from kithkeep.model.messages import as_utc
 from kithkeep.model.stats import PersonStats
 from kithkeep.model.vcard import Card
 from kithkeep.records import Address, Attendee, DecisionRecord, EventRecord, MessageRecord
@@ -206,16 +206,15 @@ def test_undated_messages_use_internaldate_or_are_skipped() -> None:
 # --------------------------------------------------------------------- me
 
 
-def test_me_from_config_sent_mail_and_sources() -> None:
-    r = run(
-        [
-            mail("sam.work@corp.example", ["ana@x.org"], day(0), sent=True),
-            mail("ana@x.org", ["sam.work@corp.example"], day(1)),
-            mail("login@imap.example", ["ben@x.org"], day(2), sent=False),
-            mail("ben@x.org", ["owner@cal.example"], day(3)),
-        ],
-        extra_me=["login@imap.example", "owner@cal.example", "not-an-address"],
-    )
+def test_me_from_config_and_sources() -> None:
+    msgs = [
+        mail("sam.work@corp.example", ["ana@x.org"], day(0), sent=True),
+        mail("ana@x.org", ["sam.work@corp.example"], day(1)),
+        mail("login@imap.example", ["ben@x.org"], day(2), sent=False),
+        mail("ben@x.org", ["owner@cal.example"], day(3)),
+    ]
+    known = ["login@imap.example", "owner@cal.example", "not-an-address"]
+    r = run(msgs, me=[ME, "sam.work@corp.example"], extra_me=known)
     assert {"sam@example.org", "sam.work@corp.example", "login@imap.example"} <= r.me
     assert "owner@cal.example" in r.me
     ana = person(r, "ana@x.org")
@@ -223,6 +222,19 @@ def test_me_from_config_sent_mail_and_sources() -> None:
     ben = person(r, "ben@x.org")
     assert (ben.messages_out, ben.messages_in, ben.messages_in_direct) == (1, 1, 1)
     assert all(a not in r.me for p in r.people for a in p.addresses)
+
+
+def test_a_sent_folder_sender_is_not_silently_me() -> None:
+    # an address found only as the From of sent mail is not the user's without being
+    # said (kithkeep me add): its mail to third parties is not the user's contact
+    msgs = [
+        mail("sam.work@corp.example", ["ana@x.org"], day(0), sent=True),
+        mail("ana@x.org", ["sam.work@corp.example"], day(1)),
+    ]
+    r = run(msgs)
+    assert "sam.work@corp.example" not in r.me
+    ana = person(r, "ana@x.org")
+    assert (ana.messages_out, ana.messages_in, ana.messages_in_direct) == (0, 1, 0)
 
 
 def test_vcard_with_my_address_adds_the_others_to_me() -> None:
@@ -742,23 +754,30 @@ def test_stats_json_round_trip() -> None:
         run(msgs, [event(day(3), [(ME, "ACCEPTED"), ("ana@x.org", "ACCEPTED")])]), "ana@x.org"
     )
     assert ana.pending_inbound is not None and ana.initiations
-    assert PersonStats.from_json(ana.to_json()) == ana
+    # the stored form holds no figure that depends on the clock: read back as of a
+    # clock, it gives that day's strength and months
+    assert PersonStats.from_stored(ana.stored_json(), NOW, CFG.half_life_days) == ana
+    later = NOW + timedelta(days=CFG.half_life_days)
+    aged = PersonStats.from_stored(ana.stored_json(), later, CFG.half_life_days)
+    assert aged.strength == pytest.approx(ana.strength / 2, rel=0.01)
+    shift = (later.year - NOW.year) * 12 + later.month - NOW.month
+    assert aged.monthly[-1] == 0 and aged.monthly[:-shift] == ana.monthly[shift:]
 
 
 @freeze_time("2026-11-01 12:00:00")
 def test_store_analysis_uses_the_clock(tmp_path: object) -> None:
     from pathlib import Path
 
-    from kithkeep.model.analyze import analyze_store, load_people
+    from kithkeep.model.refresh import analyze_store, stored_people
     from kithkeep.records import MailBatch
     from kithkeep.store import Store
 
     store = Store.open(f"sqlite:///{Path(str(tmp_path)) / 's.sqlite3'}")
     try:
         store.apply_mail_batch(MailBatch(records=exchange("ana@x.org", 0, 5)), "acct")
-        result = analyze_store(store, CFG, [ME])
+        result = analyze_store(store, CFG, [ME], datetime.now(UTC))
         assert store.get_meta("analyzed_at") == NOW.isoformat()
-        assert load_people(store) == result.people
+        assert stored_people(store, NOW, CFG.half_life_days) == result.people
     finally:
         store.close()
 
@@ -769,11 +788,14 @@ def test_store_analysis_uses_the_clock(tmp_path: object) -> None:
 def test_to_json_has_every_field_in_declaration_order() -> None:
     r = run(exchange("ana@x.org", 0) + exchange("ana@x.org", 30, me_first=False))
     data = person(r, "ana@x.org").to_json()
-    assert list(data) == [f.name for f in dataclasses.fields(PersonStats)]
+    # the clock-free form behind strength and monthly is stored, not shown
+    hidden = {"strength_base", "strength_day", "month_counts"}
+    assert list(data) == [f.name for f in dataclasses.fields(PersonStats) if f.name not in hidden]
     assert data["initiations"] and all(
         list(i) == ["date", "side", "subject", "answered", "gap_days"] for i in data["initiations"]
     )
-    assert PersonStats.from_json(data) == person(r, "ana@x.org")
+    stored = PersonStats.from_stored(person(r, "ana@x.org").stored_json(), NOW, CFG.half_life_days)
+    assert stored == person(r, "ana@x.org")
 
 
 @pytest.mark.parametrize(
@@ -785,6 +807,6 @@ def test_to_json_has_every_field_in_declaration_order() -> None:
         ("2026-01-05T11:00:00+02:00", datetime(2026, 1, 5, 9, 0, tzinfo=UTC)),  # its own offset
     ],
 )
-def test_stored_date_text_is_read_as_utc(text: str, expected: datetime) -> None:
-    got = _as_utc(text)
+def test_stored_date_text_is_readas_utc(text: str, expected: datetime) -> None:
+    got = as_utc(text)
     assert got == expected and got.tzinfo is UTC

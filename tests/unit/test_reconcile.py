@@ -23,7 +23,6 @@ from kithkeep.config import RemindersConfig
 from kithkeep.errors import SinkError, SinkRefused
 from kithkeep.interfaces import Reminder, SinkEvent
 from kithkeep.reminders import (
-    REMINDER_STATE,
     SlotFinder,
     StateRow,
     content_hash,
@@ -33,7 +32,7 @@ from kithkeep.reminders import (
     reconcile,
     reminder_uid,
 )
-from kithkeep.store import Store
+from kithkeep.store import REMINDER_STATE, Store
 from tests.contract.sink_contract import CONFIG, NOW, finding
 from tests.contract.test_sink_memory import MemoryCalendar, MemorySink
 
@@ -110,7 +109,9 @@ def test_description_explains_and_points_to_the_person() -> None:
 
 
 def _reminder(key: str, start: datetime = NOW, title: str = "Reconnect with Ana") -> Reminder:
-    return Reminder(key, reminder_uid(key), title, "why", start, start + timedelta(minutes=15), 10)
+    return Reminder(
+        key, reminder_uid(key, "m"), title, "why", start, start + timedelta(minutes=15), 10
+    )
 
 
 def _event(r: Reminder, **kw: object) -> SinkEvent:
@@ -140,6 +141,19 @@ def test_plan_refuses_an_empty_sink_and_force_accepts_it() -> None:
     with pytest.raises(SinkRefused, match="none of the 2 reminders"):
         plan([r1, r2], {}, state)
     assert [a.kind for a in plan([r1, r2], {}, state, force=True)] == ["forget", "forget"]
+
+
+def test_plan_takes_the_only_reminder_gone_for_a_deletion() -> None:
+    # one reminder written, the sink shows none: the user deleted it, nothing is refused
+    r = _reminder("k:1")
+    assert [a.kind for a in plan([r], {}, {r.key: _row(r)})] == ["forget"]
+    # also once its finding resolved: the row becomes a dismissed one
+    assert [a.kind for a in plan([], {}, {r.key: _row(r)})] == ["drop"]
+    # a dismissed row besides does not make it "several written"
+    d = _reminder("k:0")
+    assert [a.kind for a in plan([r], {}, {r.key: _row(r), d.key: _row(d, "dismissed")})] == [
+        "forget"
+    ]
 
 
 def test_plan_drops_rows_of_resolved_reminders_the_user_had_deleted() -> None:

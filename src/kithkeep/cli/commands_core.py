@@ -18,7 +18,7 @@ from kithkeep.connectors import registry
 from kithkeep.daemon import status as run_status
 from kithkeep.daemon.lock import StoreLock
 from kithkeep.errors import KithkeepError, SourceError, UsageError
-from kithkeep.pipeline import RunReport, run_once, sync_all
+from kithkeep.pipeline import RunReport, judge_stored, run_once, sync_all
 from kithkeep.store import Store
 
 
@@ -57,10 +57,9 @@ def _print_report(report: RunReport, now: datetime) -> None:
         console.print(f"[red]source {name} failed:[/] {err}")
     a = report.analysis
     if a is not None:
-        ties = sum(p.is_tie for p in a.people)
         console.print(
-            f"{len(a.people)} people, {ties} ties "
-            f"({a.skipped_bulk} bulk and {a.skipped_mass} mass messages left out)"
+            f"{a.people_total} people, {a.ties_total} ties "
+            f"({a.skipped_bulk} bulk messages left out)"
         )
     if report.findings:
         console.print(findings_table(report.findings, now, "Who needs attention"))
@@ -195,6 +194,9 @@ def register(cli: click.Group) -> None:
             run_status.record_results(
                 app.store(), [r.source for r in report.synced], report.source_errors, now
             )
+            # the stored findings' one-line whys ("silent 80 days") are as of when each
+            # person was last judged: the table shows them as of now
+            report.findings = judge_stored(config, app.store(), now)[1]
         if as_json:
             print_json(_report_json(report))
         else:
@@ -225,6 +227,7 @@ def register(cli: click.Group) -> None:
         now = datetime.now(UTC)
         with Store.open(config.database_url) as store:
             report = run_once(config, store, now=now)
+            report.findings = judge_stored(config, store, now)[1]
         reminders = root / "reminders.ics"
         if as_json:
             print_json({**_report_json(report), "dir": str(root), "reminders_file": str(reminders)})

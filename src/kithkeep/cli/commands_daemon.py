@@ -16,7 +16,7 @@ from kithkeep.connectors import registry
 from kithkeep.logsetup import setup_logging
 
 if TYPE_CHECKING:
-    from kithkeep.daemon.status import RunStatus
+    from kithkeep.records import RunStatus
 
 
 def _when(value: datetime | None) -> str:
@@ -60,7 +60,7 @@ def register(cli: click.Group) -> None:
         config = app.config()
         pid = StoreLock(config.database_url).held_by()
         saved = run_status.load(app.store())
-        rows: list[tuple[str, str, str, run_status.RunStatus | None]] = [
+        rows: list[tuple[str, str, str, RunStatus | None]] = [
             ("source", cc.name, cc.type, saved.get((run_status.SOURCE, cc.name)))
             for cc in config.sources
         ]

@@ -17,13 +17,14 @@ from rich.table import Table
 from kithkeep.cli.app import App, print_json
 from kithkeep.cli.render import console
 from kithkeep.errors import UsageError
-from kithkeep.model.analyze import analyze_store, load_people
 from kithkeep.model.history import contacts_of
 from kithkeep.model.identity import normalize
 from kithkeep.model.lookup import resolve_person
 from kithkeep.model.merges import suggest_merges
+from kithkeep.model.refresh import analyze_store, setting_of
 from kithkeep.model.stats import PersonStats
-from kithkeep.store import Store
+from kithkeep.model.vcard import load_contacts
+from kithkeep.pipeline import load_people
 
 SPARK = " ▁▂▃▄▅▆▇█"
 LAST_EXCHANGES = 12
@@ -90,8 +91,8 @@ def people_table(people: list[PersonStats], now: datetime) -> Table:
     return t
 
 
-def _load(store: Store) -> list[PersonStats]:
-    found = load_people(store)
+def _load(app: App) -> list[PersonStats]:
+    found = load_people(app.config(), app.store(), datetime.now(UTC))
     if not found:
         raise UsageError(
             "no people known yet", hint="run `kithkeep run` (or `kithkeep sync`) first"
@@ -102,15 +103,11 @@ def _load(store: Store) -> list[PersonStats]:
 def _reanalyze(app: App) -> list[PersonStats]:
     cfg = app.config()
     store = app.store()
-    analyze_store(
-        store,
-        cfg.analysis,
-        cfg.general.me,
-        datetime.now(UTC),
+    # the user's addresses the sources reported at the last run stay (None)
+    return analyze_store(
+        store, cfg.analysis, cfg.general.me, datetime.now(UTC), None,
         decisions=store.active_decisions(),
-        previous_me=True,
-    )
-    return load_people(store)
+    ).people  # fmt: skip
 
 
 def _month_labels(now: datetime, months: int) -> tuple[str, str]:
@@ -162,7 +159,7 @@ def register(cli: click.Group) -> None:
     def people(app: App, ties: bool, suggest: bool, as_json: bool) -> None:
         """List people with their statistics (from the last analysis)."""
         store = app.store()
-        found = load_people(store)
+        found = load_people(app.config(), store, datetime.now(UTC))
         if suggest:
             suggestions = suggest_merges(found, store.active_decisions())
             if as_json:
@@ -199,10 +196,18 @@ def register(cli: click.Group) -> None:
     def show(app: App, person: str, as_json: bool) -> None:
         """One person (by name, address or id): addresses, statistics, last exchanges."""
         store = app.store()
-        p = resolve_person(_load(store), person)
+        p = resolve_person(_load(app), person)
         now = datetime.now(UTC)
         cfg = app.config()
-        contacts = contacts_of(store, p, cfg.analysis, cfg.general.me, now)
+        setting = setting_of(
+            store,
+            cfg.analysis,
+            cfg.general.me,
+            now,
+            decisions=store.active_decisions(),
+            cards=load_contacts(cfg.analysis.contacts_file),
+        )
+        contacts = contacts_of(store, p, setting)
         if as_json:
             data: dict[str, Any] = p.to_json()
             data["exchanges_list"] = [
@@ -236,7 +241,7 @@ def register(cli: click.Group) -> None:
             t.add_column("date")
             t.add_column("", no_wrap=True)
             t.add_column("subject")
-            arrows = {"in": "← in", "out": "→ out", "meeting": "◆ met"}
+            arrows = {"in": "← in", "out": "→ out", "meeting": "◆ met", "uncounted": "◇ met?"}
             for c in contacts[-LAST_EXCHANGES:]:
                 cc = "" if c.direct else " (Cc)"
                 t.add_row(f"{c.date:%Y-%m-%d %H:%M}", arrows[c.direction] + cc, c.subject)
@@ -256,7 +261,7 @@ def register(cli: click.Group) -> None:
     def merge(app: App, a: str, b: str) -> None:
         """Treat two people (names, addresses or ids) as one from now on."""
         store = app.store()
-        people = load_people(store)
+        people = load_people(app.config(), store, datetime.now(UTC))
         first, p1 = _address_of(people, a)
         second, p2 = _address_of(people, b)
         if first == second or (p1 is not None and p2 is not None and p1 == p2):
@@ -278,7 +283,7 @@ def register(cli: click.Group) -> None:
             raise UsageError("unmerge takes an address", hint="see `kithkeep show PERSON`")
         addr = normalize(address)
         store = app.store()
-        person = resolve_person(_load(store), addr)
+        person = resolve_person(_load(app), addr)
         others = [x for x in person.addresses if x != addr]
         if not others:
             raise UsageError(f"{addr} is not merged with another address")

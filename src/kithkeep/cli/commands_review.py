@@ -22,11 +22,9 @@ from kithkeep.cli.app import App, print_json
 from kithkeep.cli.render import console, findings_table
 from kithkeep.decisions import dismissal_value, parse_span_days
 from kithkeep.errors import UsageError
-from kithkeep.model.analyze import load_people
 from kithkeep.model.lookup import resolve_person
 from kithkeep.model.stats import TIERS, PersonStats
-from kithkeep.pipeline import ReminderInfo, judge_stored, reminder_index
-from kithkeep.reminders import user_timezone
+from kithkeep.pipeline import ReminderInfo, judge_stored, load_people, reminder_index
 from kithkeep.rules.base import Finding
 from kithkeep.rules.engine import RULE_NAMES
 
@@ -59,7 +57,7 @@ def finding_json(
 
 
 def _people(app: App) -> list[PersonStats]:
-    people = load_people(app.store())
+    people = load_people(app.config(), app.store(), datetime.now(UTC))
     if not people:
         raise UsageError(
             "no people known yet", hint="run `kithkeep run` (or `kithkeep sync`) first"
@@ -83,7 +81,7 @@ def _primary(p: PersonStats) -> str:
 
 def _parse_when(app: App, text: str) -> datetime:
     """A date (start of that day) or date and time, in the user's time zone."""
-    tz = user_timezone(app.config())
+    tz = app.config().general.tz
     for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"):
         try:
             return datetime.strptime(text.strip(), fmt).replace(tzinfo=tz).astimezone(UTC)

@@ -1,80 +1,55 @@
 """Analysis: raw records -> people -> interactions -> per-person statistics.
 
-Derived data only: the result can always be recomputed from the store's raw
-tables, the contacts file and the user's decisions, so a full rebuild is the
-only update path. It is made fast instead of incremental (see
-``bench/analyze.py``): :mod:`kithkeep.model.messages` reads plain rows and
-never builds :class:`MessageRecord` objects; :mod:`kithkeep.model.person`
-computes one person's statistics; this module ties the steps together and
-saves the result.
+Derived data only: everything here can be recomputed from the store's raw
+tables, the contacts file and the user's decisions. A person's statistics
+depend only on the messages and meetings that name one of their addresses
+(and on a few facts every person shares: the user's addresses, the mailing
+lists, who is one person, the config), so they are computed one person at a
+time (:func:`person_from_pool`). :mod:`kithkeep.model.refresh` keeps the
+stored statistics up to date from the store, recomputing only the people a
+change touches; :func:`analyze` computes everyone from records in memory.
 
-Steps:
+Steps for one person:
 
 1. **One message, one record**: copies under several folders or labels (the
    same Message-ID or X-GM-MSGID) count once; ``\\Answered`` on any copy counts.
-2. **Me**: configured addresses, addresses sources report (account logins,
-   calendar owners), the From of sent mail, and the cards of the contacts file
-   that hold one of those.
-3. **Noise**: bulk and automatic mail, mass mail (more than ``max_recipients``),
-   list traffic (a list address learnt from List-Post and List-Id among the
-   sender or recipients: the user's own posts to a list are not personal),
-   role, no-reply and resource addresses.
-4. **People**: normalized addresses grouped by the contacts file and the user's
-   merges (:mod:`kithkeep.model.merges`).
-5. **Statistics** per person from the time line of messages and meetings.
+2. **Noise**: bulk and automatic mail (left out before), mass mail (more
+   than ``max_recipients``), list traffic (a list address learnt from
+   List-Post and List-Id among the sender or recipients: the user's own posts
+   to a list are not personal), role, no-reply and resource addresses.
+3. **Contacts**: the user's messages to them (OUT, one per message even when
+   two of their addresses are on it), theirs to the user (IN), meetings.
+4. **Statistics** from that time line (:mod:`kithkeep.model.person`).
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
-import json
-import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any
-
-import sqlalchemy as sa
+from datetime import datetime
 
 from kithkeep.config import AnalysisConfig
-from kithkeep.model.identity import is_noreply, is_role_address, normalize
+from kithkeep.model.identity import bulk_reason, is_noreply, is_role_address, normalize
+from kithkeep.model.meetings import MetMeeting, meetings_from_events
 from kithkeep.model.merges import Identity, build_identity
 from kithkeep.model.messages import (
-    MESSAGE_ID,
-    RECIPIENTS,
-    SENDER,
-    SENDER_NAME,
-    SENT,
-    TS,
-    Msg,
-    Prelude,
-    msgs_from_records,
-    read_msgs,
+    AddrParser,
+    MessageView,
+    Recipients,
     unique,
+    views_from_records,
 )
-from kithkeep.model.person import (
-    IN,
-    MEETING,
-    OUT,
-    Item,
-    PersonContext,
-    meetings_from_events,
-    person_stats,
-)
+from kithkeep.model.person import IN, MEETING, OUT, Item, PersonContext, person_stats
 from kithkeep.model.stats import PersonStats
-from kithkeep.model.vcard import Card, load_contacts
+from kithkeep.model.vcard import Card
 from kithkeep.records import DecisionRecord, EventRecord, MessageRecord
-from kithkeep.schema import DerivedPerson
-from kithkeep.store import Store
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
 class Analysis:
+    """The people and what was left out, with the kind of cycle that produced it."""
+
     me: frozenset[str]
     people: list[PersonStats]
     skipped_bulk: int = 0
@@ -85,6 +60,12 @@ class Analysis:
     duplicates: int = 0
     messages: int = 0
     meetings: int = 0
+    # "full", "incremental" or "none" (nothing had changed), and how many people it computed
+    kind: str = "full"
+    recomputed: int = 0
+    # everyone stored, and the ties among them (people may hold only some of them)
+    people_total: int = 0
+    ties_total: int = 0
 
 
 def person_id(addresses: Iterable[str]) -> str:
@@ -92,194 +73,178 @@ def person_id(addresses: Iterable[str]) -> str:
     return "p" + hashlib.sha256(min(addresses).encode()).hexdigest()[:10]
 
 
-# ------------------------------------------------------------- the pipeline
-
-
-def _timelines(
-    msgs: list[Msg],
-    max_recipients: int,
-    lists: set[str],
-    me: frozenset[str],
-    person_of: dict[str, str],
-    who: Callable[[str], str],
-    targets_of: dict[int, tuple[tuple[str, bool], ...]],
-    rc_uses: dict[int, list[Any]],
-    pairs: dict[tuple[str, str], int],
-    items_by: dict[str, list[Item]],
-) -> tuple[int, int]:
-    """Every person's time line: each message's contacts appended to ``items_by`` (by
-    the root address of the person), the names senders used counted in ``pairs``.
-    Returns how many messages were mass mail and how many went to or came from a list.
-
-    ``person_of`` is the cache behind ``who``;
-    ``targets_of`` and ``rc_uses`` are filled for the sent mail, by id() of its
-    Recipients object (alive in msgs throughout): the people it goes to with "in To",
-    and [the object, how many messages carry it].
-    """
-    mass = listed = 0
-    for idx, m in enumerate(msgs):
-        rc = m[RECIPIENTS]
-        if len(rc.every) > max_recipients:
-            mass += 1
-            continue
-        sender = m[SENDER]
-        if lists and (sender in lists or not lists.isdisjoint(rc.every)):
-            listed += 1
-            continue
-        if sender in me or (sender is None and m[SENT]):
-            # The people a message goes to depend on its recipients alone, and messages
-            # share one Recipients object per distinct header (messages.py): work them
-            # out once per object, and count the object's uses for the names afterwards.
-            key = id(rc)
-            targets = targets_of.get(key)
-            if targets is None:
-                # one contact per person, even when two of their addresses are on the message
-                direct_of: dict[str, bool] = {}
-                for addr, _name in rc.all:
-                    r = person_of.get(addr)
-                    if r is None:
-                        r = who(addr)
-                    if r:
-                        direct_of[r] = direct_of.get(r, False) or addr in rc.to
-                targets = targets_of[key] = tuple(direct_of.items())
-                rc_uses[key] = [rc, 0]
-            rc_uses[key][1] += 1
-            for r, direct in targets:
-                items_by[r].append((m[TS], OUT, idx, direct))
-        elif sender is not None:
-            r = person_of.get(sender)
-            if r is None:
-                r = who(sender)
-            if r:
-                pair = (sender, m[SENDER_NAME])
-                pairs[pair] = pairs.get(pair, 0) + 1
-                items_by[r].append((m[TS], IN, idx, not me.isdisjoint(rc.to)))
-    return mass, listed
-
-
-def analyze_msgs(
-    raw: Iterable[Msg],
-    pre: Prelude,
-    events: Iterable[EventRecord],
-    cfg: AnalysisConfig,
-    configured_me: Iterable[str],
+def user_identity(
+    configured: Iterable[str],
+    known: Iterable[str],
+    decisions: Sequence[DecisionRecord],
+    cards: Sequence[Card],
     now: datetime,
-    extra_me: Iterable[str] = (),
-    *,
-    decisions: Sequence[DecisionRecord] = (),
-    cards: Sequence[Card] = (),
-) -> Analysis:
-    msgs, dups = unique(raw)
-    me_set = {normalize(a) for a in configured_me} | {normalize(a) for a in extra_me if "@" in a}
-    me_set |= pre.sent_from
-    lists = set(pre.lists)
-    identity = build_identity(decisions, cards, me_set, now)
-    me = frozenset(me_set | identity.more_me)
-    lists -= me
-    roles = frozenset(cfg.role_local_parts)
-    person_cache: dict[str, bool] = {}
+) -> tuple[frozenset[str], Identity]:
+    """The user's addresses and who is one person.
 
-    def is_person(addr: str) -> bool:
-        ok = person_cache.get(addr)
+    The user's addresses are the configured ones, those sources know (account
+    logins, calendar owners) and the other addresses of a contacts card that
+    holds one of them. Nothing else is the user's without being said: the
+    other senders found in a sent folder (an assistant, a delegate) are people.
+    """
+    base = {normalize(a) for a in configured} | {normalize(a) for a in known if "@" in a}
+    identity = build_identity(decisions, cards, base, now)
+    return frozenset(base | identity.more_me), identity
+
+
+@dataclass
+class Setting:
+    """What every person's statistics share: the config, the user's addresses, the
+    mailing lists, who is one person, and the clock (for which meetings have ended)."""
+
+    cfg: AnalysisConfig
+    me: frozenset[str]
+    lists: frozenset[str]
+    identity: Identity
+    now: datetime
+    _person: dict[str, bool] = field(default_factory=dict, repr=False)
+    # the people a sent message's recipients are, by its recipients (most repeat)
+    _targets: dict[Recipients, tuple[tuple[str, bool], ...]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def is_person(self, addr: str) -> bool:
+        ok = self._person.get(addr)
         if ok is None:
-            ok = person_cache[addr] = (
-                addr not in me
-                and addr not in lists
+            ok = self._person[addr] = (
+                addr not in self.me
+                and addr not in self.lists
                 and "@" in addr
                 and not is_noreply(addr)
-                and (addr in identity.named or not is_role_address(addr, roles))
+                and (
+                    addr in self.identity.named
+                    or not is_role_address(addr, self.cfg.role_local_parts)
+                )
             )
         return ok
 
-    # per person (the root address of their group): contacts, display names, address uses
-    items_by: dict[str, list[tuple[float, int, int, bool]]] = defaultdict(list)
-    names_by: dict[str, dict[str, int]] = defaultdict(dict)
-    uses_by: dict[str, dict[str, int]] = defaultdict(dict)
-    root = identity.root
-    max_recipients = cfg.max_recipients
+    def root(self, addr: str) -> str:
+        return self.identity.root(addr)
 
-    # (address, display name) -> uses; summed per person after the loop (few distinct pairs)
+    def members(self, root: str) -> frozenset[str]:
+        """Every address of the person whose root address is ``root`` (none when
+        ``root`` belongs to another person's group)."""
+        if self.identity.root(root) != root:
+            return frozenset()
+        return self.identity.members(root)
+
+    def contacts(self, m: MessageView) -> tuple[tuple[str, int, bool], ...] | str:
+        """The people a message is contact with, as (root, IN or OUT, direct); or why
+        it is contact with nobody: "mass" or "list" (other messages: an empty tuple)."""
+        rc = m.recipients
+        if len(rc.every) > self.cfg.max_recipients:
+            return "mass"
+        sender = m.sender
+        lists = self.lists
+        if lists and (sender in lists or not lists.isdisjoint(rc.every)):
+            return "list"
+        me = self.me
+        if sender in me or (sender is None and m.sent):
+            targets = self._targets.get(rc)
+            if targets is None:
+                # one contact per person, even when two of their addresses are on it
+                direct_of: dict[str, bool] = {}
+                for addr, _name in rc.all:
+                    if self.is_person(addr):
+                        r = self.root(addr)
+                        direct_of[r] = direct_of.get(r, False) or addr in rc.to
+                targets = self._targets[rc] = tuple(direct_of.items())
+            return tuple((r, OUT, direct) for r, direct in targets)
+        if sender is None or not self.is_person(sender):
+            return ()
+        if m.sent and me.isdisjoint(rc.every):
+            # someone else's mail in the user's sent folder (an assistant, a delegate):
+            # theirs to third parties, not contact with the user
+            return ()
+        return ((self.root(sender), IN, not me.isdisjoint(rc.to)),)
+
+
+@dataclass
+class Timeline:
+    """One person's contacts: their messages (de-duplicated, in canonical order) and
+    meetings, the time line over both, and the (address, name) pairs they were named by."""
+
+    msgs: list[MessageView]
+    meetings: list[MetMeeting]
+    items: list[Item]
+    pairs: dict[tuple[str, str], int]
+
+
+def timeline_of(
+    root: str,
+    views: Iterable[MessageView],
+    meetings: Sequence[MetMeeting],
+    setting: Setting,
+) -> Timeline:
+    """The contacts with the person whose root address is ``root``, from every message
+    that names one of their addresses (any copy, any order) and the meetings with them
+    (in the order they ended)."""
+    members = setting.members(root)
+    msgs, _ = unique(views)
+    items: list[Item] = []
     pairs: dict[tuple[str, str], int] = {}
+    for i, m in enumerate(msgs):
+        found = setting.contacts(m)
+        if isinstance(found, str):
+            continue
+        for r, kind, direct in found:
+            if r != root:
+                continue
+            items.append(Item(m.ts, kind, i, direct))
+            if kind == IN:
+                pair = (m.sender or "", m.sender_name)
+                pairs[pair] = pairs.get(pair, 0) + 1
+            else:
+                for addr, name in m.recipients.all:
+                    if addr in members and setting.is_person(addr):
+                        pairs[addr, name] = pairs.get((addr, name), 0) + 1
+    mine: list[MetMeeting] = []
+    for mt in meetings:
+        named = [(a, n) for a, n in mt.met if a in members]
+        if not named:
+            continue
+        items.append(Item(mt.meeting.date.timestamp(), MEETING, len(mine), True))
+        mine.append(mt)
+        for pair in named:
+            pairs[pair] = pairs.get(pair, 0) + 1
+    return Timeline(msgs, mine, items, pairs)
 
-    # address -> the root of its person, or "" when it is not a person (asked once per address)
-    person_of: dict[str, str] = {}
 
-    def who(addr: str) -> str:
-        r = person_of[addr] = root(addr) if is_person(addr) else ""
-        return r
-
-    # sent mail, by id() of its Recipients object (alive in msgs throughout): the people
-    # it goes to with "in To", and [the object, how many messages carry it]
-    targets_of: dict[int, tuple[tuple[str, bool], ...]] = {}
-    rc_uses: dict[int, list[Any]] = {}
-
-    mass, listed = _timelines(
-        msgs, max_recipients, lists, me, person_of, who, targets_of, rc_uses, pairs, items_by
-    )
-
-    for rc, n in rc_uses.values():
-        for addr, name in rc.all:
-            if person_of[addr]:
-                pairs[addr, name] = pairs.get((addr, name), 0) + n
-
-    meetings = meetings_from_events(events, me, cfg, now, is_person)
-    for ref, (meeting, addrs) in enumerate(meetings):
-        met: set[str] = set()
-        for addr, name in addrs:
-            r = root(addr)
-            pairs[addr, name] = pairs.get((addr, name), 0) + 1
-            if r not in met:
-                met.add(r)
-                items_by[r].append((meeting.date.timestamp(), MEETING, ref, True))
-
-    for (addr, name), n in pairs.items():
-        r = root(addr)
-        uses = uses_by[r]
+def person_from_pool(
+    root: str,
+    views: Iterable[MessageView],
+    meetings: Sequence[MetMeeting],
+    setting: Setting,
+) -> PersonStats | None:
+    """The statistics of the person whose root address is ``root`` (see
+    :func:`timeline_of`); None when nothing counts as contact with them."""
+    t = timeline_of(root, views, meetings, setting)
+    if not t.items:
+        return None
+    uses: dict[str, int] = {}
+    names: dict[str, int] = {}
+    for (addr, name), n in t.pairs.items():
         uses[addr] = uses.get(addr, 0) + n
         if name:
-            names = names_by[r]
             names[name] = names.get(name, 0) + n
-
-    by_id = {m[MESSAGE_ID]: i for i, m in enumerate(msgs)}
-    ctx = PersonContext(msgs, [mt for mt, _ in meetings], by_id, me, cfg, now)
-    people: list[PersonStats] = []
-    card_names = identity.card_names
-    decided = identity.ignored or identity.tiers
-    for r, items in items_by.items():
-        uses = uses_by[r]
-        # (most people have one address and one name: no sort, no key function)
-        addresses = (
-            tuple(uses) if len(uses) == 1 else tuple(sorted(uses, key=lambda a: (-uses[a], a)))
-        )
-        name = ""
-        if card_names:
-            name = card_names.get(r) or next(
-                (card_names[a] for a in addresses if a in card_names), ""
-            )
-        header_names = names_by.get(r)
-        if not name and header_names:
-            if len(header_names) == 1:
-                name = next(iter(header_names))
-            else:
-                name = min(header_names.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-        stats = person_stats(person_id(addresses), name, addresses, items, ctx)
-        people.append(_apply_decisions(stats, identity) if decided else stats)
-    people.sort(key=lambda p: (-p.strength, p.person_id))
-    return Analysis(
-        me=me,
-        people=people,
-        skipped_bulk=pre.bulk,
-        skipped_mass=mass,
-        skipped_undated=pre.undated,
-        skipped_list=listed,
-        list_addresses=frozenset(lists),
-        duplicates=dups,
-        messages=len(msgs),
-        meetings=len(meetings),
+    addresses = tuple(sorted(uses, key=lambda a: (-uses[a], a)))
+    identity = setting.identity
+    name = identity.card_names.get(root) or next(
+        (identity.card_names[a] for a in addresses if a in identity.card_names), ""
     )
+    if not name and names:
+        name = min(names.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+    ctx = PersonContext(t.msgs, [mt.meeting for mt in t.meetings], setting.cfg)
+    stats = person_stats(person_id(addresses), name, addresses, t.items, ctx, setting.now)
+    return apply_decisions(stats, identity)
 
 
-def _apply_decisions(p: PersonStats, identity: Identity) -> PersonStats:
+def apply_decisions(p: PersonStats, identity: Identity) -> PersonStats:
     """``ignore``: never a tie. ``tier``: the user's tier, and a tie."""
     if any(a in identity.ignored for a in p.addresses):
         return replace(p, ignored=True, is_tie=False, tier=None, tier_source=None)
@@ -289,7 +254,12 @@ def _apply_decisions(p: PersonStats, identity: Identity) -> PersonStats:
     return p
 
 
-# ------------------------------------------------------------------ entry points
+def by_strength(people: Iterable[PersonStats]) -> list[PersonStats]:
+    """Strongest first (ties by id): the order every listing shows."""
+    return sorted(people, key=lambda p: (-p.strength, p.person_id))
+
+
+# --------------------------------------------------------------- from records
 
 
 def analyze(
@@ -303,128 +273,83 @@ def analyze(
     decisions: Sequence[DecisionRecord] = (),
     cards: Sequence[Card] = (),
 ) -> Analysis:
-    """Everything derived from raw records: the user's addresses and each person's statistics."""
-    msgs, pre = msgs_from_records(messages)
-    return analyze_msgs(
-        msgs,
-        pre,
-        events,
-        cfg,
-        configured_me,
-        now,
-        extra_me,
-        decisions=decisions,
-        cards=cards,
+    """Everyone's statistics from records in memory (tests, and what the store path
+    must equal): the same per-person computation as the store's."""
+    me, identity = user_identity(configured_me, extra_me, decisions, cards, now)
+    parser = AddrParser()
+    personal: list[MessageRecord] = []
+    bulk_keys: set[str] = set()
+    lists: set[str] = set()
+    for m in messages:
+        lists.update(list_addresses_of(m.list_post, m.list_id))
+        if bulk_reason(m) is not None:
+            bulk_keys.add(f"gm:{m.gm_msgid}" if m.gm_msgid else m.message_id)
+        else:
+            personal.append(m)
+    views, undated = views_from_records(personal, parser)
+    setting = Setting(cfg, me, frozenset(lists - me), identity, now)
+
+    # every message and meeting under each address it names, as the store's index has them
+    by_address: dict[str, list[MessageView]] = {}
+    for v in views:
+        for addr in addresses_of_view(v) - me:
+            by_address.setdefault(addr, []).append(v)
+    events = list(events)
+    met = meetings_from_events(events, me, cfg, now, setting.is_person)
+    meetings_by: dict[str, list[MetMeeting]] = {}
+    for mt in met:
+        for addr, _ in mt.met:
+            meetings_by.setdefault(addr, []).append(mt)
+
+    roots = {setting.root(a) for a in (*by_address, *meetings_by)}
+    people: list[PersonStats] = []
+    for root in sorted(roots):
+        members = setting.members(root)
+        if not any(setting.is_person(a) for a in members):
+            continue
+        pool = {id(v): v for a in members for v in by_address.get(a, ())}
+        mts = {mt.meeting.key: mt for a in members for mt in meetings_by.get(a, ())}
+        p = person_from_pool(root, pool.values(), sorted(mts.values(), key=_meeting_order), setting)
+        if p is not None:
+            people.append(p)
+
+    unique_msgs, dups = unique(views)
+    mass = listed = 0
+    for v in unique_msgs:
+        found = setting.contacts(v)
+        mass += found == "mass"
+        listed += found == "list"
+    ranked = by_strength(people)
+    return Analysis(
+        me=me,
+        people=ranked,
+        people_total=len(ranked),
+        ties_total=sum(p.is_tie for p in ranked),
+        skipped_bulk=len(bulk_keys),
+        skipped_mass=mass,
+        skipped_undated=undated,
+        list_addresses=setting.lists,
+        skipped_list=listed,
+        duplicates=dups,
+        messages=len(unique_msgs),
+        meetings=len(met),
     )
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while analysis allocates its many small,
-    acyclic objects: its repeated full scans of the growing heap cost a third of the
-    read. Reference counting still frees everything; the previous state is restored."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+def _meeting_order(mt: MetMeeting) -> tuple[datetime, str]:
+    return (mt.meeting.date, mt.meeting.key)
 
 
-def _read_and_analyze(
-    store: Store,
-    cfg: AnalysisConfig,
-    configured_me: Iterable[str],
-    now: datetime,
-    extra_me: Iterable[str],
-    decisions: Sequence[DecisionRecord],
-) -> Analysis:
-    msgs, pre = read_msgs(store)
-    return analyze_msgs(
-        msgs,
-        pre,
-        list(store.iter_events()),
-        cfg,
-        configured_me,
-        now,
-        extra_me,
-        decisions=decisions,
-        cards=load_contacts(cfg.contacts_file),
-    )
+def addresses_of_view(v: MessageView) -> set[str]:
+    """Every normalized address a message names (From, To, Cc, Bcc)."""
+    out = {a for a, _ in v.recipients.all}
+    if v.sender:
+        out.add(v.sender)
+    return out
 
 
-def analyze_store(
-    store: Store,
-    cfg: AnalysisConfig,
-    configured_me: Iterable[str],
-    now: datetime | None = None,
-    extra_me: Iterable[str] = (),
-    *,
-    decisions: Sequence[DecisionRecord] = (),
-    save: bool = True,
-    previous_me: bool = False,
-) -> Analysis:
-    """Analyze everything in the store and replace the derived people table.
+def list_addresses_of(list_post: str | None, list_id: str | None) -> list[str]:
+    """The list addresses a message's List-Post and List-Id name."""
+    from kithkeep.model.identity import list_id_address, mailto_address
 
-    ``extra_me`` are the addresses sources know to be the user's. With
-    ``previous_me`` the user's addresses of the previous analysis are added:
-    the CLI re-analyzes after a ``merge`` without connecting to any source.
-    """
-    now = now or datetime.now(UTC)
-    extra = set(extra_me)
-    if previous_me:
-        previous = store.get_meta("me")
-        if previous:
-            extra = set(json.loads(previous))
-    with _no_gc():
-        # the messages die when _read_and_analyze returns, still inside the pause: the
-        # collection that follows re-enabling scans what analysis kept (the people), not
-        # the hundred thousand messages it was built from
-        result = _read_and_analyze(store, cfg, configured_me, now, extra, decisions)
-    if save:
-        with _no_gc():
-            save_people(store, result, now)
-    log.info(
-        "analyzed %d messages (%d copies), %d meetings: %d people (%d ties); "
-        "skipped %d bulk, %d list, %d mass, %d undated",
-        result.messages,
-        result.duplicates,
-        result.meetings,
-        len(result.people),
-        sum(p.is_tie for p in result.people),
-        result.skipped_bulk,
-        result.skipped_list,
-        result.skipped_mass,
-        result.skipped_undated,
-    )
-    return result
-
-
-def save_people(store: Store, result: Analysis, now: datetime) -> None:
-    rows = [
-        (
-            p.person_id,
-            p.name,
-            json.dumps(list(p.addresses)),
-            p.is_tie,
-            p.tier,
-            p.strength,
-            p.last_contact,
-            p.stored_json(),
-        )
-        for p in result.people
-    ]
-    store.replace_people(
-        rows, {"me": json.dumps(sorted(result.me)), "analyzed_at": now.isoformat()}
-    )
-
-
-def load_people(store: Store) -> list[PersonStats]:
-    with store.engine.connect() as c:
-        rows = c.execute(
-            sa.select(DerivedPerson.stats_json).order_by(
-                DerivedPerson.strength.desc(), DerivedPerson.id
-            )
-        )
-        return [PersonStats.from_json(json.loads(r[0])) for r in rows]
+    return [a for a in (mailto_address(list_post), list_id_address(list_id)) if a]

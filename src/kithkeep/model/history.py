@@ -1,20 +1,20 @@
 """One person's contacts, message by message, for ``kithkeep show``.
 
 The statistics keep only numbers; the list of exchanges is read again from
-the store when a person is shown, with the same filters as the analysis
-(bulk, mass mail, lists, copies), so what ``show`` lists is what was counted.
+the messages and meetings filed under the person's addresses, through the
+same time line as the statistics (:func:`kithkeep.model.analyze.timeline_of`),
+so what ``show`` lists is what was counted.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from kithkeep.config import AnalysisConfig
-from kithkeep.model.identity import is_noreply, is_role_address, normalize
-from kithkeep.model.messages import RECIPIENTS, SENDER, SENT, SUBJECT, msg_date, read_msgs, unique
-from kithkeep.model.person import meetings_from_events
+from kithkeep.model.analyze import Setting, timeline_of
+from kithkeep.model.meetings import attendee_addresses, meetings_from_events
+from kithkeep.model.messages import AddrParser
+from kithkeep.model.person import IN, MEETING, OUT
 from kithkeep.model.stats import PersonStats
 from kithkeep.store import Store
 
@@ -22,51 +22,36 @@ from kithkeep.store import Store
 @dataclass(frozen=True)
 class Contact:
     date: datetime
-    direction: str  # "in" | "out" | "meeting"
+    direction: str  # "in" | "out" | "meeting" | "uncounted" (a meeting of unknown size)
     subject: str
     direct: bool  # in To (not only Cc); always True for meetings
 
 
-def contacts_of(
-    store: Store,
-    person: PersonStats,
-    cfg: AnalysisConfig,
-    configured_me: tuple[str, ...],
-    now: datetime,
-) -> list[Contact]:
+def contacts_of(store: Store, person: PersonStats, setting: Setting) -> list[Contact]:
     """Every counted message and meeting with ``person``, oldest first."""
-    stored_me = store.get_meta("me")
-    me = frozenset(
-        {normalize(a) for a in configured_me} | set(json.loads(stored_me) if stored_me else ())
-    )
-    mine = frozenset(person.addresses)
-    msgs, pre = read_msgs(store)
-    me = me | frozenset(pre.sent_from)
-    lists = frozenset(pre.lists) - me
+    root = setting.root(person.addresses[0])
+    members = setting.members(root) | set(person.addresses)
+    parser = AddrParser()
+    views = [parser.view(row) for _, row in store.messages_of(members)]
+    events = [e for e in store.events_of(members) if not attendee_addresses(e).isdisjoint(members)]
+    meetings = meetings_from_events(events, setting.me, setting.cfg, setting.now, setting.is_person)
+    t = timeline_of(root, views, meetings, setting)
     out: list[Contact] = []
-    for m in unique(msgs)[0]:
-        rc = m[RECIPIENTS]
-        if len(rc.every) > cfg.max_recipients:
-            continue
-        sender = m[SENDER]
-        if lists and (sender in lists or not lists.isdisjoint(rc.every)):
-            continue
-        if sender in me or (sender is None and m[SENT]):
-            hit = mine.intersection(rc.every)
-            if hit:
-                out.append(Contact(msg_date(m), "out", m[SUBJECT], not hit.isdisjoint(rc.to)))
-        elif sender in mine:
-            out.append(Contact(msg_date(m), "in", m[SUBJECT], not me.isdisjoint(rc.to)))
-
-    def is_person(addr: str) -> bool:
-        return (
-            addr not in me
-            and not is_noreply(addr)
-            and (addr in mine or not is_role_address(addr, cfg.role_local_parts))
-        )
-
-    for meeting, met in meetings_from_events(store.iter_events(), me, cfg, now, is_person):
-        if any(addr in mine for addr, _ in met):
-            out.append(Contact(meeting.date, "meeting", meeting.summary, True))
+    for it in t.items:
+        if it.kind == MEETING:
+            mt = t.meetings[it.ref].meeting
+            out.append(Contact(mt.date, "meeting", mt.summary, True))
+        else:
+            m = t.msgs[it.ref]
+            direction = {IN: "in", OUT: "out"}[it.kind]
+            out.append(Contact(m.date, direction, m.subject, it.direct))
+    members_met = setting.members(root)
+    for unknown in meetings_from_events(
+        events, setting.me, setting.cfg, setting.now, setting.is_person, unknown_size=True
+    ):
+        if any(a in members_met for a, _ in unknown.met):
+            why = "not counted: the calendar did not list every attendee, so its size is unknown"
+            summary = f"{unknown.meeting.summary} ({why})"
+            out.append(Contact(unknown.meeting.date, "uncounted", summary, True))
     out.sort(key=lambda c: (c.date, c.direction))
     return out

@@ -113,12 +113,22 @@ def fold_name(name: str) -> str:
 
 def bulk_reason(msg: MessageRecord) -> str | None:
     """Why a message is list, bulk or automatic mail (None when it is personal)."""
-    if msg.list_id:
+    return bulk_reason_of(msg.list_id, msg.list_unsubscribe, msg.precedence, msg.auto_submitted)
+
+
+def bulk_reason_of(
+    list_id: str | None,
+    list_unsubscribe: bool,
+    precedence: str | None,
+    auto_submitted: str | None,
+) -> str | None:
+    """:func:`bulk_reason` from the header fields themselves (as the store keeps them)."""
+    if list_id:
         return "List-Id"
-    if msg.list_unsubscribe:
+    if list_unsubscribe:
         return "List-Unsubscribe"
-    if msg.precedence in ("bulk", "list", "junk"):
-        return f"Precedence: {msg.precedence}"
-    if msg.auto_submitted and msg.auto_submitted != "no":
-        return f"Auto-Submitted: {msg.auto_submitted}"
+    if precedence in ("bulk", "list", "junk"):
+        return f"Precedence: {precedence}"
+    if auto_submitted and auto_submitted != "no":
+        return f"Auto-Submitted: {auto_submitted}"
     return None

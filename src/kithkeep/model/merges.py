@@ -76,9 +76,32 @@ class Identity:
     named: frozenset[str] = frozenset()
     # address pairs the user separated (never suggested again)
     separated: frozenset[tuple[str, str]] = frozenset()
+    _members: dict[str, frozenset[str]] | None = field(default=None, repr=False, compare=False)
 
     def root(self, address: str) -> str:
         return self.groups.find(address) if address in self.groups.parent else address
+
+    def members(self, root: str) -> frozenset[str]:
+        """Every address whose root is ``root`` (``root`` itself included)."""
+        if self._members is None:
+            groups: dict[str, set[str]] = {}
+            for a in self.groups.parent:
+                groups.setdefault(self.groups.find(a), set()).add(a)
+            self._members = {r: frozenset(g | {r}) for r, g in groups.items()}
+        return self._members.get(root) or frozenset((root,))
+
+    def summary(self) -> dict[str, object]:
+        """What the statistics depend on, as plain JSON: the groups of more than one
+        address, the contacts-file names, and the ignore and tier decisions in force."""
+        self.members("")  # fills _members
+        assert self._members is not None
+        return {
+            "groups": sorted(sorted(g) for g in self._members.values() if len(g) > 1),
+            "names": dict(sorted(self.card_names.items())),
+            "ignored": sorted(self.ignored),
+            "tiers": {a: t for a, (_, t) in sorted(self.tiers.items())},
+            "named": sorted(self.named),
+        }
 
 
 def _active(d: DecisionRecord, now: datetime) -> bool:

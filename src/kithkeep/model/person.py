@@ -1,40 +1,29 @@
 """One person's statistics from their time line of messages and meetings.
 
-The time line is a list of ``(timestamp, kind, index, direct)`` items, kind
-``IN``, ``OUT`` or ``MEETING``; the index points into the analysis' message
-or meeting list. Everything here is a pure function of the time line, the
-messages, the config and the clock.
+The time line is a list of :class:`Item`, kind ``IN``, ``OUT`` or ``MEETING``,
+whose ``ref`` points into the person's own messages or meetings
+(:class:`PersonContext`). Everything here is a pure function of the time
+line, those messages and meetings, and the config. Nothing depends on the
+clock: the two figures that do (today's decayed strength and the counts of
+the last 24 months) are kept in a clock-free form and worked out for a given
+day by :meth:`PersonStats.at`.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import lru_cache
 from itertools import pairwise
-from typing import Any
+from typing import NamedTuple
 
 from kithkeep.config import AnalysisConfig
-from kithkeep.model.identity import is_resource, normalize
-from kithkeep.model.messages import (
-    ANSWERED,
-    IN_REPLY_TO,
-    LINKED,
-    MESSAGE_ID,
-    RECIPIENTS,
-    REFERENCES,
-    SUBJECT,
-    THRID,
-    TS,
-    Msg,
-    msg_date,
-    refs_from_json,
-)
-from kithkeep.model.stats import Initiation, PendingMessage, PersonStats
+from kithkeep.model.meetings import Meeting
+from kithkeep.model.messages import MessageView, references_of
+from kithkeep.model.stats import Initiation, PendingMessage, PersonStats, month_index
 from kithkeep.model.threads import find_parent, is_reply_subject
-from kithkeep.records import EventRecord
 
 # Writing to someone says more about a tie than receiving from them; a meeting more still.
 OUT_WEIGHT = 1.5
@@ -46,7 +35,6 @@ EXCHANGE_GAP = DAY
 # A reply dated this much before its parent is clock skew; more is a broken link.
 SKEW = 3600.0
 KEEP_INITIATIONS = 20
-MONTHS = 24
 # The rhythm of meetings is that of the most recent ones: a weekly 1:1 that began last
 # month is regular now whatever happened years ago. At most this many gaps count.
 MEETING_RHYTHM_GAPS = 4
@@ -54,164 +42,85 @@ MEETING_RHYTHM_GAPS = 4
 IN, OUT, MEETING = 0, 1, 2
 _WEIGHTS = (IN_WEIGHT, OUT_WEIGHT, MEETING_WEIGHT)  # by kind
 
-# A contact on a person's time line: (timestamp, kind, message or meeting index, direct).
-Item = tuple[float, int, int, bool]
-# What walking a time line gives (see _walk).
-Walk = tuple[
-    list[int],
-    list[int],
-    list[float],
-    list[int | None],
-    set[int],
-    tuple[list[float], list[float]],
-    list[int],
-    list[float],
-    list[list[Any]],
-    set[int],
-    list[int],
-]
+
+class Item(NamedTuple):
+    """A contact on a person's time line."""
+
+    ts: float
+    kind: int  # IN, OUT or MEETING
+    ref: int  # index into the person's messages (IN, OUT) or meetings (MEETING)
+    direct: bool  # in To (messages); always True for meetings
 
 
-@dataclass(frozen=True, slots=True)
-class Meeting:
-    key: str
-    date: datetime
-    summary: str
-    size: int
-    # an occurrence of a recurring calendar series (the event has a recurrence id)
-    recurring: bool = False
+@dataclass
+class OpenInitiation:
+    """An opening of an exchange, while the time line is walked."""
+
+    kind: int
+    ref: int
+    gap: float | None  # seconds since the previous contact of any kind
+    answered: bool = False
 
 
-def meetings_from_events(
-    events: Iterable[EventRecord],
-    me: frozenset[str],
-    cfg: AnalysisConfig,
-    now: datetime,
-    is_person: Callable[[str], bool],
-) -> list[tuple[Meeting, list[tuple[str, str]]]]:
-    """Meetings that count, with the people met.
+class Walk(NamedTuple):
+    """What walking a time line gives, for :func:`person_stats` to sum up."""
 
-    Both attended (an attendee who declined did not meet), not cancelled, not
-    declined by the user, at most ``max_meeting_size`` people, already ended,
-    and not one of kithkeep's own reminder events. Rooms and resources are not
-    people and do not count towards the size.
-    """
-    out: list[tuple[Meeting, list[tuple[str, str]]]] = []
-    seen: set[tuple[str, str]] = set()
-    for e in events:
-        if e.own or e.status.upper() == "CANCELLED" or e.end > now:
-            continue
-        key = (e.uid, e.recurrence_id)
-        if key in seen:  # the same occurrence in two calendars
-            continue
-        attendees: dict[str, tuple[str, str]] = {}
-        for a in e.attendees:
-            addr = normalize(a.email)
-            if a.cutype.upper() in ("ROOM", "RESOURCE") or is_resource(addr) or "@" not in addr:
-                continue
-            attendees[addr] = (a.name, a.partstat.upper())
-        if e.organizer:
-            org = normalize(e.organizer)
-            if "@" in org and not is_resource(org):
-                attendees.setdefault(org, ("", "ACCEPTED"))
-        mine = [st for addr, (_, st) in attendees.items() if addr in me]
-        my_status = (e.my_status or "").upper()
-        if not mine and not my_status:
-            continue  # a calendar the user reads but is not part of
-        if my_status == "DECLINED" or any(st == "DECLINED" for st in mine):
-            continue
-        if len(attendees) > cfg.max_meeting_size:
-            continue
-        met = [
-            (addr, name)
-            for addr, (name, st) in attendees.items()
-            if addr not in me and st != "DECLINED" and is_person(addr)
-        ]
-        if not met:
-            continue
-        seen.add(key)
-        out.append(
-            (
-                Meeting(
-                    f"event:{e.uid}:{e.recurrence_id}",
-                    e.end,
-                    e.summary,
-                    len(attendees),
-                    recurring=bool(e.recurrence_id),
-                ),
-                met,
-            )
-        )
-    out.sort(key=lambda mt: (mt[0].date, mt[0].key))
-    return out
+    counts: list[int]  # by kind
+    direct_counts: list[int]  # by kind
+    last_ts: list[float]  # by kind
+    last_ref: list[int | None]  # by kind
+    replied: set[int]  # messages the other side replied to
+    latencies: tuple[list[float], list[float]]  # by the replying side: IN, OUT
+    replies: list[int]  # by side
+    starts: list[float]  # the starts of exchanges
+    initiations: list[OpenInitiation]
+    has_parent: set[int]  # messages that reply to one of the other side
+    meeting_refs: list[int]  # the person's meetings, oldest first
 
 
 @dataclass
 class PersonContext:
-    """What every person's statistics share: the messages, meetings, thread index, config, clock."""
+    """One person's messages (de-duplicated, in canonical order) and meetings, the config."""
 
-    msgs: list[Msg]
+    msgs: list[MessageView]
     meetings: list[Meeting]
-    by_id: dict[str, int]
-    me: frozenset[str]
     cfg: AnalysisConfig
-    now: datetime
-    month_bounds: list[float] = field(default_factory=list)
-    now_ts: float = 0.0
-
-    # known ancestors by message index, resolved when first needed and shared by everyone
-    # the message is with: the References of a thread are parsed once, not once per walk
+    by_id: dict[str, int] = field(default_factory=dict)
+    # known ancestors by message index, resolved when first needed
     known_ancestors: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
-    # subject -> it has a reply prefix: subjects repeat along threads, the pattern is long
-    reply_subjects: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.month_bounds = self.month_bounds or month_starts(self.now)
-        self.now_ts = self.now.timestamp()
+        if not self.by_id:
+            self.by_id = {m.message_id: i for i, m in enumerate(self.msgs)}
 
-    def reply_subject(self, subject: str) -> bool:
-        got = self.reply_subjects.get(subject)
-        if got is None:
-            got = self.reply_subjects[subject] = is_reply_subject(subject)
+    def ancestors(self, i: int) -> tuple[int, ...]:
+        """Indexes of the known messages message ``i`` replies to: In-Reply-To, then
+        References from the newest back (repeats left in: find_parent skips them)."""
+        got = self.known_ancestors.get(i)
+        if got is not None:
+            return got
+        m = self.msgs[i]
+        get = self.by_id.get
+        found = []
+        if m.in_reply_to:
+            j = get(m.in_reply_to)
+            if j is not None:
+                found.append(j)
+        for ref in reversed(references_of(m)):
+            j = get(ref)
+            if j is not None:
+                found.append(j)
+        got = self.known_ancestors[i] = tuple(found)
         return got
 
 
-def ancestors_of(
-    i: int,
-    msgs: list[Msg],
-    by_id: dict[str, int],
-    known: dict[int, tuple[int, ...]],
-    refs_from_json: Callable[[str], Sequence[str]],
-) -> tuple[int, ...]:
-    """Indexes of the known messages message ``i`` replies to: In-Reply-To, then
-    References from the newest back (repeats left in: find_parent skips them).
-    Worked out once per message and kept in ``known``, shared by everyone the message
-    is with: the References of a thread are parsed once, not once per walk."""
-    got = known.get(i)
-    if got is not None:
-        return got
-    m = msgs[i]
-    get = by_id.get
-    found = []
-    irt = m[IN_REPLY_TO]
-    if irt:
-        j = get(irt)
-        if j is not None:
-            found.append(j)
-    # In-Reply-To alone settles most replies: References are parsed only for a walk.
-    # (A loop rather than comprehensions: most messages carry one or two.)
-    refs = m[REFERENCES]
-    for ref in reversed(refs_from_json(refs) if type(refs) is str else refs):
-        j = get(ref)
-        if j is not None:
-            found.append(j)
-    got = known[i] = tuple(found)
-    return got
+@lru_cache(maxsize=1 << 16)
+def _reply_subject(subject: str) -> bool:
+    # subjects repeat along threads, and the pattern is long
+    return is_reply_subject(subject)
 
 
 def _median(values: list[float]) -> float | None:
-    """The median (statistics.median's definition, without its generality: it is called
-    three times per person)."""
     n = len(values)
     if not n:
         return None
@@ -220,233 +129,186 @@ def _median(values: list[float]) -> float | None:
     return float(v[mid]) if n % 2 else (v[mid - 1] + v[mid]) / 2
 
 
-def _walk(
-    items: list[Item],
-    msgs: list[Msg],
-    by_id: dict[str, int],
-    known: dict[int, tuple[int, ...]],
-    refs_from_json: Callable[[str], Sequence[str]],
-    subjects: dict[str, bool],
-    reply_subject: Callable[[str], bool],
-    silence: float,
-) -> Walk:
+def walk(items: Sequence[Item], ctx: PersonContext) -> Walk:
     """The time line walked, oldest first (``items`` sorted): what happened between the
-    two sides, for person_stats to sum up. ``known`` holds the messages' ancestors
-    (see ancestors_of); ``subjects`` is the cache behind ``reply_subject``.
-
-    Returns counts and direct counts by kind, the last timestamp and index by kind,
-    the messages the other side replied to, reply latencies by the replying side,
-    replies by side, the starts of exchanges, the initiations (``[kind, index, gap
-    seconds or None, answered]``), the messages with a parent, and the meetings.
-    """
-    del subjects  # reply_subject uses it itself
-
-    def ancestors(i: int) -> tuple[int, ...]:
-        return ancestors_of(i, msgs, by_id, known, refs_from_json)
-
-    # the person's messages by side (IN, OUT), as message indexes; a meeting's ref indexes
-    # ctx.meetings
+    two sides."""
+    msgs = ctx.msgs
+    silence = ctx.cfg.silence_days * DAY
+    # the person's messages by side (IN, OUT), as message indexes
     refs_of = (
-        {ref for _, kind, ref, _ in items if kind == IN},
-        {ref for _, kind, ref, _ in items if kind == OUT},
+        {it.ref for it in items if it.kind == IN},
+        {it.ref for it in items if it.kind == OUT},
     )
-
     neg = -math.inf
-    last_ts = [neg, neg, neg]  # by kind
-    last_ref: list[int | None] = [None, None, None]  # the last contact by kind
+    w = Walk(
+        counts=[0, 0, 0],
+        direct_counts=[0, 0, 0],
+        last_ts=[neg, neg, neg],
+        last_ref=[None, None, None],
+        replied=set(),
+        latencies=([], []),
+        replies=[0, 0],
+        starts=[],
+        initiations=[],
+        has_parent=set(),
+        meeting_refs=[],
+    )
     last_any = neg
     thread_last: dict[tuple[int, int], int] = {}
-    replied: set[int] = set()  # messages the other side replied to
-    latencies: tuple[list[float], list[float]] = ([], [])  # by the replying side: IN, OUT
-    replies = [0, 0]
-    counts = [0, 0, 0]
-    direct_counts = [0, 0, 0]
-    starts: list[float] = []
-    # initiations: [kind, ref, gap seconds or None, answered]
-    inits: list[list[Any]] = []
-    open_init: list[list[Any] | None] = [None, None]  # by side: its latest initiation, unanswered
-    has_parent: set[int] = set()
-    meeting_refs: list[int] = []  # the person's meetings, oldest first
+    # by side: its latest initiation while unanswered
+    open_init: list[OpenInitiation | None] = [None, None]
 
     for ts, kind, ref, direct in items:
-        counts[kind] += 1
-        direct_counts[kind] += direct
+        w.counts[kind] += 1
+        w.direct_counts[kind] += direct
         parent: int | None = None
+        parent_ts = 0.0
         if kind == MEETING:
-            meeting_refs.append(ref)
+            w.meeting_refs.append(ref)
             # a meeting answers both sides' open initiations
             for side in (IN, OUT):
                 o = open_init[side]
                 if o is not None:
-                    o[3] = True
+                    o.answered = True
                     open_init[side] = None
         else:
             m = msgs[ref]
             other = kind ^ 1  # IN <-> OUT
-            thrid = m[THRID]
-            if m[LINKED]:
+            if m.linked:
                 accept = refs_of[other]
-                irt = m[IN_REPLY_TO]
-                if irt:
-                    parent = by_id.get(irt)
+                if m.in_reply_to:
+                    parent = ctx.by_id.get(m.in_reply_to)
                 if parent is None or parent not in accept:
-                    parent = find_parent(ref, ancestors, accept)
-            elif thrid is not None:
-                parent = thread_last.get((thrid, other))
-            elif ts - last_ts[other] <= silence and reply_subject(m[SUBJECT]):
-                parent = last_ref[other]
+                    parent = find_parent(ref, ctx.ancestors, accept)
+            elif m.thread is not None:
+                parent = thread_last.get((m.thread, other))
+            elif ts - w.last_ts[other] <= silence and _reply_subject(m.subject):
+                parent = w.last_ref[other]
             if parent is not None:
-                parent_ts = msgs[parent][TS]
+                parent_ts = msgs[parent].ts
                 if parent_ts > ts + SKEW:
                     parent = None  # dated after its reply: a broken link, not a reply
                 else:
-                    has_parent.add(ref)
-                    replies[kind] += 1
-                    if parent not in replied:
-                        replied.add(parent)
-                        latencies[kind].append(max(0.0, ts - parent_ts))
-            if thrid is not None:
-                thread_last[(thrid, kind)] = ref
+                    w.has_parent.add(ref)
+                    w.replies[kind] += 1
+                    if parent not in w.replied:
+                        w.replied.add(parent)
+                        w.latencies[kind].append(max(0.0, ts - parent_ts))
+            if m.thread is not None:
+                thread_last[(m.thread, kind)] = ref
             since = ts - silence
-            opens = parent is None and last_ts[other] < since and last_ts[MEETING] < since
+            opens = parent is None and w.last_ts[other] < since and w.last_ts[MEETING] < since
             # a response answers the other side's open initiation; an opening of one's own
             # after a long silence does not (an asker who never replies is not answering)
             o = open_init[other]
             if o is not None:
-                o[3] = o[3] or not opens
+                o.answered = o.answered or not opens
                 open_init[other] = None
             if opens:
-                init = [kind, ref, ts - last_any if last_any > neg else None, False]
-                inits.append(init)
+                init = OpenInitiation(kind, ref, ts - last_any if last_any > neg else None)
+                w.initiations.append(init)
                 open_init[kind] = init
-        if ts - last_any >= EXCHANGE_GAP and (parent is None or ts - parent_ts > silence):
-            starts.append(ts)
-        last_ts[kind] = ts
-        last_ref[kind] = ref
+        # the first contact starts an exchange, even one that replies to a message
+        # dated the same instant (and so walked after it)
+        if last_any == neg or (
+            ts - last_any >= EXCHANGE_GAP and (parent is None or ts - parent_ts > silence)
+        ):
+            w.starts.append(ts)
+        w.last_ts[kind] = ts
+        w.last_ref[kind] = ref
         last_any = ts
-    return (
-        counts,
-        direct_counts,
-        last_ts,
-        last_ref,
-        replied,
-        latencies,
-        replies,
-        starts,
-        inits,
-        has_parent,
-        meeting_refs,
-    )
+    return w
 
 
 def person_stats(
     pid: str,
     name: str,
     addresses: tuple[str, ...],
-    items: list[tuple[float, int, int, bool]],
+    items: list[Item],
     ctx: PersonContext,
+    now: datetime,
 ) -> PersonStats:
-    """Statistics of one person from their time line (any order)."""
+    """Statistics of one person from their time line (any order); ``now`` only sets
+    which strength and months the result shows (see :meth:`PersonStats.at`)."""
     msgs = ctx.msgs
     cfg = ctx.cfg
     items = sorted(items)  # by time, then kind and index: the same order whatever came first
-    (
-        counts,
-        direct_counts,
-        last_ts,
-        last_ref,
-        replied,
-        latencies,
-        replies,
-        starts,
-        inits,
-        has_parent,
-        meeting_refs,
-    ) = _walk(
-        items,
-        msgs,
-        ctx.by_id,
-        ctx.known_ancestors,
-        refs_from_json,
-        ctx.reply_subjects,
-        ctx.reply_subject,
-        cfg.silence_days * DAY,
-    )
+    w = walk(items, ctx)
 
     answered_count = [0, 0]
     inits_me = 0
-    for entry in inits:
-        init_side: int = entry[0]
-        init_ref: int = entry[1]
-        if init_ref in replied or (init_side == IN and msgs[init_ref][ANSWERED]):
-            entry[3] = True
-        answered_count[init_side] += entry[3]
-        inits_me += init_side == OUT
-    inits_them = len(inits) - inits_me
+    for init in w.initiations:
+        if init.ref in w.replied or (init.kind == IN and msgs[init.ref].answered):
+            init.answered = True
+        answered_count[init.kind] += init.answered
+        inits_me += init.kind == OUT
+    inits_them = len(w.initiations) - inits_me
     initiations = tuple(
-        [
-            Initiation(
-                msg_date(msgs[ref]),
-                "me" if kind == OUT else "them",
-                msgs[ref][SUBJECT],
-                answered,
-                round(gap / DAY, 1) if gap is not None else None,
-            )
-            for kind, ref, gap, answered in inits[-KEEP_INITIATIONS:]
-        ]
+        Initiation(
+            msgs[i.ref].date,
+            "me" if i.kind == OUT else "them",
+            msgs[i.ref].subject,
+            i.answered,
+            round(i.gap / DAY, 1) if i.gap is not None else None,
+        )
+        for i in w.initiations[-KEEP_INITIATIONS:]
     )
     # the user's messages to them (in To) since they last wrote; being copied on someone
     # else's thread asks nothing of them
     streak = 0
     for it in reversed(items):
-        if it[1] == IN:
+        if it.kind == IN:
             break
-        if it[1] == OUT and it[3]:
+        if it.kind == OUT and it.direct:
             streak += 1
 
     pending = None
-    last_out_ts = last_ts[OUT]
-    for ts, kind, ref, direct in reversed(items):
-        if kind != IN or not direct:
+    last_out_ts = w.last_ts[OUT]
+    for it in reversed(items):
+        if it.kind != IN or not it.direct:
             continue
-        m = msgs[ref]
-        if not (m[ANSWERED] or last_out_ts >= ts or ref in replied):
+        m = msgs[it.ref]
+        if not (m.answered or last_out_ts >= it.ts or it.ref in w.replied):
             pending = PendingMessage(
-                m[MESSAGE_ID],
-                msg_date(m),
-                m[SUBJECT],
-                len(m[RECIPIENTS].every),
-                is_reply=ref in has_parent,
+                m.message_id,
+                m.date,
+                m.subject,
+                len(m.recipients.every),
+                is_reply=it.ref in w.has_parent,
             )
         break
 
-    gaps = [(b - a) / DAY for a, b in pairwise(starts)]
-    cadence = _median(gaps)
-    strength, peak = _strength(items, cfg.half_life_days, ctx.now_ts, _WEIGHTS)
-    if not ((counts[IN] and counts[OUT]) or counts[MEETING]):
-        strength, peak = 0.0, 0.0  # contact both ways is required
-    n_in, n_out = counts[IN], counts[OUT]
+    cadence = _median([(b - a) / DAY for a, b in pairwise(w.starts)])
+    strength_base, peak, strength_day = strength_history(items, cfg.half_life_days)
+    n_in, n_out = w.counts[IN], w.counts[OUT]
+    if not ((n_in and n_out) or w.counts[MEETING]):
+        strength_base, peak = 0.0, 0.0  # contact both ways is required
     is_tie = n_in >= cfg.min_messages_each_way and n_out >= cfg.min_messages_each_way
-    lat_me_h = _median(latencies[OUT])
-    lat_them_h = _median(latencies[IN])
+    lat_me_h = _median(w.latencies[OUT])
+    lat_them_h = _median(w.latencies[IN])
 
-    def date_of(it: tuple[float, int, int, bool]) -> datetime:
-        return ctx.meetings[it[2]].date if it[1] == MEETING else msg_date(msgs[it[2]])
+    def date_of(it: Item) -> datetime:
+        return ctx.meetings[it.ref].date if it.kind == MEETING else msgs[it.ref].date
 
-    last_meet = last_ref[MEETING]
-    meeting_times = [ctx.meetings[r].date.timestamp() for r in meeting_refs]
+    last_meet = w.last_ref[MEETING]
+    meeting_times = [ctx.meetings[r].date.timestamp() for r in w.meeting_refs]
     # the recent rhythm of meetings: needs two gaps at least (three meetings), since one
     # gap says nothing about a series
     recent_gaps = [(b - a) / DAY for a, b in pairwise(meeting_times[-MEETING_RHYTHM_GAPS - 1 :])]
     meeting_cadence = _median(recent_gaps) if len(recent_gaps) >= 2 else None
 
     def last_date(kind: int) -> datetime | None:
-        ref = last_ref[kind]
+        ref = w.last_ref[kind]
         if ref is None:
             return None
-        return ctx.meetings[ref].date if kind == MEETING else msg_date(msgs[ref])
+        return ctx.meetings[ref].date if kind == MEETING else msgs[ref].date
 
-    return PersonStats(
+    months: dict[int, int] = {}
+    for it in items:
+        mi = month_index(date_of(it))
+        months[mi] = months.get(mi, 0) + 1
+
+    stats = PersonStats(
         person_id=pid,
         name=name,
         addresses=addresses,
@@ -457,15 +319,17 @@ def person_stats(
         last_meeting=last_date(MEETING),
         last_meeting_size=ctx.meetings[last_meet].size if last_meet is not None else None,
         last_meeting_recurring=last_meet is not None and ctx.meetings[last_meet].recurring,
-        previous_meeting=(ctx.meetings[meeting_refs[-2]].date if len(meeting_refs) >= 2 else None),
+        previous_meeting=(
+            ctx.meetings[w.meeting_refs[-2]].date if len(w.meeting_refs) >= 2 else None
+        ),
         meeting_cadence_days=(round(meeting_cadence, 1) if meeting_cadence is not None else None),
         messages_in=n_in,
         messages_out=n_out,
-        messages_in_direct=direct_counts[IN],
-        messages_in_cc=n_in - direct_counts[IN],
-        messages_out_direct=direct_counts[OUT],
-        messages_out_cc=n_out - direct_counts[OUT],
-        meetings=counts[MEETING],
+        messages_in_direct=w.direct_counts[IN],
+        messages_in_cc=n_in - w.direct_counts[IN],
+        messages_out_direct=w.direct_counts[OUT],
+        messages_out_cc=n_out - w.direct_counts[OUT],
+        meetings=w.counts[MEETING],
         initiations_me=inits_me,
         initiations_them=inits_them,
         initiations_me_answered=answered_count[OUT],
@@ -474,41 +338,37 @@ def person_stats(
         reply_rate_them=round(answered_count[OUT] / inits_me, 3) if inits_me else None,
         median_reply_hours_me=round(lat_me_h / 3600, 2) if lat_me_h is not None else None,
         median_reply_hours_them=round(lat_them_h / 3600, 2) if lat_them_h is not None else None,
-        replies_me=replies[OUT],
-        replies_them=replies[IN],
+        replies_me=w.replies[OUT],
+        replies_them=w.replies[IN],
         cadence_days=round(cadence, 1) if cadence is not None else None,
-        exchanges=len(starts),
+        exchanges=len(w.starts),
         unanswered_streak=streak,
         pending_inbound=pending,
-        strength=round(strength, 3),
         peak_strength=round(peak, 3),
+        strength_base=strength_base,
+        strength_day=strength_day,
+        month_counts=tuple(sorted(months.items())),
         tier=_tier(peak, cfg) if is_tie else None,
         tier_source="strength" if is_tie else None,
         is_tie=is_tie,
         initiations=initiations,
-        monthly=_monthly(items, ctx.month_bounds),
     )
+    return stats.at(now, cfg.half_life_days)
 
 
-def _strength(
-    items: list[Item],
-    half_life_days: float,
-    now_ts: float,
-    weights: tuple[float, float, float],
-) -> tuple[float, float]:
-    """(today's decayed strength, its peak over the relationship's history).
+def strength_history(items: Sequence[Item], half_life_days: float) -> tuple[float, float, float]:
+    """(the strength at the end of the last day with contact, its peak, that day).
 
     Each day with contact adds the weights of the kinds of contact it had (out,
     in, meeting), once each: a day-long burst of thirty messages is one busy
-    day, not a lifetime of friendship.
+    day, not a lifetime of friendship. The strength halves every
+    ``half_life_days``; :meth:`PersonStats.at` decays it to a given day.
     """
     s = 0.0
     peak = 0.0
     prev: float | None = None
     today = 0  # the kinds of contact the day had, as bits
     for ts, kind, _ref, _direct in items:  # sorted by time
-        # a whole number of days as a float: the same arithmetic as int() gives, without
-        # a call per contact
         day = ts // DAY
         if day != prev:
             if prev is not None:
@@ -518,12 +378,9 @@ def _strength(
         bit = 1 << kind
         if not today & bit:
             today |= bit
-            s += weights[kind]
-            if s > peak:  # noqa: PLR1730 (max() costs a call per day of contact)
-                peak = s
-    if prev is not None:
-        s *= 0.5 ** (max(0.0, now_ts / DAY - (prev + 1)) / half_life_days)
-    return s, peak
+            s += _WEIGHTS[kind]
+            peak = max(peak, s)
+    return s, peak, (prev if prev is not None else 0.0)
 
 
 def _tier(peak: float, cfg: AnalysisConfig) -> str:
@@ -532,23 +389,3 @@ def _tier(peak: float, cfg: AnalysisConfig) -> str:
     if peak >= cfg.close_strength:
         return "close"
     return "wider"
-
-
-def month_starts(now: datetime) -> list[float]:
-    """Timestamps of the first instants of the last ``MONTHS`` months (UTC) and of the next."""
-    this_month = now.year * 12 + now.month - 1
-    return [
-        datetime(m // 12, m % 12 + 1, 1, tzinfo=UTC).timestamp()
-        for m in range(this_month - MONTHS + 1, this_month + 2)
-    ]
-
-
-def _monthly(items: list[Item], bounds: list[float]) -> tuple[int, ...]:
-    """Contacts per month; ``bounds`` from :func:`month_starts` (computed once per analysis)."""
-    counts = [0] * MONTHS
-    # items are sorted by time: skip the older ones with one bisection
-    for ts, _kind, _ref, _direct in items[bisect_left(items, (bounds[0],)) :]:
-        idx = bisect_right(bounds, ts) - 1
-        if 0 <= idx < MONTHS:
-            counts[idx] += 1
-    return tuple(counts)

@@ -1,12 +1,19 @@
 """Per-person statistics: the numbers every rule stands on.
 
-``PersonStats`` is serialized into ``derived_people.stats_json`` and printed
-by ``kithkeep people --json``; its field names are a public interface
-(documented in the README).
+``PersonStats`` is stored in ``derived_people.stats_json`` (:meth:`stored_json`)
+and printed by ``kithkeep people --json`` (:meth:`to_json`, a public interface
+documented in docs/json.md).
+
+The stored form does not depend on the clock, so statistics computed on
+different days compare equal, and a person nobody wrote to since keeps their
+row untouched: today's decayed ``strength`` and the ``monthly`` counts of the
+last 24 months are worked out from ``strength_base``/``strength_day`` and
+``month_counts`` for a given day by :meth:`PersonStats.at`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -14,9 +21,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 TIERS = ("inner", "close", "wider")
+MONTHS = 24  # the months ``monthly`` shows, the current one last
+DAY = 86400.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PendingMessage:
     """An inbound direct message still unanswered."""
 
@@ -28,7 +37,7 @@ class PendingMessage:
     is_reply: bool = False
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, slots=True)
 class Initiation:
     """A message that opened an exchange (no message from the other side for ``silence`` days)."""
 
@@ -38,23 +47,11 @@ class Initiation:
     answered: bool
     gap_days: float | None  # days since the previous contact of any kind; None for the first
 
-    def __init__(
-        self, date: datetime, side: str, subject: str, answered: bool, gap_days: float | None
-    ) -> None:
-        # The fields set in one go, in declaration order: the generated __init__ of a
-        # frozen dataclass calls object.__setattr__ once per field, which cost most of
-        # building the tens of thousands of initiations of an analysis.
-        object.__setattr__(
-            self,
-            "__dict__",
-            {
-                "date": date,
-                "side": side,
-                "subject": subject,
-                "answered": answered,
-                "gap_days": gap_days,
-            },
-        )
+
+def month_index(d: datetime) -> int:
+    """Months since year 0 of a date's UTC month (January 2026 is 2026 * 12)."""
+    u = d.astimezone(UTC)
+    return u.year * 12 + u.month - 1
 
 
 @dataclass(frozen=True)
@@ -86,6 +83,7 @@ class PersonStats:
     # the user's messages since the person last wrote (those with the person in To)
     unanswered_streak: int = 0
     pending_inbound: PendingMessage | None = None
+    # today's decayed strength (see at()) and its highest value over the relationship
     strength: float = 0.0
     peak_strength: float = 0.0
     tier: str | None = None
@@ -94,7 +92,6 @@ class PersonStats:
     ignored: bool = False
     # the most recent initiations, oldest first (for one_way_ask)
     initiations: tuple[Initiation, ...] = field(default=())
-    # added by the relationship model (issue 4); all have defaults
     messages_out_direct: int = 0
     messages_out_cc: int = 0
     exchanges: int = 0
@@ -102,23 +99,74 @@ class PersonStats:
     replies_them: int = 0  # the person's messages that reply to the user's
     initiations_me_answered: int = 0
     initiations_them_answered: int = 0
-    # messages plus meetings per calendar month, the last 24 months, oldest first
+    # messages plus meetings per calendar month (UTC), the last 24 months, oldest first
     monthly: tuple[int, ...] = field(default=())
-    # added for meeting_followup: a meeting in a regular series needs no follow-up.
-    # The last meeting is an occurrence of a recurring calendar event:
+    # a meeting in a regular series needs no follow-up: the last meeting is an
+    # occurrence of a recurring calendar event
     last_meeting_recurring: bool = False
     # the meeting before the last one
     previous_meeting: datetime | None = None
     # median gap in days between the most recent meetings (up to 5 of them); None
     # with fewer than three meetings
     meeting_cadence_days: float | None = None
+    # the clock-free form of `strength` and `monthly` (stored, not shown):
+    # the strength at the end of the last day with contact, that day (days since
+    # the epoch), and contacts by month_index()
+    strength_base: float = 0.0
+    strength_day: float = 0.0
+    month_counts: tuple[tuple[int, int], ...] = field(default=())
+
+    def at(self, now: datetime, half_life_days: float) -> PersonStats:
+        """These statistics as of ``now``: today's decayed strength, the last 24 months."""
+        decay = max(0.0, now.timestamp() / DAY - (self.strength_day + 1)) / half_life_days
+        strength = round(self.strength_base * 0.5**decay, 3) if self.strength_base else 0.0
+        this = month_index(now)
+        counts = dict(self.month_counts)
+        monthly = tuple(counts.get(m, 0) for m in range(this - MONTHS + 1, this + 1))
+        # a copy with the two fields set: dataclasses.replace runs __init__ again over
+        # every field, which costs more than the rest of a full rebuild's saving
+        out = copy.copy(self)
+        object.__setattr__(out, "strength", strength)
+        object.__setattr__(out, "monthly", monthly)
+        return out
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON values (ISO dates, lists). Written for speed: analysis saves thousands."""
+        """The public JSON form (``people --json``): plain values, ISO dates."""
         out = self._plain()
+        for name in _CLOCK_FREE:
+            del out[name]
+        return out
+
+    def stored_json(self) -> str:
+        """The stored form: everything but what depends on the clock."""
+        out = self._plain()
+        del out["strength"], out["monthly"]
+        return _ENCODER.encode(out)
+
+    def _plain(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in _FIELDS}
+        for name in _DATE_FIELDS:
+            v = out[name]
+            if v is not None:
+                out[name] = v.isoformat()
+        out["addresses"] = list(self.addresses)
+        out["monthly"] = list(self.monthly)
+        out["month_counts"] = [list(mc) for mc in self.month_counts]
+        p = self.pending_inbound
+        out["pending_inbound"] = (
+            None
+            if p is None
+            else {
+                "message_id": p.message_id,
+                "date": p.date.isoformat(),
+                "subject": p.subject,
+                "recipients": p.recipients,
+                "is_reply": p.is_reply,
+            }
+        )
         out["initiations"] = [
             {
-                "date": iso(i.date),
+                "date": i.date.isoformat(),
                 "side": i.side,
                 "subject": i.subject,
                 "answered": i.answered,
@@ -128,44 +176,17 @@ class PersonStats:
         ]
         return out
 
-    def stored_json(self) -> str:
-        """``to_json()`` as the store keeps it: ``STATS_ENCODER.encode(self.to_json())``.
-
-        Built faster than that: the initiations, twenty per person and most of the
-        text, are written out directly instead of as dicts for the encoder, which
-        encodes each key anew and formats each float from scratch. The rest goes
-        through the encoder. A property test checks that the texts are equal.
-        """
-        out = self._plain()
-        out["initiations"] = []
-        # Inside a JSON string every quote is escaped, so '"initiations":[]' occurs once:
-        # where the encoder wrote the key and the empty list.
-        return STATS_ENCODER.encode(out).replace(
-            '"initiations":[]', '"initiations":' + _initiations_json(self.initiations), 1
-        )
-
-    def _plain(self) -> dict[str, Any]:
-        """Every field but the initiations as a plain JSON value.
-
-        The instance dict holds every field in declaration order (a frozen dataclass
-        sets each once in ``__init__``): one C-level copy instead of a getattr per field.
-        """
-        out = dict(self.__dict__)
-        for name in _DATE_FIELDS:
-            v = out[name]
-            if v is not None:
-                out[name] = iso(v)
-        out["addresses"] = list(self.addresses)
-        out["monthly"] = list(self.monthly)
-        out["pending_inbound"] = _nested(self.pending_inbound) if self.pending_inbound else None
-        return out
+    @classmethod
+    def from_stored(cls, text: str, now: datetime, half_life_days: float) -> PersonStats:
+        """A stored row's statistics as of ``now``."""
+        return cls.from_json(json.loads(text)).at(now, half_life_days)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PersonStats:
         def dt(v: Any) -> datetime | None:
             return datetime.fromisoformat(v) if v else None
 
-        kwargs = dict(data)
+        kwargs = {k: v for k, v in data.items() if k in _NAMES}
         for k in _DATE_FIELDS:
             kwargs[k] = dt(kwargs.get(k))
         kwargs["addresses"] = tuple(kwargs.get("addresses", ()))
@@ -174,31 +195,17 @@ class PersonStats:
             PendingMessage(**{**p, "date": datetime.fromisoformat(p["date"])}) if p else None
         )
         kwargs["monthly"] = tuple(kwargs.get("monthly", ()))
+        kwargs["month_counts"] = tuple((int(m), int(n)) for m, n in kwargs.get("month_counts", ()))
         kwargs["initiations"] = tuple(
             Initiation(**{**i, "date": datetime.fromisoformat(i["date"])})
             for i in kwargs.get("initiations", ())
         )
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in kwargs.items() if k in known})
+        return cls(**kwargs)
 
 
-_TWO_DIGITS = tuple(f"{i:02d}" for i in range(100))
-
-
-def iso(d: datetime) -> str:
-    """``d.isoformat()``, twice as fast for a UTC date to the second (the usual one).
-
-    Saving the statistics formats a hundred thousand dates and ``isoformat``
-    costs more than parsing them did; other dates take ``isoformat`` itself.
-    """
-    if d.tzinfo is not UTC or d.microsecond or d.year < 1000:
-        return d.isoformat()
-    two = _TWO_DIGITS
-    return (
-        f"{d.year}-{two[d.month]}-{two[d.day]}T{two[d.hour]}:{two[d.minute]}:{two[d.second]}+00:00"
-    )
-
-
+_FIELDS = dataclasses.fields(PersonStats)
+_NAMES = frozenset(f.name for f in _FIELDS)
+_CLOCK_FREE = ("strength_base", "strength_day", "month_counts")
 _DATE_FIELDS = (
     "first_contact",
     "last_contact",
@@ -207,57 +214,5 @@ _DATE_FIELDS = (
     "last_meeting",
     "previous_meeting",
 )
-
-
-def _nested(v: PendingMessage | Initiation) -> dict[str, Any]:
-    d = dict(v.__dict__)
-    d["date"] = iso(v.date)
-    return d
-
-
-# The stored form of the statistics (derived_people.stats_json) is to_json() encoded by this
-# one encoder: json.dumps with non-default options builds a new encoder per call. The
-# statistics hold no cycles, so it need not track the containers it enters.
-STATS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
-# the function that encoder writes strings with (ensure_ascii=False)
-_json_string = json.encoder.encode_basestring
-
-
-def _initiations_json(inits: tuple[Initiation, ...]) -> str:
-    """``STATS_ENCODER``'s text of ``to_json()``'s initiations, written out directly."""
-    string = _json_string
-    value = _json_value
-    return (
-        "["
-        + ",".join(
-            [
-                # an ISO date holds nothing JSON escapes
-                f'{{"date":"{iso(i.date)}","side":{string(i.side)},"subject":{string(i.subject)},'
-                f'"answered":{value(i.answered)},"gap_days":{value(i.gap_days)}}}'
-                for i in inits
-            ]
-        )
-        + "]"
-    )
-
-
-# float -> its JSON text: gap_days are rounded to tenths of a day, so most values repeat
-_FLOAT_JSON: dict[float, str] = {}
-
-
-def _json_value(v: Any) -> str:
-    """A scalar as STATS_ENCODER writes it."""
-    if v is None:
-        return "null"
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if type(v) is float and v:  # 0.0 and -0.0 are one key with two texts: never cached
-        text = _FLOAT_JSON.get(v)
-        if text is None:
-            text = STATS_ENCODER.encode(v)
-            if len(_FLOAT_JSON) < 4096:
-                _FLOAT_JSON[v] = text
-        return text
-    return STATS_ENCODER.encode(v)
+# one encoder: json.dumps with options builds a new one per call
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
