@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from analyze import ME, NOW, build  # noqa: E402
 
-from kithkeep.config import AnalysisConfig, Config, GeneralConfig  # noqa: E402
+from kithkeep.config import Config, GeneralConfig  # noqa: E402
 from kithkeep.model.refresh import refresh  # noqa: E402
 from kithkeep.pipeline import judge_changes  # noqa: E402
 from kithkeep.records import Address, MailBatch, MessageRecord  # noqa: E402
@@ -202,7 +202,9 @@ max_per_day = 50
         kk = [sys.executable, "-m", "kithkeep"]
         subprocess.run([*kk, "run"], env=env, check=True, capture_output=True)
 
-        client = caldav.DAVClient(dav_user.url, username=dav_user.username, password=dav_user.password)
+        client = caldav.DAVClient(
+            dav_user.url, username=dav_user.username, password=dav_user.password
+        )
         calendar = next(
             cal for cal in client.principal().calendars() if cal.get_display_name() == "kithkeep"
         )
@@ -261,11 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", type=Path, default=None)
     ap.add_argument("--rebuild-store", action="store_true", help="Build the store anew.")
     ap.add_argument("--no-latency", action="store_true", help="Skip (e).")
-    ap.add_argument("--child", choices=["full", "nochange", "new100", "merge"], help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--child", choices=["full", "nochange", "new100", "merge"], help=argparse.SUPPRESS
+    )
     ap.add_argument("--day", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.db is None:
-        args.db = Path(tempfile.gettempdir()) / f"kithkeep-bench-incremental-{args.messages}.sqlite3"
+        args.db = (
+            Path(tempfile.gettempdir()) / f"kithkeep-bench-incremental-{args.messages}.sqlite3"
+        )
     if args.child:
         return child(args)
 
@@ -300,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             lat = latency(args.latency_messages, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        print(f"(e) new mail to calendar: {lat:7.2f} s   (IMAP IDLE, {args.latency_messages} messages)")
+        n = args.latency_messages
+        print(f"(e) new mail to calendar: {lat:7.2f} s   (IMAP IDLE, {n} messages)")
     result = {
         "full_s": round(full["seconds"], 2),
         "full_rss_mb": round(full["rss_mb"]),

@@ -539,6 +539,16 @@ class CalDavSink(ReminderSink):
             self._client.close()
             self._client = None
 
+    def check(self) -> list[ScopeInfo]:
+        """The credentials work and the calendar exists, or will be created (not here)."""
+        with _translated(self.what, SinkError):
+            found = any(_matches(c, self.cfg.calendar) for c in self.client.principal().calendars())
+        if found:
+            return [ScopeInfo(self.cfg.calendar, len(self.list_own()))]
+        if self.cfg.create_calendar and "/" not in self.cfg.calendar:
+            return [ScopeInfo(self.cfg.calendar, 0, "created on the first run")]
+        raise SinkError(f"{self.what}: no calendar {self.cfg.calendar!r} on the server")
+
     def list_own(self) -> list[SinkEvent]:
         out: list[SinkEvent] = []
         self._hrefs = {}

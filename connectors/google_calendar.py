@@ -568,6 +568,33 @@ class GoogleCalendarSink(ReminderSink):
         )
         return str(created["id"])
 
+    def check(self) -> list[ScopeInfo]:
+        """The token works and the calendar is writable, or will be created (not here)."""
+        if self.cfg.create_calendar:
+            token: str | None = None
+            while self._calendar is None:
+                page = self.api.execute(
+                    self.service.calendarList().list(minAccessRole="owner", pageToken=token),
+                    "list calendars",
+                )
+                self._calendar = next(
+                    (i["id"] for i in page.get("items", [])
+                     if i.get("summary") == self.cfg.calendar_name), None,
+                )  # fmt: skip
+                token = page.get("nextPageToken")
+                if not token:
+                    break
+            if self._calendar is None:
+                return [ScopeInfo(self.cfg.calendar_name, 0, "created on the first run")]
+        else:
+            item = self.api.execute(
+                self.service.calendarList().get(calendarId=self.cfg.calendar_id),
+                "read the calendar",
+            )
+            if item.get("accessRole") not in ("writer", "owner"):
+                raise SinkError(f"sink {self.name}: calendar {self.cfg.calendar_id!r} is read-only")
+        return [ScopeInfo(self.calendar_id, len(self.list_own()))]
+
     def list_own(self) -> list[SinkEvent]:
         out: list[SinkEvent] = []
         page_token: str | None = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -454,10 +455,34 @@ class IcsSink(ReminderSink):
         if self._own.pop(current.uid, None) is not None:
             self._dirty = True
 
+    def check(self) -> list[ScopeInfo]:
+        """The folder exists and is writable (a rename into it replaces the file), and
+        an existing file is one kithkeep can read; nothing is written."""
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise SinkError(f"sink {self.name}: folder {folder} does not exist (for {self.path})")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise SinkError(f"sink {self.name}: folder {folder} is not writable (for {self.path})")
+        if self.path.exists() and not os.access(self.path, os.R_OK):
+            raise SinkError(f"sink {self.name}: {self.path} is not readable")
+        own = self.list_own()
+        note = "writable" if self.path.exists() else "writable; created on the first run"
+        return [ScopeInfo(str(self.path), len(own), note)]
+
     def flush(self) -> None:
         if not self._dirty:
             return
-        write_atomic(self.path, serialize(self._own.values(), self._foreign), mode=0o644)
+        if not self.path.parent.is_dir():
+            # a missing folder is a typo or an unmounted disk more often than a wish
+            raise SinkError(
+                f"sink {self.name}: folder {self.path.parent} does not exist (for {self.path})"
+            )
+        try:
+            write_atomic(self.path, serialize(self._own.values(), self._foreign), mode=0o644)
+        except OSError as exc:
+            raise SinkError(
+                f"sink {self.name}: cannot write {self.path}: {exc.strerror or exc}"
+            ) from exc
         self._dirty = False
 
 

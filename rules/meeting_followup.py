@@ -82,6 +82,7 @@ def evaluate(p: PersonStats, now: datetime, cfg: MeetingFollowupConfig) -> Findi
         ),
         evidence={
             "meeting_end": met.isoformat(),
+            "meeting_title": p.last_meeting_title,  # for the reminder's text
             "attendees": size,
             "max_attendees": cfg.max_attendees,
             "after_days": cfg.after_days,

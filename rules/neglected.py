@@ -84,6 +84,10 @@ def evaluate(
             "due": due.isoformat(),
             "messages_out": p.messages_out,
             "messages_in": p.messages_in,
+            # the last exchange, for the reminder's text and a link to the message
+            "last_kind": p.last_kind,
+            "last_subject": p.last_subject,
+            "last_message_id": p.last_message_id,
         },
         remind=REMINDS,
         episode=p.last_contact.date().isoformat(),

@@ -71,6 +71,7 @@ def evaluate(p: PersonStats, now: datetime, cfg: ReplyOwedConfig) -> Finding | N
         evidence={
             "message_date": msg.date.isoformat(),
             "subject": subject,
+            "message_id": msg.message_id,  # for a link to it in the reminder
             "recipients": msg.recipients,
             "max_recipients": cfg.max_recipients,
             "after_days": cfg.after_days,

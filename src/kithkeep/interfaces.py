@@ -147,6 +147,17 @@ class ReminderSink(ABC):
         """Busy intervals in [start, end) of the target calendar (for free slots)."""
         return []
 
+    def check(self) -> list[ScopeInfo]:
+        """What ``kithkeep check`` says of the sink: can the next run write here?
+
+        Raise SinkError naming the calendar or path when it cannot. Each scope's
+        count is the reminders kithkeep wrote there. The default lists them,
+        which connects and reads; sinks
+        check more where they can (a file's folder is writable, a calendar
+        exists or can be created) without writing anything.
+        """
+        return [ScopeInfo(self.name, len(self.list_own()))]
+
     @abstractmethod
     def create(self, reminder: Reminder) -> SinkEvent: ...
 

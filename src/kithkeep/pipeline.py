@@ -21,7 +21,8 @@ from kithkeep.connectors import registry
 from kithkeep.decisions import DecisionIndex
 from kithkeep.errors import KithkeepError
 from kithkeep.model.analyze import Analysis
-from kithkeep.model.refresh import Cycle, analysis_of, refresh, stored_people
+from kithkeep.model.history import Contact, contacts_of
+from kithkeep.model.refresh import Cycle, analysis_of, refresh, setting_of, stored_people
 from kithkeep.model.stats import PersonStats
 from kithkeep.model.vcard import load_contacts
 from kithkeep.records import DecisionRecord
@@ -134,6 +135,19 @@ def written_reminder_keys(store: Store, sink: str) -> frozenset[str]:
 def load_people(config: Config, store: Store, now: datetime) -> list[PersonStats]:
     """Everyone as stored, as of ``now``, strongest first."""
     return stored_people(store, now, config.analysis.half_life_days)
+
+
+def contacts_for(config: Config, store: Store, person: PersonStats, now: datetime) -> list[Contact]:
+    """Every counted message and meeting with ``person``, oldest first (show, review -i)."""
+    setting = setting_of(
+        store,
+        config.analysis,
+        config.general.me,
+        now,
+        decisions=store.active_decisions(),
+        cards=load_contacts(config.analysis.contacts_file),
+    )
+    return contacts_of(store, person, setting)
 
 
 def judge_stored(

@@ -28,9 +28,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import partial
+from urllib.parse import quote
 
 from kithkeep.config import Config, RemindersConfig
 from kithkeep.errors import SinkRefused, UserDeleted
@@ -60,17 +62,133 @@ def reminder_uid(key: str, sink_id: str) -> str:
     return "kithkeep-" + digest[:32]
 
 
-def describe(f: Finding) -> str:
-    """Explanation, suggestion, evidence and the command that shows the person.
+# ------------------------------------------------------------ the reminder's text
 
-    No trailing newline: some calendars strip it, and the next run would see a
-    changed description and rewrite the event.
+GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """The message or meeting a finding is about, as its evidence records it."""
+
+    heading: str  # "Their message", "The meeting", "Last exchange"
+    kind: str  # "in" (they wrote) | "out" (you wrote) | "meeting" | "" (unknown)
+    subject: str
+    date: datetime | None
+    message_id: str  # normalized, without angle brackets; "" when there is none
+
+    def line(self) -> str:
+        """``Their message: “Dinner Friday?”, 2026-11-30``, for a reminder or the CLI."""
+        subject = f"\u201c{self.subject}\u201d" if self.subject else "(no subject)"
+        when = f", {self.date:%Y-%m-%d}" if self.date else ""
+        who = {"in": " (they wrote)", "out": " (you wrote)", "meeting": " (a meeting)"}
+        extra = who.get(self.kind, "") if self.heading == LAST_EXCHANGE else ""
+        return f"{self.heading}: {subject}{when}{extra}"
+
+
+LAST_EXCHANGE = "Last exchange"
+
+
+def _date(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def exchange_of(f: Finding) -> Exchange | None:
+    """The exchange behind a finding, from the evidence keys its rule writes.
+
+    reply_owed: the message waiting for a reply; meeting_followup: the meeting;
+    neglected: the last exchange. Other findings (review only) have none.
     """
-    evidence = "\n".join(f"  {k}: {v}" for k, v in f.evidence.items())
-    return (
-        f"{f.explanation}\n\nSuggested: {f.suggestion}\n\nEvidence ({f.rule}):\n{evidence}\n\n"
-        f"Details: kithkeep show {f.person_id}"
+    ev = f.evidence
+    if "message_date" in ev:
+        return Exchange(
+            "Their message", "in", str(ev.get("subject") or ""), _date(ev["message_date"]),
+            str(ev.get("message_id") or ""),
+        )  # fmt: skip
+    if "meeting_end" in ev:
+        return Exchange(
+            "The meeting", "meeting", str(ev.get("meeting_title") or ""),
+            _date(ev["meeting_end"]), "",
+        )  # fmt: skip
+    if "last_subject" in ev:
+        return Exchange(
+            LAST_EXCHANGE, str(ev.get("last_kind") or ""), str(ev["last_subject"] or ""),
+            _date(ev.get("last_contact")), str(ev.get("last_message_id") or ""),
+        )  # fmt: skip
+    return None
+
+
+def _real_message_id(message_id: str) -> bool:
+    # a message without Message-ID gets a synthetic "kk-<hash>" that no mail client knows
+    return "@" in message_id
+
+
+def mid_url(message_id: str) -> str:
+    """RFC 2392 ``mid:`` URL of a message (mail clients open it, ``xdg-open`` passes it on)."""
+    return "mid:" + quote(message_id, safe="@!$'()*,;:~.-_")
+
+
+def gmail_url(message_id: str, account: str = "") -> str:
+    """Gmail's search for the message by its Message-ID, in ``account`` when given."""
+    # /mail/u/ADDRESS/ picks the signed-in account by address (u/0/: the first one)
+    who = quote(account, safe="@") if account else "0"
+    return f"https://mail.google.com/mail/u/{who}/#search/rfc822msgid%3A" + quote(
+        message_id, safe=""
     )
+
+
+def gmail_account(config: Config) -> str | None:
+    """The Gmail address of the user's mail, "" for Gmail without a known address,
+    None when the mail is not in Gmail (then a reminder links no Gmail search)."""
+    for cc in config.sources:
+        if cc.type != "imap":
+            continue
+        host = str(cc.options.get("host", "")).lower()
+        if host.endswith(GMAIL_DOMAINS) or cc.options.get("oauth2_google"):
+            return str(cc.options.get("username", ""))
+    for address in config.general.me:
+        if address.lower().rsplit("@", 1)[-1] in GMAIL_DOMAINS:
+            return address
+    return None
+
+
+def message_links(message_id: str, gmail: str | None = None) -> list[tuple[str, str]]:
+    """(label, URL) pairs that open a message: mid:, and Gmail's search for a Gmail user."""
+    if not _real_message_id(message_id):
+        return []
+    links = [("Open the message", mid_url(message_id))]
+    if gmail is not None:
+        links.append(("In Gmail", gmail_url(message_id, gmail)))
+    return links
+
+
+def describe(f: Finding, *, gmail: str | None = None) -> str:
+    """What to do, the exchange it is about (with links to open it), why, and the
+    command that shows the person. ``gmail``: see :func:`gmail_account`.
+
+    Plain sentences for a calendar: the evidence in numbers stays in
+    ``kithkeep review --json`` and ``kithkeep show``. Nothing in it depends on
+    the clock or on where the config file is, or every run (or a moved config)
+    would rewrite the event. No trailing newline: some calendars strip it, and
+    the next run would see a changed description.
+    """
+    parts = [f.suggestion]
+    ex = exchange_of(f)
+    if ex is not None:
+        lines = [ex.line()]
+        lines += [f"{label}: {url}" for label, url in message_links(ex.message_id, gmail)]
+        parts.append("\n".join(lines))
+    parts.append(f"Why: {f.explanation}")
+    parts.append(f"Details: kithkeep show {f.person_id}")
+    return "\n\n".join(parts)
+
+
+def describer(config: Config) -> Callable[[Finding], str]:
+    """:func:`describe` with what the config says (a Gmail account for its links)."""
+    return partial(describe, gmail=gmail_account(config))
 
 
 def _same_text(a: str, b: str) -> bool:
@@ -153,6 +271,8 @@ def desired_reminders(
     actual: dict[str, SinkEvent],
     busy: Sequence[tuple[datetime, datetime]],
     sink_id: str,
+    *,
+    text: Callable[[Finding], str] = describe,
 ) -> list[Reminder]:
     """Reminders for the findings that keep ``remind``, placed in free slots.
 
@@ -194,7 +314,7 @@ def desired_reminders(
                 key=key,
                 uid=reminder_uid(key, sink_id),
                 title=f.title,
-                description=describe(f),
+                description=text(f),
                 start=start,
                 end=start + duration,
                 alarm_minutes=cfg.alarm_minutes,
@@ -366,7 +486,15 @@ def reconcile(
     actual = {e.key: e for e in sink.list_own()}
     busy = sink.busy(now, now + timedelta(days=SEARCH_DAYS))
     desired = desired_reminders(
-        findings, config.reminders, tz, now, state, actual, busy, sink.identity()
+        findings,
+        config.reminders,
+        tz,
+        now,
+        state,
+        actual,
+        busy,
+        sink.identity(),
+        text=describer(config),
     )
     actions = plan(desired, actual, state, force=force)
     counts = apply(sink, actions, store)

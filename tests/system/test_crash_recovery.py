@@ -781,6 +781,7 @@ def make_sink(kind: str, root: Path, hooks: Hooks) -> ReminderSink:
             if dirty:
                 hooks.wrote()
 
+    root.mkdir(parents=True, exist_ok=True)  # the .ics sink never creates its folder
     return CountingIcsSink("reminders", root / "reminders.ics")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -76,12 +77,35 @@ def test_people_never_calls_noise_a_tie(tmp_path: Path) -> None:
     assert "jonas.berg@posteo.de" not in ties  # one exchange: a contact, not a tie
 
 
-def test_demo_human_output_and_temp_cleanup() -> None:
-    res = kk("demo")
+def home_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "KITHKEEP_"))}
+    return {**env, "HOME": str(home), **extra}
+
+
+def test_demo_keeps_its_result_and_says_where(tmp_path: Path) -> None:
+    env = home_env(tmp_path, COLUMNS="80")
+    res = kk("demo", env=env)
     assert res.returncode == 0, res.stderr
-    assert "Reconnect with Ana Silva" in res.stdout or "Ana Silva" in res.stdout
-    assert "reminders" in res.stdout.lower()
-    assert "temporary" in res.stdout
+    kept = tmp_path / ".local" / "share" / "kithkeep" / "demo"
+    assert f"The demo stays in {kept}" in res.stdout
+    assert f"kithkeep --config {kept / 'config.toml'} review -i" in res.stdout
+    assert (kept / "reminders.ics").is_file() and (kept / "Mail").is_dir()
+    assert "Ana Silva" in res.stdout and "neglected" in res.stdout
+    # the review of the kept demo, at 80 columns: nothing wider, no rule name cut
+    res = kk("--config", str(kept / "config.toml"), "review", env=env)
+    assert res.returncode == 0, res.stderr
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80, res.stdout
+    assert "reply owed" in res.stdout and "meeting follow-up" in res.stdout
+    assert "_" not in "".join(line[:30] for line in res.stdout.splitlines())
+    # run again: built afresh (today's dates), not added to
+    stamp = (kept / "Mail" / "cur").stat().st_mtime_ns
+    assert kk("demo", "--json", env=env).returncode == 0
+    assert (kept / "Mail" / "cur").stat().st_mtime_ns != stamp
+    # a folder there that is not a demo is never removed
+    (kept / "config.toml").write_text("# mine\n")
+    res = kk("demo", env=env)
+    assert res.returncode == 2 and "is not a kithkeep demo" in res.stderr
+    assert (kept / "config.toml").read_text() == "# mine\n"
 
 
 def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:

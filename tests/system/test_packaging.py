@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -55,3 +56,24 @@ def test_wheel_contains_every_subpackage(tmp_path: Path) -> None:
     assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
     assert not [n for n in names if n.endswith((".so", ".pyd", ".c", ".h", ".pyx", ".pyi"))]
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    # the systemd units ship inside the package (`kithkeep service install`), and the
+    # man page goes to the environment's share/man
+    units = {"kithkeep.service", "kithkeep-run.service", "kithkeep.timer"}
+    assert {f"kithkeep/systemd/{u}" for u in units} <= set(names)
+    assert any(n.endswith(".data/data/share/man/man1/kithkeep.1") for n in names)
+
+
+@pytest.mark.slow
+def test_sdist_holds_the_license_the_units_and_the_man_page(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (sdist,) = tmp_path.glob("kithkeep-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    assert {"LICENSE", "README.md", "man/kithkeep.1"} <= names
+    assert "src/kithkeep/systemd/kithkeep.service" in names
+    # one copy of the units: the package's
+    assert not (REPO / "systemd").exists()

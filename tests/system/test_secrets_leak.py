@@ -243,6 +243,7 @@ sink = "reminders"
         )
         + imap_source("google", users["google"], "oauth2_google = true")
     )
+    (home / "calendar").mkdir()  # the .ics sink writes into a folder, never creates it
     good, bad, daemon_cfg = outside / "good.toml", outside / "bad.toml", outside / "daemon.toml"
     good.write_text(general + good_sources)
     bad.write_text(general + bad_sources)

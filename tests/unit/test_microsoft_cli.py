@@ -55,10 +55,14 @@ def test_check_lists_folders_and_the_calendar_with_counts(
     fake.add_event(subject="Coffee")
     code, out, err = kk(capsys, "--config", str(write_config(tmp_path, fake)), "check", "--json")
     assert code == 0, err
+    items = json.loads(out)
     got = {
         s["source"]: [(x["name"], x["count"], x["note"]) for x in s["scopes"]]
-        for s in json.loads(out)
+        for s in items
+        if s["kind"] == "source"
     }
+    # the reminders sink is checked too (issue 18): it lists what kithkeep wrote there
+    assert [(s["sink"], s["ok"]) for s in items if s["kind"] == "sink"] == [("outlook", True)]
     assert got == {
         "outlook": [("Inbox", 2, "inbox"), ("Sent Items", 1, "sent"), ("Archive", 0, "archive")],
         "outlook-cal": [("Calendar", 1, "730 days back, 60 ahead")],

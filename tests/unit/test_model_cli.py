@@ -20,6 +20,7 @@ PEOPLE_FIELDS = {
     "replies_them", "cadence_days", "exchanges", "unanswered_streak", "pending_inbound",
     "strength", "peak_strength", "tier", "tier_source", "is_tie", "ignored", "initiations",
     "monthly", "last_meeting_recurring", "previous_meeting", "meeting_cadence_days",
+    "last_kind", "last_subject", "last_message_id", "last_meeting_title",
 }  # fmt: skip
 
 

@@ -99,9 +99,9 @@ def test_description_explains_and_points_to_the_person() -> None:
     f = finding("p-ana", "Ana Silva")
     text = describe(f)
     assert f.title == "Reconnect with Ana Silva"
-    assert text.startswith("No contact with Ana Silva for 90 days")
-    assert "Suggested: Offer something useful" in text
-    assert "Evidence (neglected):\n  silence_days: 90\n  cadence_days: 60" in text
+    assert text.startswith("Offer something useful")  # what to do comes first
+    assert "Why: No contact with Ana Silva for 90 days" in text
+    assert "silence_days" not in text  # the evidence stays in review --json and show
     assert text.endswith("Details: kithkeep show p-ana")
 
 

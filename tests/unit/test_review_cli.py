@@ -8,8 +8,6 @@ in a fresh App, so decisions that show up later were read back from the store.
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -24,46 +22,15 @@ from freezegun import freeze_time
 from kithkeep.cli import cli
 from kithkeep.config import load_config
 from kithkeep.connectors.ics import KEY_PROP
-from kithkeep.demo import build_demo
 from kithkeep.errors import UsageError
 from kithkeep.pipeline import RunReport, run_once
 from kithkeep.store import Store
 from tests.helpers import write_maildir_message
+from tests.unit.demo_cli import NOW, kk, review
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
 SCHEMA_KEYS = {
     "person", "rule", "severity", "due", "title", "explanation", "evidence", "status", "reminder",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("demo-template")
-    config = build_demo(root, now=NOW)
-    with freeze_time(NOW), Store.open(load_config(config).database_url) as store:
-        run_once(load_config(config), store, now=datetime.now(UTC))
-    return root
-
-
-@pytest.fixture
-def demo(template: Path, tmp_path: Path) -> Iterator[Path]:
-    """A private copy of the analyzed demo; returns its config path."""
-    root = tmp_path / "demo"
-    shutil.copytree(template, root)
-    yield build_demo(root, now=NOW)  # rewrites the config with this copy's paths
-
-
-def kk(config: Path, *args: str, at: datetime = NOW) -> Result:
-    with freeze_time(at):
-        return CliRunner().invoke(cli, ["--config", str(config), *args], catch_exceptions=True)
-
-
-def review(config: Path, *args: str, at: datetime = NOW) -> list[dict[str, Any]]:
-    res = kk(config, "review", "--json", *args, at=at)
-    assert res.exit_code == 0, res.output + repr(res.exception)
-    data = json.loads(res.output)
-    assert isinstance(data, list)
-    return data
 
 
 def rows(config: Path, name: str, *args: str, at: datetime = NOW) -> list[tuple[str, str]]:
@@ -122,12 +89,47 @@ def test_review_json_schema(demo: Path) -> None:
 def test_review_rule_filter_and_table(demo: Path) -> None:
     only = review(demo, "--rule", "unanswered")
     assert only and {f["rule"] for f in only} == {"unanswered"}
-    res = kk(demo, "review")
-    assert res.exit_code == 0, res.output
-    for word in ("Ana Silva", "neglected", "contact", "reminder", "Reconnect"):
-        assert word in res.output
     bad = kk(demo, "review", "--rule", "nosuchrule")
     assert bad.exit_code == 2
+    # wide enough: one row per finding, with the suggestion
+    res = kk(demo, "review", columns=250)
+    assert res.exit_code == 0, res.output
+    for word in ("finding", "suggested", "Ana Silva", "Reconnect by offering something useful"):
+        assert word in res.output
+    assert max(len(line) for line in res.output.splitlines()) <= 250
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_review_reads_at_80_columns_and_below(demo: Path, columns: int) -> None:
+    res = kk(demo, "review", columns=columns)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert max(len(line) for line in lines) <= columns, res.output
+    # rules in plain words, never cut, never the code names
+    for label in ("neglected", "reply owed", "meeting follow-up", "unanswered", "one-way ask"):
+        assert any(f" {label} " in line for line in lines), (label, res.output)
+    for code in ("reply_ow", "meeting_f", "one_way"):
+        assert code not in res.output
+    # no table at this width: each finding is a line of who and what, and a line of why
+    assert "\u2503" not in res.output and "\u2502" not in res.output
+    (ana,) = [i for i, line in enumerate(lines) if "Ana Silva" in line]
+    assert "neglected" in lines[ana] and "reminder" in lines[ana]
+    assert lines[ana + 1].strip().startswith("last contact 39 days ago")
+    assert "mostly gets in touch to ask" in res.output  # one-way ask, told kindly
+
+
+def test_one_day_arithmetic_everywhere(demo: Path) -> None:
+    """The days in review's why are the days in people's "last" and show's dates."""
+    at = NOW + timedelta(hours=23)  # late in the day: rounding would add one
+    res = kk(demo, "review", at=at, columns=80)
+    liam = res.output.split("Liam O'Brien", 1)[1].splitlines()[1]
+    days = int(liam.split("last contact ", 1)[1].split(" days ago")[0])
+    people = kk(demo, "people", at=at, columns=200)
+    (row,) = [line for line in people.output.splitlines() if "Liam O'Brien" in line]
+    assert f" {days}d " in row
+    (f,) = [f for f in review(demo, at=at) if f["person"]["name"] == "Liam O'Brien"]
+    last = datetime.fromisoformat(f["evidence"]["last_contact"])
+    assert days == int((at - last).total_seconds() // 86400)
 
 
 # ------------------------------------------------------------ decisions
@@ -270,3 +272,69 @@ def test_deleting_a_reminder_in_the_calendar_dismisses_it(demo: Path) -> None:
     assert ana["reminder"]["uid"] not in reminder_keys(demo).values()
     (f,) = [f for f in review(demo, "--all", at=later) if f["person"]["name"] == "Ana Silva"]
     assert f["reminder"] is None
+
+
+# ------------------------------------------------ one undo style, --json, -q
+
+
+def json_of(res: Result) -> Any:
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return json.loads(res.output)
+
+
+def test_every_decision_prints_itself_as_stored_and_undoes_with_undo(demo: Path) -> None:
+    decisions = {
+        "snooze": ["--for", "2w", "--rule", "neglected"],
+        "dismiss": ["--rule", "neglected"],
+        "done": ["--note", "a call"],
+        "ignore": [],
+        "cadence": ["30d"],
+        "tier": ["close"],
+    }
+    for kind, args in decisions.items():
+        d = json_of(kk(demo, kind, "Ana Silva", *args, "--json"))
+        assert set(d) == {"id", "kind", "person", "rule", "until", "value", "note",
+                          "created_at", "active"}  # fmt: skip
+        assert d["kind"] == kind and d["person"] == "anasilva@gmail.com" and d["active"]
+        assert datetime.fromisoformat(d["created_at"]) == NOW
+        # read back from the store: the printed decision is the stored one
+        cfg = load_config(demo)
+        with Store.open(cfg.database_url) as store:
+            (row,) = [r for r in store.active_decisions() if r.id == d["id"]]
+        assert (row.kind, row.rule, row.value, row.note) == (
+            kind, d["rule"], d["value"], d["note"],
+        )  # fmt: skip
+    snoozed = json_of(kk(demo, "snooze", "Ana Silva", "--for", "1w", "--json"))
+    assert snoozed["until"] == (NOW + timedelta(days=7)).isoformat() and snoozed["rule"] is None
+    # the same --undo for every kind; it prints what it took back
+    for kind in decisions:
+        undone = json_of(kk(demo, kind, "Ana Silva", "--undo", "--json"))
+        assert undone and {u["kind"] for u in undone} == {kind}
+        assert not any(u["active"] for u in undone)
+        assert json_of(kk(demo, kind, "Ana Silva", "--undo", "--json")) == []
+    assert rows(demo, "Ana Silva") == [("neglected", "open")]
+
+
+def test_old_undo_words_still_work(demo: Path) -> None:
+    assert kk(demo, "cadence", "Dmitri", "30d").exit_code == 0
+    assert json_of(kk(demo, "cadence", "Dmitri", "auto", "--json"))[0]["kind"] == "cadence"
+    assert kk(demo, "snooze", "Ana Silva", "--for", "2w").exit_code == 0
+    assert json_of(kk(demo, "snooze", "Ana Silva", "--clear", "--json"))[0]["kind"] == "snooze"
+    res = kk(demo, "cadence", "Dmitri")
+    assert isinstance(res.exception, UsageError) and "--undo" in str(res.exception)
+
+
+def test_quiet_and_options_after_the_command(demo: Path) -> None:
+    loud = kk(demo, "snooze", "Ana Silva", "--for", "2w")
+    assert "snoozed all findings for Ana Silva" in loud.output
+    quiet = kk(demo, "snooze", "Ana Silva", "--for", "2w", "-q")
+    assert quiet.exit_code == 0 and quiet.output == ""
+    # --config (and -v, -q) after the command name: `kithkeep review --config X`
+    with freeze_time(NOW):
+        res = CliRunner().invoke(cli, ["review", "--json", "--config", str(demo)])
+    assert res.exit_code == 0, res.output
+    assert {f["person"]["name"] for f in json.loads(res.output)} >= {"Grace Lee"}
+    with freeze_time(NOW):
+        res = CliRunner().invoke(cli, ["--config", "/nonexistent.toml", "review", "-q",
+                                       "--config", str(demo)])  # fmt: skip
+    assert res.exit_code == 0 and "Grace Lee" in res.output

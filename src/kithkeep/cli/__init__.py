@@ -3,7 +3,8 @@
 One error handler: every :class:`KithkeepError` becomes one actionable line on
 stderr and its exit code (0 ok, 1 runtime failure, 2 usage or configuration);
 ``--verbose`` adds the traceback. Commands live in one module per area and
-register themselves on the group below.
+register themselves on the group below; ``--config``, ``-v`` and ``-q`` are
+then given to every command too, so they work before or after its name.
 """
 
 from __future__ import annotations
@@ -20,41 +21,49 @@ from kithkeep.cli import (
     commands_daemon,
     commands_people,
     commands_review,
+    commands_service,
+    commands_shell,
 )
-from kithkeep.cli.app import App
+from kithkeep.cli.app import App, add_common_options, common_options
 from kithkeep.errors import KithkeepError
-from kithkeep.logsetup import setup_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="kithkeep")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="Config file (default: $KITHKEEP_CONFIG, then the platform config folder).",
-)
-@click.option("-v", "--verbose", is_flag=True, help="More log output, and tracebacks on errors.")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context) -> None:
     """kithkeep keeps your relationships from going cold.
 
     It reads the headers of your mail and your calendar, works out who you
     are drifting away from, and writes follow-up reminders into your calendar.
     Try `kithkeep demo` first.
     """
-    setup_logging(verbose)
-    ctx.obj = App(config_path=config_path, verbose=verbose)
-    ctx.call_on_close(ctx.obj.close)
+    app = ctx.ensure_object(App)
+    app.setup_logging()
+    ctx.call_on_close(app.close)
 
 
-for module in (commands_core, commands_people, commands_review, commands_calendar, commands_daemon):
+cli.params.extend(common_options())
+
+for module in (
+    commands_core,
+    commands_people,
+    commands_review,
+    commands_calendar,
+    commands_daemon,
+    commands_service,
+    commands_shell,
+):
     module.register(cli)
+
+# after every command is registered: the commands that read no config file
+add_common_options(cli, without_config=frozenset({"demo", "completion"}))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and translate errors into one line and an exit code."""
-    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in args or "--verbose" in args
     try:
         cli.main(args=argv, prog_name="kithkeep", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -33,8 +33,8 @@ def register(cli: click.Group) -> None:
     def daemon(app: App) -> None:
         """Run in the foreground as a service: sync, analyze and remind every interval.
 
-        Meant for systemd (see systemd/kithkeep.service): readiness and
-        watchdog through sd_notify, SIGTERM stops after the current chunk,
+        Meant for systemd (`kithkeep service install` sets it up): readiness
+        and watchdog through sd_notify, SIGTERM stops after the current chunk,
         SIGHUP reloads the config. One daemon per store.
         """
         from kithkeep.daemon.service import Daemon

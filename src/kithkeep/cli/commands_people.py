@@ -14,17 +14,17 @@ from typing import Any
 import click
 from rich.table import Table
 
+from kithkeep.cli import decide
 from kithkeep.cli.app import App, print_json
-from kithkeep.cli.render import console
+from kithkeep.cli.complete import complete_person
+from kithkeep.cli.render import console, days_since
 from kithkeep.errors import UsageError
-from kithkeep.model.history import contacts_of
 from kithkeep.model.identity import normalize
 from kithkeep.model.lookup import resolve_person
 from kithkeep.model.merges import suggest_merges
-from kithkeep.model.refresh import analyze_store, setting_of
+from kithkeep.model.refresh import analyze_store
 from kithkeep.model.stats import PersonStats
-from kithkeep.model.vcard import load_contacts
-from kithkeep.pipeline import load_people
+from kithkeep.pipeline import contacts_for, load_people
 
 SPARK = " ▁▂▃▄▅▆▇█"
 LAST_EXCHANGES = 12
@@ -57,8 +57,8 @@ def _tie_label(p: PersonStats) -> str:
 def _days_ago(when: datetime | None, now: datetime) -> str:
     if when is None:
         return "never"
-    days = int((now - when).total_seconds() // 86400)
-    return "today" if days <= 0 else f"{days}d"
+    days = days_since(when, now)
+    return "today" if days == 0 else f"{days}d"
 
 
 def people_table(people: list[PersonStats], now: datetime) -> Table:
@@ -190,7 +190,7 @@ def register(cli: click.Group) -> None:
             console.print(people_table(found, datetime.now(UTC)))
 
     @cli.command()
-    @click.argument("person")
+    @click.argument("person", shell_complete=complete_person)
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see README).")
     @click.pass_obj
     def show(app: App, person: str, as_json: bool) -> None:
@@ -199,15 +199,7 @@ def register(cli: click.Group) -> None:
         p = resolve_person(_load(app), person)
         now = datetime.now(UTC)
         cfg = app.config()
-        setting = setting_of(
-            store,
-            cfg.analysis,
-            cfg.general.me,
-            now,
-            decisions=store.active_decisions(),
-            cards=load_contacts(cfg.analysis.contacts_file),
-        )
-        contacts = contacts_of(store, p, setting)
+        contacts = contacts_for(cfg, store, p, now)
         if as_json:
             data: dict[str, Any] = p.to_json()
             data["exchanges_list"] = [
@@ -255,10 +247,11 @@ def register(cli: click.Group) -> None:
             console.print(f"latest openings: {opened}")
 
     @cli.command()
-    @click.argument("a")
-    @click.argument("b")
+    @click.argument("a", shell_complete=complete_person)
+    @click.argument("b", shell_complete=complete_person)
+    @click.option("--json", "as_json", is_flag=True, help="Print the decision as stored.")
     @click.pass_obj
-    def merge(app: App, a: str, b: str) -> None:
+    def merge(app: App, a: str, b: str, as_json: bool) -> None:
         """Treat two people (names, addresses or ids) as one from now on."""
         store = app.store()
         people = load_people(app.config(), store, datetime.now(UTC))
@@ -266,9 +259,12 @@ def register(cli: click.Group) -> None:
         second, p2 = _address_of(people, b)
         if first == second or (p1 is not None and p2 is not None and p1 == p2):
             raise UsageError(f"{a!r} and {b!r} are already one person")
-        store.add_decision("merge", first, value=second)
+        decision = decide.stored(store, store.add_decision("merge", first, value=second))
         merged = resolve_person(_reanalyze(app), first)
-        console.print(
+        if as_json:
+            print_json(decide.decision_json(decision))
+            return
+        app.say(
             f"Merged: {merged.name or merged.addresses[0]} ({merged.person_id}) "
             f"now has {', '.join(merged.addresses)}. "
             "Findings and reminders follow on the next `kithkeep run`."
@@ -276,8 +272,9 @@ def register(cli: click.Group) -> None:
 
     @cli.command()
     @click.argument("address")
+    @click.option("--json", "as_json", is_flag=True, help="Print the decision as stored.")
     @click.pass_obj
-    def unmerge(app: App, address: str) -> None:
+    def unmerge(app: App, address: str, as_json: bool) -> None:
         """Split an address off the person it was merged into (by you or the contacts file)."""
         if "@" not in address:
             raise UsageError("unmerge takes an address", hint="see `kithkeep show PERSON`")
@@ -294,9 +291,12 @@ def register(cli: click.Group) -> None:
         ]
         if undo:
             store.deactivate_decisions(undo)
-        store.add_decision("unmerge", addr, value=others[0])
+        decision = decide.stored(store, store.add_decision("unmerge", addr, value=others[0]))
         _reanalyze(app)
-        console.print(
+        if as_json:
+            print_json(decide.decision_json(decision))
+            return
+        app.say(
             f"{addr} is now a person of its own; it will not be suggested with {others[0]} again."
         )
 

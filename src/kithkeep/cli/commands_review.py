@@ -1,11 +1,15 @@
-"""Review and decisions: review, snooze, dismiss, done, ignore, cadence, tier.
+"""Review and decisions: review (and ``review -i``), snooze, dismiss, done, ignore,
+cadence, tier.
 
 ``review`` judges the last analysis again with the current clock and the
 current decisions, so a decision shows at once; the calendar follows on the
 next ``run`` (or daemon cycle). Decisions name a person by their primary
 address, so they survive rebuilding the derived tables.
 
-``review --json`` is a public interface, documented in the README::
+Every decision command takes ``--undo`` (one undo style) and ``--json`` (the
+decision as stored, or the list of decisions undone).
+
+``review --json`` is a public interface, documented in docs/json.md::
 
     [{"person": {"id", "name", "addresses"}, "rule", "severity", "due", "title",
       "explanation", "evidence", "status", "reminder": null | {"sink", "start", "uid"}}]
@@ -13,28 +17,33 @@ address, so they survive rebuilding the derived tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
+from kithkeep.cli import decide
 from kithkeep.cli.app import App, print_json
-from kithkeep.cli.render import console, findings_table
-from kithkeep.decisions import dismissal_value, parse_span_days
+from kithkeep.cli.complete import complete_person
+from kithkeep.cli.render import console, findings_view, print_lines
 from kithkeep.errors import UsageError
 from kithkeep.model.lookup import resolve_person
 from kithkeep.model.stats import TIERS, PersonStats
 from kithkeep.pipeline import ReminderInfo, judge_stored, load_people, reminder_index
+from kithkeep.records import DecisionRecord
 from kithkeep.rules.base import Finding
 from kithkeep.rules.engine import RULE_NAMES
 
 RULE_CHOICE = click.Choice(RULE_NAMES)
+# words that meant "undo" before --undo was everywhere; still understood
+AUTO = ("auto", "off", "none")
 
 
 def finding_json(
     f: Finding, person: PersonStats | None, reminder: ReminderInfo | None
 ) -> dict[str, Any]:
-    """One element of ``review --json``; keep in step with the README."""
+    """One element of ``review --json``; keep in step with docs/json.md."""
     return {
         "person": {
             "id": f.person_id,
@@ -69,42 +78,51 @@ def _person(app: App, query: str) -> PersonStats:
     return resolve_person(_people(app), query)
 
 
-def _who(p: PersonStats) -> str:
-    return f"{p.name or p.addresses[0]} ({p.person_id})"
+def _report(app: App, as_json: bool, decision: DecisionRecord, message: str) -> None:
+    if as_json:
+        print_json(decide.decision_json(decision))
+    else:
+        app.say(message)
 
 
-def _primary(p: PersonStats) -> str:
-    if not p.addresses:
-        raise UsageError(f"{p.person_id} has no address to attach a decision to")
-    return p.addresses[0]
+def _report_undo(app: App, as_json: bool, undone: list[DecisionRecord], message: str) -> None:
+    if as_json:
+        print_json(decide.inactive(undone))
+    else:
+        app.say(message)
 
 
-def _parse_when(app: App, text: str) -> datetime:
-    """A date (start of that day) or date and time, in the user's time zone."""
-    tz = app.config().general.tz
-    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"):
-        try:
-            return datetime.strptime(text.strip(), fmt).replace(tzinfo=tz).astimezone(UTC)
-        except ValueError:
-            continue
-    raise UsageError(f"{text!r} is not a date like 2026-12-24 or 2026-12-24T09:00")
+def person_argument(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("person", shell_complete=complete_person)(f)
 
 
-def _span(text: str) -> float:
-    try:
-        return parse_span_days(text)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+undo_option = click.option("--undo", is_flag=True, help="Take the decision back.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the decision as stored (see docs/json.md)."
+)
 
 
 def register(cli: click.Group) -> None:
     @cli.command()
     @click.option("--rule", type=RULE_CHOICE, help="Only this rule's findings.")
     @click.option("--all", "show_all", is_flag=True, help="Include snoozed and dismissed findings.")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see README).")
+    @click.option(
+        "-i",
+        "--interactive",
+        is_flag=True,
+        help="Step through the open findings, one key each: snooze, dismiss, done, ...",
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable (see docs/json.md).")
     @click.pass_obj
-    def review(app: App, rule: str | None, show_all: bool, as_json: bool) -> None:
-        """Who needs attention, highest severity first, each with its reason in numbers."""
+    def review(
+        app: App, rule: str | None, show_all: bool, interactive: bool, as_json: bool
+    ) -> None:
+        """Who needs attention, highest severity first, each with its reason.
+
+        At any width: a table when it fits the terminal, else two lines per
+        finding. `kithkeep show PERSON` has the details; `review -i` takes
+        them one at a time.
+        """
         config = app.config()
         store = app.store()
         now = datetime.now(UTC)
@@ -112,7 +130,7 @@ def register(cli: click.Group) -> None:
         by_id = {p.person_id: p for p in people}
         selected = [f for f in findings if rule is None or f.rule == rule]
         hidden = sum(1 for f in selected if f.status != "open")
-        if not show_all:
+        if not show_all or interactive:
             selected = [f for f in selected if f.status == "open"]
         reminders = reminder_index(store, config.reminders.sink)
         if as_json:
@@ -123,22 +141,33 @@ def register(cli: click.Group) -> None:
         if not people:
             console.print("No analysis yet: run `kithkeep run` first.")
             return
-        if selected:
-            starts = {k: r.start for k, r in reminders.items()}
-            console.print(
-                findings_table(selected, now, "Review", reminders=starts, show_all=show_all)
-            )
+        if interactive:
+            from kithkeep.cli.triage import Triage
+
+            Triage(app, people, findings, now).run(selected)
+            return
+        if not selected:
+            app.say("Nobody needs attention right now.")
         else:
-            console.print("Nobody needs attention right now.")
-        if hidden and not show_all:
-            console.print(f"{hidden} snoozed or dismissed (--all shows them).")
+            starts = {k: r.start for k, r in reminders.items()}
+            print_lines(
+                console,
+                findings_view(selected, now, console, reminders=starts, tz=config.general.tz),
+            )
+        if not app.quiet:
+            if hidden and not show_all:
+                console.print(f"{hidden} snoozed or dismissed (--all shows them).")
+            if selected:
+                console.print("More: kithkeep show PERSON; kithkeep review -i")
 
     @cli.command()
-    @click.argument("person")
-    @click.option("--until", "until_text", metavar="DATE", help="Hide until this date.")
+    @person_argument
     @click.option("--for", "span", metavar="SPAN", help="Hide for a span: 3d, 2w, 1m.")
+    @click.option("--until", "until_text", metavar="DATE", help="Hide until this date.")
     @click.option("--rule", type=RULE_CHOICE, help="Only this rule (default: every rule).")
-    @click.option("--clear", is_flag=True, help="Remove the snooze.")
+    @undo_option
+    @click.option("--clear", is_flag=True, hidden=True, help="The same as --undo.")
+    @json_option
     @click.pass_obj
     def snooze(
         app: App,
@@ -146,39 +175,41 @@ def register(cli: click.Group) -> None:
         until_text: str | None,
         span: str | None,
         rule: str | None,
+        undo: bool,
         clear: bool,
+        as_json: bool,
     ) -> None:
         """Hide a person's findings and reminders until a date."""
         p = _person(app, person)
-        if clear:
-            n = app.store().deactivate_decisions_for("snooze", p.addresses, rule)
-            click.echo(f"removed {n} snooze(s) for {_who(p)}")
+        if undo or clear:
+            n = decide.undo(app.store(), "snooze", p.addresses, rule)
+            _report_undo(app, as_json, n, f"removed {len(n)} snooze(s) for {decide.who(p)}")
             return
         if (until_text is None) == (span is None):
-            raise UsageError("give either --until DATE or --for SPAN (like 2w)")
+            raise UsageError("give either --for SPAN (like 2w) or --until DATE")
         now = datetime.now(UTC)
         until = (
-            _parse_when(app, until_text)
+            decide.parse_when(until_text, app.config().general.tz)
             if until_text is not None
-            else now + timedelta(days=_span(span or ""))
+            else now + timedelta(days=decide.span_days(span or ""))
         )
-        if until <= now:
-            raise UsageError(f"{until:%Y-%m-%d %H:%M} is in the past")
-        app.store().add_decision(
-            "snooze", _primary(p), rule=rule, until=until, now=now, supersede=True
-        )
+        d = decide.snooze(app.store(), p, until, rule, now)
         what = f"{rule} findings" if rule else "all findings"
-        click.echo(
-            f"snoozed {what} for {_who(p)} until {until:%Y-%m-%d %H:%M} UTC; "
-            "reminders go on the next run"
+        _report(
+            app,
+            as_json,
+            d,
+            f"snoozed {what} for {decide.who(p)} until {until:%Y-%m-%d %H:%M} UTC; "
+            "reminders go on the next run",
         )
 
     @cli.command()
-    @click.argument("person")
+    @person_argument
     @click.option("--rule", type=RULE_CHOICE, help="Only this rule (default: every rule).")
-    @click.option("--undo", is_flag=True, help="Remove the dismissal.")
+    @undo_option
+    @json_option
     @click.pass_obj
-    def dismiss(app: App, person: str, rule: str | None, undo: bool) -> None:
+    def dismiss(app: App, person: str, rule: str | None, undo: bool, as_json: bool) -> None:
         """Dismiss a person's current findings until there is new evidence."""
         config = app.config()
         store = app.store()
@@ -188,82 +219,95 @@ def register(cli: click.Group) -> None:
             raise UsageError("no people known yet", hint="run `kithkeep run` first")
         p = resolve_person(people, person)
         if undo:
-            n = store.deactivate_decisions_for("dismiss", p.addresses, rule)
-            click.echo(f"removed {n} dismissal(s) for {_who(p)}")
+            n = decide.undo(store, "dismiss", p.addresses, rule)
+            _report_undo(app, as_json, n, f"removed {len(n)} dismissal(s) for {decide.who(p)}")
             return
-        # the evidence dismissed: the episodes of the findings the user saw
-        episodes: dict[str, list[str]] = {}
-        for f in findings:
-            if f.person_id == p.person_id and (rule is None or f.rule == rule):
-                episodes.setdefault(f.rule, []).append(f.episode)
-        store.add_decision(
-            "dismiss",
-            _primary(p),
-            rule=rule,
-            value=dismissal_value(episodes, p.last_contact),
-            now=now,
-            supersede=True,
-        )
-        what = ", ".join(sorted(episodes)) or "no current findings"
-        click.echo(f"dismissed for {_who(p)} ({what}) until new evidence")
+        d = decide.dismiss(store, p, findings, rule, now)
+        rules = sorted({f.rule for f in findings if f.person_id == p.person_id})
+        what = ", ".join(r for r in rules if rule is None or r == rule) or "no current findings"
+        _report(app, as_json, d, f"dismissed for {decide.who(p)} ({what}) until new evidence")
 
     @cli.command()
-    @click.argument("person")
+    @person_argument
     @click.option("--note", help="What happened (a call, a coffee).")
     @click.option("--on", "on_text", metavar="DATE", help="When it happened (default: now).")
+    @undo_option
+    @json_option
     @click.pass_obj
-    def done(app: App, person: str, note: str | None, on_text: str | None) -> None:
+    def done(
+        app: App, person: str, note: str | None, on_text: str | None, undo: bool, as_json: bool
+    ) -> None:
         """Record contact that happened outside mail: it resets the person's findings."""
         p = _person(app, person)
+        if undo:
+            n = decide.undo(app.store(), "done", p.addresses)
+            _report_undo(
+                app, as_json, n, f"removed {len(n)} recorded contact(s) with {decide.who(p)}"
+            )
+            return
         now = datetime.now(UTC)
-        at = _parse_when(app, on_text) if on_text else now
-        if at > now:
-            raise UsageError("--on cannot be in the future")
-        app.store().add_decision("done", _primary(p), value=at.isoformat(), note=note, now=now)
-        click.echo(f"recorded contact with {_who(p)} on {at:%Y-%m-%d}")
+        at = decide.parse_when(on_text, app.config().general.tz) if on_text else now
+        d = decide.done(app.store(), p, at, note, now)
+        _report(app, as_json, d, f"recorded contact with {decide.who(p)} on {at:%Y-%m-%d}")
 
     @cli.command()
-    @click.argument("person")
-    @click.option("--undo", is_flag=True, help="Stop ignoring them.")
+    @person_argument
+    @undo_option
+    @json_option
     @click.pass_obj
-    def ignore(app: App, person: str, undo: bool) -> None:
+    def ignore(app: App, person: str, undo: bool, as_json: bool) -> None:
         """Never treat a person as a tie, never flag them."""
         p = _person(app, person)
         if undo:
-            n = app.store().deactivate_decisions_for("ignore", p.addresses)
-            click.echo(f"no longer ignoring {_who(p)} from the next run on ({n} undone)")
+            n = decide.undo(app.store(), "ignore", p.addresses)
+            _report_undo(
+                app, as_json, n, f"no longer ignoring {decide.who(p)} from the next run on"
+            )
             return
-        app.store().add_decision("ignore", _primary(p), supersede=True)
-        click.echo(f"ignoring {_who(p)} from the next run on; no findings about them")
+        d = decide.ignore(app.store(), p, datetime.now(UTC))
+        _report(
+            app,
+            as_json,
+            d,
+            f"ignoring {decide.who(p)} from the next run on; no findings about them",
+        )
 
     @cli.command()
-    @click.argument("person")
-    @click.argument("span", metavar="SPAN|auto")
+    @person_argument
+    @click.argument("span", metavar="[SPAN]", required=False)
+    @undo_option
+    @json_option
     @click.pass_obj
-    def cadence(app: App, person: str, span: str) -> None:
-        """Set how often you want to be in touch (30d, 6w, 3m); `auto` goes back to inferred."""
+    def cadence(app: App, person: str, span: str | None, undo: bool, as_json: bool) -> None:
+        """Set how often you want to be in touch: 30d, 6w, 3m (--undo: inferred again)."""
         p = _person(app, person)
-        if span.strip().lower() in ("auto", "off", "none"):
-            n = app.store().deactivate_decisions_for("cadence", p.addresses)
-            click.echo(f"cadence for {_who(p)} is inferred again ({n} decision(s) undone)")
+        if undo or (span is not None and span.strip().lower() in AUTO):
+            n = decide.undo(app.store(), "cadence", p.addresses)
+            _report_undo(app, as_json, n, f"cadence for {decide.who(p)} is inferred again")
             return
-        days = _span(span)
-        app.store().add_decision("cadence", _primary(p), value=f"{days:g}", supersede=True)
-        click.echo(f"cadence for {_who(p)}: every {days:g} days")
+        if not span:
+            raise UsageError("give a SPAN like 30d, 6w or 3m, or --undo")
+        days = decide.span_days(span)
+        d = decide.cadence(app.store(), p, days, datetime.now(UTC))
+        _report(app, as_json, d, f"cadence for {decide.who(p)}: every {days:g} days")
 
     @cli.command()
-    @click.argument("person")
-    @click.argument("tier_name", metavar="{inner|close|wider|auto}")
+    @person_argument
+    @click.argument("tier_name", metavar="[inner|close|wider]", required=False)
+    @undo_option
+    @json_option
     @click.pass_obj
-    def tier(app: App, person: str, tier_name: str) -> None:
-        """Set a person's tier (makes them a tie); `auto` goes back to inferred."""
-        name = tier_name.strip().lower()
-        if name not in (*TIERS, "auto"):
-            raise UsageError(f"tier must be one of {', '.join(TIERS)} or auto, not {tier_name!r}")
+    def tier(app: App, person: str, tier_name: str | None, undo: bool, as_json: bool) -> None:
+        """Set a person's tier, which makes them a tie (--undo: inferred again)."""
+        name = (tier_name or "").strip().lower()
+        if name and name not in (*TIERS, *AUTO):
+            raise UsageError(f"tier must be one of {', '.join(TIERS)}, not {tier_name!r}")
+        if not name and not undo:
+            raise UsageError(f"give a tier ({', '.join(TIERS)}), or --undo")
         p = _person(app, person)
-        if name == "auto":
-            n = app.store().deactivate_decisions_for("tier", p.addresses)
-            click.echo(f"tier of {_who(p)} is inferred again ({n} decision(s) undone)")
+        if undo or name in AUTO:
+            n = decide.undo(app.store(), "tier", p.addresses)
+            _report_undo(app, as_json, n, f"tier of {decide.who(p)} is inferred again")
             return
-        app.store().add_decision("tier", _primary(p), value=name, supersede=True)
-        click.echo(f"{_who(p)} is now in your {name} tier")
+        d = decide.tier(app.store(), p, name, datetime.now(UTC))
+        _report(app, as_json, d, f"{decide.who(p)} is now in your {name} tier")

@@ -1,12 +1,24 @@
-"""Terminal output: tables and progress bars (rich), only in the CLI layer."""
+"""Terminal output: findings in plain words at any width, tables, progress bars.
+
+Only the CLI layer prints. Three habits hold everywhere:
+
+- one day arithmetic (:func:`days_since`: whole days, rounded down), so a
+  line never says "silent 300 days" beside "299 days ago";
+- plain words for the rules ("reply owed", not ``reply_owed``), never cut;
+- a table only when it fits the terminal; below that, one finding in two
+  lines (who and what; why), the details a keystroke (``review -i``) or
+  ``kithkeep show`` away.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
-from rich.console import Console
+from rich.cells import cell_len, set_cell_size
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,97 +28,196 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from kithkeep.model.stats import PersonStats
 from kithkeep.rules.base import Finding
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+# The rules in the words of the README's table: what a person calls them.
+LABELS = {
+    "neglected": "neglected",
+    "reply_owed": "reply owed",
+    "meeting_followup": "meeting follow-up",
+    "unanswered": "unanswered",
+    "one_way_ask": "one-way ask",
+}
+LABEL_WIDTH = max(len(v) for v in LABELS.values())
+DAY = 86400
+
+
+def label(rule: str) -> str:
+    return LABELS.get(rule, rule.replace("_", " "))
+
+
+def days_since(when: datetime, now: datetime) -> int:
+    """Whole days from ``when`` to ``now``, rounded down; never negative."""
+    return max(0, int((now - when).total_seconds() // DAY))
 
 
 def ago(when: datetime | None, now: datetime | None = None) -> str:
     if when is None:
         return "never"
-    days = int(((now or datetime.now(UTC)) - when).total_seconds() // 86400)
-    if days <= 0:
+    days = days_since(when, now or datetime.now(UTC))
+    if days == 0:
         return "today"
     if days == 1:
         return "yesterday"
     return f"{days} days ago"
 
 
-def reminder_cell(f: Finding, reminders: Mapping[str, datetime] | None) -> str:
+def _when(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _quoted(subject: object) -> str:
+    return f"\u201c{subject}\u201d" if subject else "(no subject)"
+
+
+def why(f: Finding, now: datetime) -> str:
+    """One line, in plain words, from the finding's evidence, with :func:`days_since`.
+
+    Kind to the person: a one-way pattern is described, never judged. A rule
+    this does not know keeps its own summary.
+    """
+    ev = f.evidence
+    if f.rule == "neglected" and _when(ev.get("last_contact")):
+        cadence = ev.get("cadence_days")
+        every = f"; due every {float(cadence):.0f} days" if cadence else ""
+        return f"last contact {ago(_when(ev['last_contact']), now)}{every}"
+    if f.rule == "reply_owed" and _when(ev.get("message_date")):
+        return (
+            f"wrote {ago(_when(ev['message_date']), now)}: {_quoted(ev.get('subject'))}, "
+            "no reply yet"
+        )
+    if f.rule == "meeting_followup" and _when(ev.get("meeting_end")):
+        title = f" ({_quoted(ev['meeting_title'])})" if ev.get("meeting_title") else ""
+        return f"met {ago(_when(ev['meeting_end']), now)}{title}, nothing sent since"
+    if f.rule == "unanswered" and ev.get("unanswered_streak"):
+        return f"your last {ev['unanswered_streak']} messages are unanswered: give them room"
+    if f.rule == "one_way_ask":
+        if ev.get("side") == "me":
+            return "you mostly get in touch when you need something: give first"
+        return "mostly gets in touch to ask for something: propose a real conversation"
+    return f.summary or f.explanation
+
+
+def action(f: Finding) -> str:
+    """The suggestion's first clause: "Reconnect by offering something useful"."""
+    return f.suggestion.split(":", 1)[0]
+
+
+def reminder_cell(f: Finding, reminders: Mapping[str, datetime] | None, tz: tzinfo = UTC) -> str:
     """Where the finding stands with the calendar, in a few words."""
     if f.status != "open":
         return f"{f.status} {f.status_note}".strip()
     if reminders is not None and f.key in reminders:
-        return f"{reminders[f.key]:%Y-%m-%d %H:%M}"
+        return f"reminder {reminders[f.key].astimezone(tz):%d %b %H:%M}"
     if f.remind:
-        return "in calendar" if reminders is None else "next run"
+        return "reminder" if reminders is None else "reminder next run"
     if f.over_budget:
         return "over weekly budget"
     return "review only"
 
 
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` terminal cells, with an ellipsis when cut."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return set_cell_size(text, max(width, 0))
+    return set_cell_size(text, width - 1) + "\u2026"
+
+
 def findings_table(
     findings: Sequence[Finding],
     now: datetime,
-    title: str,
     *,
     reminders: Mapping[str, datetime] | None = None,
-    show_all: bool = False,
+    tz: tzinfo = UTC,
 ) -> Table:
-    """Findings by severity: who, which rule, a one-line why, what to do, and the reminder.
-
-    Snoozed and dismissed findings only with ``show_all``. ``reminders`` maps
-    finding keys to reminder starts; without it the column says whether the
-    finding has one.
-    """
-    shown = [f for f in findings if show_all or f.status == "open"]
-    t = Table(title=title, title_justify="left", expand=False)
-    t.add_column("sev", justify="right")
-    t.add_column("person")
-    t.add_column("rule")
-    t.add_column("why")
-    t.add_column("last contact")
-    t.add_column("suggested")
-    t.add_column("reminder")
-    for f in shown:
+    """One row per finding, nothing wrapped (see :func:`findings_view`)."""
+    t = Table(title_justify="left", expand=False)
+    t.add_column("sev", justify="right", no_wrap=True)
+    t.add_column("person", no_wrap=True)
+    t.add_column("finding", no_wrap=True)
+    t.add_column("why", no_wrap=True)
+    t.add_column("suggested", no_wrap=True)
+    t.add_column("reminder", no_wrap=True)
+    for f in findings:
         t.add_row(
             str(f.severity),
             f.person_name,
-            f.rule,
-            f.summary or f.explanation,
-            ago(f.last_contact, now),
-            f.suggestion.split(":", 1)[0],  # the action; the details are in the reminder
-            reminder_cell(f, reminders),
+            label(f.rule),
+            why(f, now),
+            action(f),
+            reminder_cell(f, reminders, tz),
             style="dim" if f.status != "open" else None,
         )
     return t
 
 
-def people_table(people: Sequence[PersonStats], now: datetime) -> Table:
-    t = Table(title=f"{len(people)} people", title_justify="left")
-    t.add_column("id")
-    t.add_column("name")
-    t.add_column("address")
-    t.add_column("tie")
-    t.add_column("out", justify="right")
-    t.add_column("in", justify="right")
-    t.add_column("last contact")
-    t.add_column("cadence", justify="right")
-    for p in people:
-        t.add_row(
-            p.person_id,
-            p.name,
-            p.addresses[0] if p.addresses else "",
-            p.tier or "-" if p.is_tie else "contact",
-            str(p.messages_out),
-            str(p.messages_in),
-            ago(p.last_contact, now),
-            f"{p.cadence_days:g}d" if p.cadence_days else "-",
-        )
-    return t
+def findings_lines(
+    findings: Sequence[Finding],
+    now: datetime,
+    width: int,
+    *,
+    reminders: Mapping[str, datetime] | None = None,
+    tz: tzinfo = UTC,
+) -> list[Text]:
+    """Two lines per finding, each at most ``width`` cells::
+
+         72  neglected          Ana Silva                      reminder 08 Dec 09:00
+             last contact 39 days ago; due every 21 days
+
+    The rule's label is never cut; the name, and then the why, give way.
+    """
+    indent = 5
+    out: list[Text] = []
+    for f in findings:
+        style = "dim" if f.status != "open" else ""
+        head = f"{f.severity:>3}  {label(f.rule):<{LABEL_WIDTH}}  "
+        right = reminder_cell(f, reminders, tz)
+        room = width - cell_len(head) - cell_len(right) - 2
+        second = why(f, now)
+        if room >= min(12, cell_len(f.person_name)):
+            name = fit(f.person_name, room)
+            gap = " " * (width - cell_len(head) - cell_len(name) - cell_len(right))
+            first = Text.assemble(head, (name, "bold"), gap, right, style=style)
+        else:  # narrow: the reminder moves under the why
+            name = fit(f.person_name, max(width - cell_len(head), 1))
+            first = Text.assemble(head, (name, "bold"), style=style)
+            second = f"{second} \u00b7 {right}"
+        out.append(first)
+        out.append(Text(" " * indent + fit(second, width - indent), style=style or "none"))
+    return out
+
+
+def findings_view(
+    findings: Sequence[Finding],
+    now: datetime,
+    out: Console,
+    *,
+    reminders: Mapping[str, datetime] | None = None,
+    tz: tzinfo = UTC,
+) -> list[RenderableType]:
+    """The table when it fits ``out``'s width unwrapped, else the two-line list."""
+    table = findings_table(findings, now, reminders=reminders, tz=tz)
+    # measured without the terminal's limit: the width it needs with nothing wrapped
+    natural = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    if natural <= out.width:
+        return [table]
+    return list(findings_lines(findings, now, out.width, reminders=reminders, tz=tz))
+
+
+def print_lines(out: Console, items: Sequence[RenderableType | str]) -> None:
+    """Print without rich's wrapping or markup: the lines are already fitted."""
+    for item in items:
+        out.print(item, markup=False, no_wrap=True, overflow="ellipsis", crop=True)
 
 
 @contextmanager

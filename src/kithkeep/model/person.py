@@ -291,6 +291,19 @@ def person_stats(
         return ctx.meetings[it.ref].date if it.kind == MEETING else msgs[it.ref].date
 
     last_meet = w.last_ref[MEETING]
+    # the last exchange and the last meeting's title: reminders name them (and link
+    # to the message)
+    last_kind = last_subject = last_message_id = last_meeting_title = ""
+    if items:
+        final = items[-1]
+        if final.kind == MEETING:
+            last_kind, last_subject = "meeting", ctx.meetings[final.ref].summary
+        else:
+            last_msg = msgs[final.ref]
+            last_kind = "in" if final.kind == IN else "out"
+            last_subject, last_message_id = last_msg.subject, last_msg.message_id
+    if last_meet is not None:
+        last_meeting_title = ctx.meetings[last_meet].summary
     meeting_times = [ctx.meetings[r].date.timestamp() for r in w.meeting_refs]
     # the recent rhythm of meetings: needs two gaps at least (three meetings), since one
     # gap says nothing about a series
@@ -352,6 +365,10 @@ def person_stats(
         tier_source="strength" if is_tie else None,
         is_tie=is_tie,
         initiations=initiations,
+        last_kind=last_kind,
+        last_subject=last_subject,
+        last_message_id=last_message_id,
+        last_meeting_title=last_meeting_title,
     )
     return stats.at(now, cfg.half_life_days)
 

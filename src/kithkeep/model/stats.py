@@ -109,6 +109,14 @@ class PersonStats:
     # median gap in days between the most recent meetings (up to 5 of them); None
     # with fewer than three meetings
     meeting_cadence_days: float | None = None
+    # added for reminder texts (issue 18): the last exchange, so that a reminder can name
+    # it and link to it. last_kind: "in" | "out" | "meeting" ("" with no contact);
+    # last_subject: its subject, or the meeting's title; last_message_id: its normalized
+    # Message-ID ("" for a meeting); last_meeting_title: the title of last_meeting.
+    last_kind: str = ""
+    last_subject: str = ""
+    last_message_id: str = ""
+    last_meeting_title: str = ""
     # the clock-free form of `strength` and `monthly` (stored, not shown):
     # the strength at the end of the last day with contact, that day (days since
     # the epoch), and contacts by month_index()

@@ -1,0 +1,88 @@
+"""`kithkeep check` checks the reminders sink too; a sink error at `run` is one line;
+`run` off a terminal prints one summary line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kithkeep.cli import main
+from tests.unit.demo_cli import kk
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out = capsys.readouterr()
+    return int(exc.value.code or 0), out.out, out.err
+
+
+def move_sink(config: Path, folder: Path) -> None:
+    text = config.read_text()
+    old = str(config.parent / "reminders.ics")
+    config.write_text(text.replace(f'path = "{old}"', f'path = "{folder / "reminders.ics"}"'))
+
+
+def test_check_names_the_missing_folder_and_exits_non_zero(
+    demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_main(capsys, "--config", str(demo), "check")
+    assert code == 0, out
+    assert "sink reminders (ics) (reminders go here): ok" in out
+    gone = tmp_path / "gone"
+    move_sink(demo, gone)
+    code, out, err = run_main(capsys, "--config", str(demo), "check")
+    assert code == 1
+    assert f"FAILED: sink reminders: folder {gone} does not exist" in out
+    assert err.count("\n") == 1 and str(gone) in err
+    items = json.loads(kk(demo, "check", "--json").output)
+    (sink,) = [i for i in items if i["kind"] == "sink"]
+    assert sink["ok"] is False and sink["used"] is True and str(gone) in sink["error"]
+
+
+def test_a_sink_error_at_run_is_one_line(
+    demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = tmp_path / "gone"
+    move_sink(demo, gone)
+    (demo.parent / "kithkeep.sqlite3").unlink()  # a fresh store: nothing written before
+    code, _, err = run_main(capsys, "--config", str(demo), "run")
+    assert code == 1
+    assert err == (
+        f"kithkeep: error: sink reminders: folder {gone} does not exist "
+        f"(for {gone / 'reminders.ics'})\n"
+    )
+
+
+def test_placeholders_from_init_fail_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "config.toml"
+    assert run_main(capsys, "--config", str(cfg), "init")[0] == 0
+    code, out, err = run_main(capsys, "--config", str(cfg), "check")
+    assert code == 2
+    assert "config: FAILED: [general] me: 'you@example.org' is the example's placeholder" in out
+    assert "you@example.org" in err and str(cfg) in err
+    cfg.write_text(
+        cfg.read_text().replace('me = ["you@example.org"]', 'me = ["sam@posteo.de"]')
+        + '\n[sources.m]\ntype = "imap"\nhost = "imap.example.org"\nusername = "sam"\n'
+        'password_env = "KK_NOPE"\n'
+    )
+    code, out, _ = run_main(capsys, "--config", str(cfg), "check")
+    assert code == 2
+    assert "[sources.m] host: 'imap.example.org' is the example's placeholder" in out
+    assert "sam@posteo.de" not in out
+
+
+# ------------------------------------------------------------------ run's output
+
+
+def test_run_prints_one_line_off_a_terminal_and_nothing_with_q(demo: Path) -> None:
+    res = kk(demo, "run")
+    assert res.exit_code == 0, res.output
+    (line,) = res.output.splitlines()
+    assert line.startswith("synced mail +0, calendar +0; 13 people, 12 ties; ")
+    assert "need attention" in line and "reminders in reminders: no change" in line
+    assert kk(demo, "run", "-q").output == ""
