@@ -65,9 +65,9 @@ def sync_source(
     if isinstance(source, MailSource):
         # Each batch is stored in this thread, before the source reads on. A
         # writer thread of its own paid off while a C writer stored batches
-        # without the GIL; in Python it made a first IMAP sync slower, not
-        # faster: the reader waited for the GIL after every read of the
-        # socket (docs/performance.md, "IMAP sync").
+        # without the GIL; in Python it made a first IMAP sync slower or no
+        # faster, even with only the SQL left to it: the two threads take
+        # turns at the GIL (docs/performance.md, "IMAP sync").
         ctx = StoreSyncContext(store, source.name, progress, should_stop)
         for mb in source.sync(ctx):
             store.apply_mail_batch(mb, source.name)
