@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from kithkeep.headers import MAX_CACHE
 from kithkeep.records import Address, MessageRecord
 
 MESSAGE_COLUMNS = (
@@ -51,11 +52,10 @@ _JSON_PLAIN_RE = re.compile(r'[^\x00-\x1f"\\]*')
 # the range of the BigInteger columns (gm_msgid, gm_thrid)
 _INT64 = range(-(2**63), 2**63)
 # JSON of address tuples, by identity: the header parser hands out the same
-# tuple for a repeated address header. The tuple itself is kept in the entry,
-# so its id cannot be reused while the entry lives.
+# tuple for a repeated address header (as many as it caches). The tuple itself
+# is kept in the entry, so its id cannot be reused while the entry lives.
 _addr_json_cache: dict[int, tuple[tuple[Address, ...], str]] = {}
 _flags_text_cache: dict[frozenset[str], str] = {}
-_CACHE_MAX = 20000
 
 
 def addresses_json(addrs: tuple[Address, ...]) -> str:
@@ -69,7 +69,7 @@ def addresses_json(addrs: tuple[Address, ...]) -> str:
         text = "[" + ",".join([f'["{a.name}","{a.email}"]' for a in addrs]) + "]"
     else:
         text = _encode([[a.name, a.email] for a in addrs])
-    if len(_addr_json_cache) >= _CACHE_MAX:
+    if len(_addr_json_cache) >= MAX_CACHE:
         _addr_json_cache.clear()
     _addr_json_cache[id(addrs)] = (addrs, text)
     return text

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from kithkeep.interfaces import CalendarSource, MailSource, Source, SyncContext
+from kithkeep.records import EventBatch, MailBatch
 from kithkeep.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,36 +63,32 @@ def sync_source(
     """Sync one source into the store. Errors propagate as SourceError after
     every batch before the failure has been committed."""
     result = SyncResult(source.name)
-    if isinstance(source, MailSource):
-        # Each batch is stored in this thread, before the source reads on. A
-        # writer thread of its own paid off while a C writer stored batches
-        # without the GIL; in Python it made a first IMAP sync slower or no
-        # faster, even with only the SQL left to it: the two threads take
-        # turns at the GIL (docs/performance.md, "IMAP sync").
-        ctx = StoreSyncContext(store, source.name, progress, should_stop)
-        for mb in source.sync(ctx):
-            store.apply_mail_batch(mb, source.name)
-            result.batches += 1
-            result.records += len(mb.records)
-            result.flag_updates += len(mb.flag_updates)
-            if ctx.should_stop():
-                result.stopped = True
-                break
-        else:
-            # the source may have seen the request first and ended early
-            result.stopped = ctx.should_stop()
-    elif isinstance(source, CalendarSource):
-        ctx = StoreSyncContext(store, source.name, progress, should_stop)
-        for eb in source.sync(ctx):
-            store.apply_event_batch(eb, source.name)
-            result.batches += 1
-            result.records += len(eb.records)
-            result.deleted += len(eb.deleted)
-            if ctx.should_stop():
-                result.stopped = True
-                break
+    ctx = StoreSyncContext(store, source.name, progress, should_stop)
+    batches: Iterator[MailBatch | EventBatch]
+    if isinstance(source, (MailSource, CalendarSource)):
+        batches = source.sync(ctx)
     else:  # pragma: no cover - the registry only builds these two kinds
         raise TypeError(f"not a source: {source!r}")
+    # Each batch is stored in this thread, before the source reads on. A
+    # writer thread of its own paid off while a C writer stored mail without
+    # the GIL; in Python it made a first IMAP sync slower or no faster, even
+    # with only the SQL left to it: the two threads take turns at the GIL
+    # (docs/performance.md, "IMAP sync").
+    for batch in batches:
+        if isinstance(batch, MailBatch):
+            store.apply_mail_batch(batch, source.name)
+            result.flag_updates += len(batch.flag_updates)
+        else:
+            store.apply_event_batch(batch, source.name)
+            result.deleted += len(batch.deleted)
+        result.batches += 1
+        result.records += len(batch.records)
+        if ctx.should_stop():
+            result.stopped = True
+            break
+    else:
+        # the source may have seen the request first and ended early
+        result.stopped = ctx.should_stop()
     log.info(
         "synced %s: %d records, %d flag changes in %d batches",
         source.name,

@@ -154,6 +154,14 @@ def test_8bit_values_are_read_as_utf8_in_every_field() -> None:
         value.encode("utf-8")  # no surrogates
 
 
+def test_an_encoded_surrogate_is_replaced_not_kept() -> None:
+    # ED A0 80 would be U+D800 in UTF-8; no database takes a lone surrogate
+    p = parse(b"Subject: a\xed\xa0\x80b\r\nFrom: Zo\xed\xa0\x80 <z@example.org>\r\n\r\n")
+    assert p.subject.startswith("a\ufffd") and p.subject.endswith("b")
+    assert p.from_[0].email == "z@example.org"
+    (p.subject + p.from_[0].name).encode("utf-8")
+
+
 def test_the_synthetic_id_depends_on_the_shared_fields_only() -> None:
     a = b"From: ana@example.org\r\nSubject: hi\r\nX-Other: 1\r\n\r\n"
     b = b"X-Other: 2\r\nFrom: ana@example.org\r\nSubject: hi\r\n\r\n"
