@@ -16,8 +16,10 @@ them, then prints:
 (d) peak RSS of a full sync at ``--small`` and at ``--messages`` messages,
     each in its own process;
 
-then the ratios against the targets: full <= 2x floor, no-change <= 30 ms,
-RSS(100k) <= 1.3x RSS(10k).
+then the ratios against the targets of issue #16: full <= 5x floor,
+no-change <= 30 ms, RSS(100k) <= 1.3x RSS(10k). The timed parts take turns,
+so every ratio compares runs made at the same time; the load average is
+printed at the start and at the end (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ class _NoStore(SyncContext):
 def connector_only(user: ImapUser) -> tuple[float, int, float]:
     src = imap_source(user)
     t0, c0 = time.perf_counter(), time.process_time()
-    n = sum(len(b.records) + len(b.rows) for b in src.sync(_NoStore()))
+    n = sum(len(b.records) for b in src.sync(_NoStore()))
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     src.close()
     return dt, n, cpu
@@ -333,7 +335,7 @@ def main() -> None:
 
         print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print("ratios:")
-        print(f"  full / floor            {full['seconds'] / floor_s:5.2f}  (target <= 2)")
+        print(f"  full / floor            {full['seconds'] / floor_s:5.2f}  (target <= 5)")
         # each turn's own ratio (its floor and full sync ran one after the other)
         turns = sorted(f["seconds"] / fl for (fl, _), f in zip(floors, fulls, strict=True))
         print(

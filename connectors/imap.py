@@ -50,14 +50,14 @@ from kithkeep.config import Config as KithkeepConfig
 from kithkeep.connectors.imap_fetch import (
     CommandFailed,
     ConnectionLost,
-    RawSession,
+    ListedFolder,
+    raw_session,
 )
-from kithkeep.connectors.imap_rows import item_row, scan_rows
+from kithkeep.connectors.imap_response import ProtocolError
 from kithkeep.errors import AuthError, ConfigError, ConnectError, SourceError
-from kithkeep.headers import HEADER_FIELDS
+from kithkeep.headers import HEADER_FIELDS, record_from_headers
 from kithkeep.interfaces import MailSource, ScopeInfo, SyncContext
-from kithkeep.records import Checkpoint, FlagUpdate, MailBatch
-from kithkeep.rowcodec import MessageRow
+from kithkeep.records import Checkpoint, FlagUpdate, MailBatch, MessageRecord
 from kithkeep.secrets import redact, remember, resolve_secret, run_secret_command
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class _Conn:
 
     def __init__(self, client: IMAPClient) -> None:
         self.client = client
-        self.raw = RawSession(client._imap)
+        self.raw = raw_session(client)
         caps = {c.decode().upper() for c in client.capabilities()}
         self.caps = caps
         self.condstore = "CONDSTORE" in caps
@@ -313,6 +313,10 @@ class ImapSource(MailSource):
         return _Conn(client)
 
     def _connection(self) -> _Conn:
+        if self._conn is not None and self._conn.raw.dirty:
+            # a sync stopped inside a streamed FETCH (the caller stopped
+            # iterating): the rest of that response is still on the way
+            self._drop()
         if self._conn is None:
             self._conn = self.connect()
         return self._conn
@@ -350,13 +354,11 @@ class ImapSource(MailSource):
                     f.status = conn.raw.status(f.name, items)
         return chosen
 
-    def _select(
-        self, listed: list[tuple[str, list[str], int, dict[str, int]]], *, gmail: bool
-    ) -> list[_Folder]:
+    def _select(self, listed: list[ListedFolder], *, gmail: bool) -> list[_Folder]:
         usable = [
-            (name, {f.lower() for f in flags}, status)
-            for name, flags, _i, status in listed
-            if not {"\\noselect", "\\nonexistent"} & {f.lower() for f in flags}
+            (f.name, {fl.lower() for fl in f.flags}, f.status)
+            for f in listed
+            if not {"\\noselect", "\\nonexistent"} & {fl.lower() for fl in f.flags}
         ]
         chosen: dict[str, _Folder] = {}
 
@@ -416,6 +418,13 @@ class ImapSource(MailSource):
             raise self._connect_error(exc) from None
         except CommandFailed as exc:
             raise SourceError(f"{self._where()}: {redact(str(exc))[:200]}") from None
+        except ProtocolError as exc:
+            self._drop()
+            raise self._protocol_error(exc) from None
+
+    def _protocol_error(self, exc: ProtocolError) -> SourceError:
+        # the stream can no longer be cut into responses: nothing after it is trusted
+        return SourceError(f"{self._where()}: the server broke the IMAP protocol: {exc}")
 
     # --------------------------------------------------------------- sync
 
@@ -468,6 +477,9 @@ class ImapSource(MailSource):
             except CommandFailed as exc:
                 self._drop()
                 raise SourceError(f"{self._where()}: {redact(str(exc))[:200]}") from None
+            except ProtocolError as exc:
+                self._drop()
+                raise self._protocol_error(exc) from None
 
     def _keep_largest_open(self, conn: _Conn, folders: list[_Folder]) -> None:
         """On a connection that is reused, keep the largest folder open (EXAMINE).
@@ -550,13 +562,15 @@ class ImapSource(MailSource):
                     for it in conn.raw.uid_fetch(
                         f"1:{last_uid}", "UID FLAGS", f"CHANGEDSINCE {old_modseq}"
                     ):
-                        if it.flags is not None and 0 < it.uid <= last_uid:
+                        if it.flags is not None and it.uid is not None and 0 < it.uid <= last_uid:
                             flag_updates.append(FlagUpdate(folder.name, str(it.uid), it.flags))
             else:  # no CONDSTORE: compare every message's flags with the store
                 known = ctx.known_uids(folder.name)
                 for it in conn.raw.uid_fetch(f"1:{last_uid}", "UID FLAGS"):
+                    if it.uid is None or it.flags is None:
+                        continue  # an unsolicited FETCH without UID
                     key = str(it.uid)
-                    if it.flags is not None and key in known and known[key] != it.flags:
+                    if key in known and known[key] != it.flags:
                         flag_updates.append(FlagUpdate(folder.name, key, it.flags))
 
         # 2. new messages, streamed and cut into batches
@@ -564,39 +578,47 @@ class ImapSource(MailSource):
         items += _HEADER_ITEM
         total = sel.get("EXISTS") if not last_uid else None
         done = 0
-        rows: list[MessageRow] = []
-        account, name, sent = self.name, folder.name, folder.sent
+        records: list[MessageRecord] = []
+        account, name, sent, chunk = self.name, folder.name, folder.sent, self.cfg.chunk_size
         if sel.get("EXISTS") and (sel.get("UIDNEXT") is None or sel["UIDNEXT"] > last_uid + 1):
-            # headers straight to store rows (imap_rows); "N:*" always includes
-            # the highest UID, so UIDs up to last_uid are skipped
-            chunks = conn.raw.uid_fetch_rows(
-                f"{last_uid + 1}:*",
-                items,
-                scan=lambda buf, pos, low, n: scan_rows(buf, pos, low, n, account, name, sent),
-                other=lambda it: item_row(it, account, name, sent),
-                min_uid=last_uid + 1,
-                limit=self.cfg.chunk_size,
-            )
-            for chunk_rows, top, last in chunks:
-                state["uid"] = max(state["uid"], top)
-                if last:
-                    rows = chunk_rows  # the rest goes with the closing batch
-                    break
-                done += len(chunk_rows)
+            low = last_uid + 1
+            for it in conn.raw.uid_fetch(f"{low}:*", items):
+                # "N:*" always includes the highest UID; an unsolicited FETCH
+                # (a flag change elsewhere) has no header
+                if it.uid is None or it.uid < low or it.header is None:
+                    continue
+                records.append(
+                    record_from_headers(
+                        it.header,
+                        account=account,
+                        folder=name,
+                        uid=str(it.uid),
+                        flags=it.flags or frozenset(),
+                        internal_date=it.internal_date,
+                        in_sent_folder=sent,
+                        gm_msgid=it.gm_msgid,
+                        gm_thrid=it.gm_thrid,
+                    )
+                )
+                state["uid"] = max(state["uid"], it.uid)
+                if len(records) < chunk:
+                    continue
+                # a full chunk, while the rest of the FETCH is still arriving
+                done += len(records)
                 yield MailBatch(
-                    rows=chunk_rows,
+                    records=records,
                     flag_updates=flag_updates,
                     checkpoint=Checkpoint(self.name, name, dict(state, uidnext=None)),
                     replace_folder=replace,
                 )
                 ctx.progress(name, done, total)
-                flag_updates, replace = [], None
+                records, flag_updates, replace = [], [], None
                 if ctx.should_stop():
                     return
-        done += len(rows)
+        done += len(records)
         # the last batch saves UIDNEXT too: from now on STATUS alone tells "unchanged"
         yield MailBatch(
-            rows=rows,
+            records=records,
             flag_updates=flag_updates,
             checkpoint=Checkpoint(self.name, name, state),
             replace_folder=replace,

@@ -1,40 +1,52 @@
-"""The fast path of the IMAP connector: raw commands and a streaming FETCH reader.
+"""The IMAP bulk reader: raw commands and a streaming FETCH reader beside imapclient.
 
-imapclient stays the session layer (connect, TLS, login, capabilities). Its
-FETCH parser handles about 10k messages a second and it buffers a whole
-response before returning, which is too slow and too big for a first sync of
-100k messages. This module writes commands on the same connection (imaplib's
-``send``) and reads the response from imaplib's buffered socket file as it
-arrives, so memory stays flat and parsing overlaps the server's work. The
-header FETCH of a sync goes through ``uid_fetch_rows``, which hands the
-receive buffer to imap_rows.scan_rows (compiled) and reads only responses of
-other shapes itself.
+imapclient stays the session layer (connect, TLS, login, capabilities, IDLE).
+Its FETCH handles about 10k messages a second and buffers a whole response
+before returning, which is too slow and too big for a first sync of 100k
+messages. :class:`RawSession` writes commands on the same connection and
+reads the responses as they arrive, so memory stays flat and parsing
+overlaps the server's work: it cuts the stream into complete responses
+(lines ended by CRLF, a line ending in ``{n}`` followed by an n-byte
+literal, as imaplib cuts them) and hands each FETCH to
+imap_response.parse_fetch.
 
-It only understands what kithkeep asks for: ``UID FETCH`` of UID, FLAGS,
-INTERNALDATE, MODSEQ, X-GM-MSGID, X-GM-THRID and one ``BODY[HEADER.FIELDS
-...]`` section, plus the untagged lines of LIST, STATUS, SELECT/EXAMINE and
-ESEARCH/SEARCH. Anything else the server interleaves (EXISTS, EXPUNGE,
-unsolicited FETCH of flags) is read and skipped, literals included.
+:func:`raw_session` is the one place that reaches into imapclient: it takes
+imapclient's imaplib connection (``IMAPClient._imap``) and from it imaplib's
+``send`` and its buffered socket file. Nothing else in kithkeep touches
+imapclient's or imaplib's internals.
 
-Every command uses its own tag prefix (``kk``), so imaplib's bookkeeping is not
-disturbed: a raw command is always read to its tagged completion before
-imapclient is used again on the connection.
+It only understands what kithkeep asks for: ``UID FETCH`` (imap_response),
+and the untagged lines of LIST, STATUS, SELECT/EXAMINE and ESEARCH/SEARCH,
+read with imapclient's own generic parser. Anything else the server
+interleaves (EXISTS, EXPUNGE, unsolicited FETCH of flags) is read and
+skipped, literals included. Every command uses its own tag prefix (``kk``),
+so imaplib's bookkeeping is not disturbed: a raw command is always read to
+its tagged completion before imapclient is used again on the connection.
 """
 
 from __future__ import annotations
 
-import imaplib
 import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from imapclient import imap_utf7
 from imapclient.response_parser import parse_response
 
+from kithkeep.connectors.imap_response import FetchItem, ProtocolError, parse_fetch
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
+
 log = logging.getLogger(__name__)
+
+# bytes asked of the socket at a time (one recv)
+_CHUNK = 1 << 18
+# the largest literal accepted: a header section is at most a few hundred KB;
+# a server announcing more is broken or hostile, and would fill the memory
+MAX_LITERAL_BYTES = 64 << 20
 
 
 class ConnectionLost(Exception):
@@ -51,100 +63,6 @@ class CommandFailed(Exception):
         self.text = text
 
 
-_LITERAL_RE = re.compile(rb"\{(\d+)\+?\}\r?\n$")
-_UID_RE = re.compile(rb"[( ]UID (\d+)")
-_FLAGS_RE = re.compile(rb"FLAGS \(([^)]*)\)")
-_IDATE_RE = re.compile(rb'INTERNALDATE "([^"]*)"')
-_MODSEQ_RE = re.compile(rb"MODSEQ \((\d+)\)")
-_GM_MSGID_RE = re.compile(rb"X-GM-MSGID (\d+)")
-_GM_THRID_RE = re.compile(rb"X-GM-THRID (\d+)")
-# a header section sent as a quoted string or NIL instead of a literal
-_BODY_INLINE_RE = re.compile(rb'BODY\[[^\]]*\] (?:NIL|"((?:[^"\\]|\\.)*)")')
-_FETCH_START_RE = re.compile(rb"\* \d+ FETCH \(")
-# scan_rows' status when the buffer ends inside a response (imap_rows.NEED_MORE)
-_SCAN_NEED_MORE = 1
-# a message as the store's column values (kithkeep.rowcodec.MessageRow)
-Row = tuple[Any, ...]
-# bytes asked of the socket at a time (one recv)
-_CHUNK = 1 << 18
-
-_MONTHS = {
-    m: i + 1
-    for i, m in enumerate(
-        (
-            *(b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun"),
-            *(b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"),
-        )
-    )
-}
-# Server flags that describe this session, not the message.
-_SESSION_FLAGS = frozenset({"\\Recent"})
-_flag_cache: dict[bytes, frozenset[str]] = {}
-_tz_cache: dict[bytes, timezone] = {}
-
-
-def parse_internaldate(value: bytes) -> datetime | None:
-    """``b"17-Jul-1996 02:44:25 -0700"`` -> aware UTC datetime; None when malformed."""
-    if (
-        len(value) == 26
-        and value[20:] == b" +0000"
-        and value[2:3] == value[6:7] == b"-"
-        and value[11:12] == b" "
-        and value[14:15] == value[17:18] == b":"
-        and (value[7:11] + value[12:14] + value[15:17] + value[18:20]).isdigit()
-    ):
-        # the fixed-width UTC form most servers send: no splitting, no conversion
-        try:
-            return datetime(
-                int(value[7:11]),
-                _MONTHS[value[3:6]],
-                int(value[0:2]),
-                int(value[12:14]),
-                int(value[15:17]),
-                int(value[18:20]),
-                tzinfo=UTC,
-            )
-        except (ValueError, KeyError):
-            pass
-    try:
-        day, mon, rest = value.strip().split(b"-", 2)
-        year, clock, zone = rest.split(b" ")
-        hh, mm, ss = clock.split(b":")
-        tz = _tz_cache.get(zone)
-        if tz is None:
-            sign = -1 if zone[:1] == b"-" else 1
-            minutes = int(zone[1:3]) * 60 + int(zone[3:5])
-            tz = _tz_cache[zone] = timezone(sign * timedelta(minutes=minutes))
-        dt = datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss), tzinfo=tz)
-        return dt.astimezone(UTC)
-    except (ValueError, KeyError, IndexError):
-        return None
-
-
-def parse_flags(raw: bytes) -> frozenset[str]:
-    """The flags of a FLAGS list, without session flags; interned (few distinct sets)."""
-    flags = _flag_cache.get(raw)
-    if flags is None:
-        words = raw.decode("utf-8", "replace").split()
-        flags = frozenset(w for w in words if w not in _SESSION_FLAGS)
-        if len(_flag_cache) < 4096:  # keyword-heavy accounts must not grow it without bound
-            _flag_cache[raw] = flags
-    return flags
-
-
-@dataclass(slots=True)
-class FetchItem:
-    """One message of a FETCH response; ``header`` is None when not sent."""
-
-    uid: int
-    flags: frozenset[str] | None = None
-    internal_date: datetime | None = None
-    modseq: int | None = None
-    gm_msgid: int | None = None
-    gm_thrid: int | None = None
-    header: bytes | None = None
-
-
 @dataclass(slots=True)
 class Tagged:
     status: str
@@ -152,6 +70,26 @@ class Tagged:
     untagged: list[bytes] = field(default_factory=list)
     # the literals of each untagged response, in order
     literals: list[list[bytes]] = field(default_factory=list)
+
+
+class ListedFolder(NamedTuple):
+    """One folder of a LIST (with its STATUS when LIST-STATUS sent one)."""
+
+    name: str
+    flags: list[str]
+    status: dict[str, int]
+
+
+def raw_session(client: IMAPClient) -> RawSession:
+    """A RawSession on the connection of a logged-in IMAPClient. THE seam.
+
+    imapclient keeps its imaplib.IMAP4 in the private ``_imap`` (so since
+    imapclient 1.0); imaplib reads the socket through the buffered file
+    ``file`` (replaced by STARTTLS, so taken after login) and writes with
+    ``send``. Both are used only while imapclient waits for no response.
+    """
+    imap = client._imap
+    return RawSession(send=imap.send, read=imap.file.read1)
 
 
 def quote(name: str) -> bytes:
@@ -187,12 +125,11 @@ def parse_sequence_set(text: str) -> list[tuple[int, int]]:
 
 
 class RawSession:
-    """Raw commands on an imaplib connection that imapclient logged in."""
+    """Raw commands on a connection that imapclient logged in (see :func:`raw_session`)."""
 
-    def __init__(self, imap: imaplib.IMAP4) -> None:
-        self._imap = imap
-        # imaplib's buffered reader of the socket (typeshed types it loosely)
-        self._file = cast(BinaryIO, imap.file)
+    def __init__(self, *, send: Callable[[bytes], object], read: Callable[[int], bytes]) -> None:
+        self._send = send
+        self._read = read
         self._n = 0
         # a raw command was sent and its response not read to the end: the
         # connection must not be reused (only dropped)
@@ -205,7 +142,7 @@ class RawSession:
 
     def _fill(self) -> None:
         """Append what the socket has (at least one byte) to the unread bytes."""
-        data = self._file.read1(_CHUNK)  # type: ignore[attr-defined]
+        data = self._read(_CHUNK)
         if not data:
             raise ConnectionLost("server closed the connection")
         if self._pos >= len(self._buf):
@@ -214,21 +151,50 @@ class RawSession:
             self._buf = self._buf[self._pos :] + data
         self._pos = 0
 
-    def _readline(self) -> bytes:
+    def _next(self) -> tuple[int, int]:
+        """The next complete response, ``_buf[start:end]``, consumed; reads as needed.
+
+        A response is a line ended by CRLF; a line that ends in ``{n}``
+        goes on after an n-byte literal. A line ended by a bare LF is a
+        protocol error (imaplib refuses it too).
+        """
         while True:
-            eol = self._buf.find(b"\n", self._pos)
-            if eol != -1:
-                line = self._buf[self._pos : eol + 1]
+            buf, start = self._buf, self._pos
+            pos = start
+            while True:
+                eol = buf.find(b"\n", pos)
+                if eol == -1:
+                    break
+                if eol == pos or buf[eol - 1] != 13:  # 13: CR
+                    raise ProtocolError("a line not ended by CRLF")
+                # 125: "}", the end of a literal's announcement
+                size = _literal_size(buf, pos, eol) if buf[eol - 2] == 125 else None
+                if size is not None:
+                    pos = eol + 1 + size
+                    if pos > len(buf):
+                        break
+                    continue
                 self._pos = eol + 1
-                return line
+                return start, eol + 1
             self._fill()
 
-    def _read_exact(self, n: int) -> bytes:
-        while len(self._buf) - self._pos < n:
-            self._fill()
-        data = self._buf[self._pos : self._pos + n]
-        self._pos += n
-        return data
+    def _parts(self, start: int, end: int) -> tuple[bytes, list[bytes]]:
+        """A response as its text (literals taken out, ``{n}`` kept) and its literals."""
+        buf = self._buf
+        literals: list[bytes] = []
+        text: list[bytes] = []
+        pos = start
+        while pos < end:
+            eol = buf.find(b"\n", pos, end)
+            line_end = eol + 1
+            size = _literal_size(buf, pos, eol)
+            text.append(buf[pos:line_end])
+            if size is not None:
+                literals.append(buf[line_end : line_end + size])
+                pos = line_end + size
+            else:
+                pos = line_end
+        return b"".join(text), literals
 
     def send(self, command: bytes) -> bytes:
         """Send ``command`` with a fresh tag; return the tag."""
@@ -236,85 +202,72 @@ class RawSession:
         tag = b"kk%d" % self._n
         log.debug("> %s %s", tag.decode(), command[:200].decode("ascii", "replace"))
         self.dirty = True
-        self._imap.send(tag + b" " + command + b"\r\n")
+        self._send(tag + b" " + command + b"\r\n")
         return tag
 
-    def _response(self) -> tuple[bytes, list[bytes]]:
-        """One complete response: its first line and its literals (text marks them ``{n}``)."""
-        line = self._readline()
-        literals: list[bytes] = []
-        if line.endswith(b"}\r\n"):
-            m = _LITERAL_RE.search(line)
-            parts = [line]
-            while m:
-                literals.append(self._read_exact(int(m.group(1))))
-                more = self._readline()
-                parts.append(more)
-                m = _LITERAL_RE.search(more) if more.endswith(b"}\r\n") else None
-            line = b"".join(parts)
-        return line, literals
-
-    def _tagged(self, tag: bytes, line: bytes, command: str) -> Tagged | None:
-        """The tagged completion if ``line`` is it; raises on NO/BAD."""
-        if not line.startswith(tag + b" "):
+    def _tagged(self, tag: bytes, start: int, end: int, command: str) -> Tagged | None:
+        """The tagged completion if the response at ``start`` is it; raises on NO/BAD."""
+        buf = self._buf
+        if not buf.startswith(tag, start) or buf[start + len(tag) : start + len(tag) + 1] != b" ":
             return None
         self.dirty = False
-        rest = line[len(tag) + 1 :].decode("utf-8", "replace").strip()
+        rest = buf[start + len(tag) + 1 : end].decode("utf-8", "replace").strip()
         status, _, text = rest.partition(" ")
         if status.upper() != "OK":
             raise CommandFailed(command, status.upper(), text)
         return Tagged(status.upper(), text)
 
-    def _check_bye(self, line: bytes) -> None:
-        if line.startswith(b"* BYE"):
-            raise ConnectionLost(line[5:].decode("utf-8", "replace").strip() or "BYE")
+    def _untagged(self, start: int) -> None:
+        """Check that the response at ``start`` is an untagged one and not BYE."""
+        buf = self._buf
+        if buf.startswith(b"* BYE", start):
+            line = buf[start + 5 : buf.find(b"\n", start)]
+            raise ConnectionLost(line.decode("utf-8", "replace").strip() or "BYE")
+        if not buf.startswith(b"* ", start):
+            raise ProtocolError("a response that is neither tagged nor untagged")
 
     def simple(self, command: bytes) -> Tagged:
-        """Run a command and collect its untagged responses (literals inlined as parsed data)."""
+        """Run a command and collect its untagged responses (and their literals)."""
         tag = self.send(command)
         name = command.split(b" ", 2)[0].decode("ascii", "replace")
         untagged: list[bytes] = []
         literals_of: list[list[bytes]] = []
         while True:
-            line, literals = self._response()
-            done = self._tagged(tag, line, name)
+            start, end = self._next()
+            done = self._tagged(tag, start, end, name)
             if done is not None:
                 done.untagged = untagged
                 done.literals = literals_of
                 return done
-            self._check_bye(line)
-            untagged.append(line)
+            self._untagged(start)
+            text, literals = self._parts(start, end)
+            untagged.append(text)
             literals_of.append(literals)
 
     # ------------------------------------------------------------ commands
 
-    def list_status(
-        self, items: str, *, status: bool
-    ) -> list[tuple[str, list[str], int, dict[str, int]]]:
+    def list_status(self, items: str, *, status: bool) -> list[ListedFolder]:
         """LIST all folders (with SPECIAL-USE flags; with STATUS items when ``status``).
 
-        Returns (name, flags, index, status) per folder; status is empty when
-        the server sent none.
+        A folder's status is empty when the server sent none.
         """
         cmd = b'LIST "" "*"'
         if status:
             cmd += b" RETURN (SPECIAL-USE STATUS (" + items.encode() + b"))"
         done = self.simple(cmd)
-        folders: dict[str, tuple[list[str], int]] = {}
+        folders: dict[str, list[str]] = {}
         statuses: dict[str, dict[str, int]] = {}
-        for i, (line, literals) in enumerate(zip(done.untagged, done.literals, strict=True)):
+        for line, literals in zip(done.untagged, done.literals, strict=True):
             upper = line[:10].upper()
             if upper.startswith((b"* LIST ", b"* XLIST ")):
                 parsed = _parse_with_literals(line.split(b" ", 2)[2], literals)
                 if len(parsed) < 3:
                     continue
-                flags = [_text(f) for f in parsed[0]]
-                name = _folder_name(parsed[2])
-                folders[name] = (flags, i)
+                folders[_folder_name(parsed[2])] = [_text(f) for f in parsed[0]]
             elif upper.startswith(b"* STATUS "):
                 name, values = _parse_status(line.split(b" ", 2)[2], literals)
                 statuses[name] = values
-        return [(n, f, i, statuses.get(n, {})) for n, (f, i) in folders.items()]
+        return [ListedFolder(n, f, statuses.get(n, {})) for n, f in folders.items()]
 
     def status(self, folder: str, items: str) -> dict[str, int]:
         done = self.simple(b"STATUS " + quote(folder) + b" (" + items.encode() + b")")
@@ -362,117 +315,53 @@ class RawSession:
     def uid_fetch(self, uid_set: str, items: str, modifiers: str = "") -> Iterator[FetchItem]:
         """Stream the FETCH responses of one ``UID FETCH``, message by message.
 
-        For flag fetches and any shape; header FETCHes of a sync go through
-        ``uid_fetch_rows``. Stops after the tagged completion. If the caller
-        stops iterating early, the connection is left ``dirty`` and must be
+        Stops after the tagged completion. A malformed FETCH response is
+        logged and skipped (it costs that message). If the caller stops
+        iterating early, the connection is left ``dirty`` and must be
         dropped.
         """
         cmd = b"UID FETCH " + uid_set.encode() + b" (" + items.encode() + b")"
         if modifiers:
             cmd += b" (" + modifiers.encode() + b")"
         tag = self.send(cmd)
-        tag_line = tag + b" "
         while True:
-            line, literals = self._response()
-            if line.startswith(b"* ") and _FETCH_START_RE.match(line):
-                yield _fetch_item_general(line, literals)
-                continue
-            if line.startswith(tag_line):
-                self._tagged(tag, line, "UID FETCH")
+            start, end = self._next()
+            buf = self._buf
+            if buf[start] == 42:  # 42: "*", untagged: a FETCH, or another one to skip
+                try:
+                    item = parse_fetch(buf, start, end)
+                except ProtocolError as exc:
+                    log.warning(
+                        "skipped a malformed FETCH response (%s): %r",
+                        exc,
+                        buf[start : min(end, start + 120)],
+                    )
+                    continue
+                if item is not None:
+                    yield item
+                    continue
+            if self._tagged(tag, start, end, "UID FETCH") is not None:
                 return
-            self._check_bye(line)
-            # another untagged response (EXISTS, EXPUNGE, OK ...): skipped
-
-    def uid_fetch_rows(
-        self,
-        uid_set: str,
-        items: str,
-        *,
-        scan: Callable[[bytes, int, int, int], tuple[list[Row], int, int, int]],
-        other: Callable[[FetchItem], Row],
-        min_uid: int,
-        limit: int,
-    ) -> Iterator[tuple[list[Row], int, bool]]:
-        """Stream one ``UID FETCH`` as chunks of rows: (rows, highest UID, last).
-
-        ``scan(buf, pos, min_uid, n)`` turns the responses of the usual shape
-        at ``buf[pos:]`` into at most ``n`` rows and says where it stopped
-        (connectors/imap_rows.py); a response of any other shape is read
-        here and ``other`` makes its row. Messages with a UID below
-        ``min_uid``, and FETCH responses without a header (unsolicited flag
-        changes), give no row. Chunks hold ``limit`` rows; the last one, at
-        the tagged completion, the rest (maybe none). If the caller stops
-        early, the connection is left ``dirty`` and must be dropped.
-        """
-        tag = self.send(b"UID FETCH " + uid_set.encode() + b" (" + items.encode() + b")")
-        tag_line = tag + b" "
-        rows: list[Row] = []
-        top = 0
-        while True:
-            got, self._pos, status, high = scan(self._buf, self._pos, min_uid, limit - len(rows))
-            if got:
-                rows.extend(got)
-                top = max(top, high)
-            if len(rows) >= limit:
-                yield rows, top, False
-                rows = []
-                continue
-            if status == _SCAN_NEED_MORE:
-                self._fill()
-                continue
-            line, literals = self._response()
-            if line.startswith(b"* ") and _FETCH_START_RE.match(line):
-                it = _fetch_item_general(line, literals)
-                if it.uid >= min_uid and it.header is not None:
-                    rows.append(other(it))
-                    top = max(top, it.uid)
-                continue
-            if line.startswith(tag_line):
-                self._tagged(tag, line, "UID FETCH")
-                yield rows, top, True
-                return
-            self._check_bye(line)
-            # another untagged response (EXISTS, EXPUNGE, OK ...): skipped
+            self._untagged(start)
 
 
-def _fetch_item_general(line: bytes, literals: list[bytes]) -> FetchItem:
-    """A FETCH response of any shape (``line`` with its literals taken out)."""
-    header: bytes | None = None
-    if literals:
-        # the literal belongs to the section named just before its "{n}"
-        rest = line
-        for data in literals:
-            idx = rest.find(b"}\r\n")
-            if rest.rfind(b"BODY[", 0, idx) != -1 and header is None:
-                header = data
-            rest = rest[idx + 3 :]
-    elif b"BODY[" in line:
-        bm = _BODY_INLINE_RE.search(line)
-        if bm is not None and bm.group(1) is not None:
-            header = re.sub(rb"\\(.)", rb"\1", bm.group(1))
-    return _fetch_item(line, header)
+def _literal_size(buf: bytes, start: int, eol: int) -> int | None:
+    """The size of the literal announced at the end of the line ``buf[start:eol + 1]``.
 
-
-def _fetch_item(text: bytes, header: bytes | None) -> FetchItem:
-    m = _UID_RE.search(text)
-    item = FetchItem(uid=int(m.group(1)) if m else 0, header=header)
-    m = _FLAGS_RE.search(text)
-    if m:
-        item.flags = parse_flags(m.group(1))
-    m = _IDATE_RE.search(text)
-    if m:
-        item.internal_date = parse_internaldate(m.group(1))
-    m = _MODSEQ_RE.search(text)
-    if m:
-        item.modseq = int(m.group(1))
-    if b"X-GM-" in text:
-        m = _GM_MSGID_RE.search(text)
-        if m:
-            item.gm_msgid = int(m.group(1))
-        m = _GM_THRID_RE.search(text)
-        if m:
-            item.gm_thrid = int(m.group(1))
-    return item
+    As imaplib reads it: the line (CRLF left out) ends in ``{digits}``.
+    """
+    if eol - start < 4 or buf[eol - 2] != 125:  # 125: "}"
+        return None
+    brace = buf.rfind(b"{", start, eol - 2)
+    if brace == -1:
+        return None
+    digits = buf[brace + 1 : eol - 2]
+    if not digits.isdigit():
+        return None
+    size = int(digits)
+    if size > MAX_LITERAL_BYTES:
+        raise ProtocolError(f"a literal of {size} bytes")
+    return size
 
 
 def _parse_with_literals(text: bytes, literals: list[bytes]) -> tuple[Any, ...]:

@@ -19,13 +19,11 @@ from pathlib import Path
 
 from kithkeep.config import Config as KithkeepConfig
 from kithkeep.errors import SourceError
-from kithkeep.headers import record_from_headers
+from kithkeep.headers import MAX_HEADER_BYTES, record_from_headers
 from kithkeep.interfaces import MailSource, ScopeInfo, SyncContext
 from kithkeep.records import Checkpoint, FlagUpdate, MailBatch, MessageRecord
 
 log = logging.getLogger(__name__)
-
-_MAX_HEADER = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,11 @@ def _key_digest(header: bytes) -> str:
 
 
 def iter_mbox_headers(path: Path) -> Iterator[bytes]:
-    """Yield the header block of each message (the ``From_`` line excluded)."""
+    """Yield the header block of each message (the ``From_`` line excluded).
+
+    Lines past MAX_HEADER_BYTES are dropped, but for the one that crosses
+    it: the parser sees that the block was cut.
+    """
     with path.open("rb") as fh:
         header: list[bytes] | None = None
         size = 0
@@ -82,7 +84,7 @@ def iter_mbox_headers(path: Path) -> Iterator[bytes]:
                 if prev_blank:
                     in_header = False
                     header.append(line)
-                elif size < _MAX_HEADER:
+                elif size <= MAX_HEADER_BYTES:
                     header.append(line)
                     size += len(line)
         if header is not None:

@@ -55,7 +55,7 @@ from kithkeep.connectors.graph_client import (
     parse_graph_time,
 )
 from kithkeep.errors import ConfigError, SourceError
-from kithkeep.headers import normalize_message_id, parse_header_block
+from kithkeep.headers import MAX_SUBJECT, normalize_message_id, record_from_headers
 from kithkeep.interfaces import MailSource, ScopeInfo, SyncContext
 from kithkeep.microsoft_auth import MAIL_BASIC, MAIL_FULL
 from kithkeep.records import Address, Checkpoint, FlagUpdate, MailBatch, MessageRecord
@@ -167,8 +167,14 @@ def message_record(item: dict[str, Any], *, account: str, folder: str, sent: boo
             for h in headers
             if isinstance(h, dict) and str(h.get("name", "")).lower() in wanted
         )
-        parsed = parse_header_block(block.encode("utf-8", "surrogateescape") + b"\r\n")
-    errors: list[str] = list(parsed.errors) if parsed else []
+        # the header parser's record: its header fields are taken below
+        parsed = record_from_headers(
+            block.encode("utf-8", "surrogateescape") + b"\r\n",
+            account=account,
+            folder=folder,
+            uid=str(item["id"]),
+        )
+    errors: list[str] = list(parsed.parse_errors) if parsed else []
     try:
         date = parse_graph_time(item.get("sentDateTime"))
     except ValueError:
@@ -189,7 +195,7 @@ def message_record(item: dict[str, Any], *, account: str, folder: str, sent: boo
         bcc=_addresses(item.get("bccRecipients") or ()),
         in_reply_to=parsed.in_reply_to if parsed else None,
         references=parsed.references if parsed else (),
-        subject=str(item.get("subject") or "")[:500],
+        subject=str(item.get("subject") or "")[:MAX_SUBJECT],
         list_id=parsed.list_id if parsed else None,
         list_post=parsed.list_post if parsed else None,
         list_unsubscribe=parsed.list_unsubscribe if parsed else False,

@@ -147,14 +147,10 @@ class MailBatch:
 
     ``replace_folder`` drops the folder's stored records first (a new
     UIDVALIDITY): the rescan then re-adds what is still on the server.
-    ``rows`` holds messages already encoded as the store's column values
-    (kithkeep.rowcodec): the IMAP bulk path makes them straight from the
-    FETCH stream, which a MessageRecord per message would slow down
-    several times. A batch may hold both; they mean the same.
+    Messages come as records; how they are stored is the store's business.
     """
 
     records: Sequence[MessageRecord] = ()
-    rows: Sequence[tuple[Any, ...]] = ()
     flag_updates: Sequence[FlagUpdate] = ()
     checkpoint: Checkpoint | None = None
     replace_folder: str | None = None

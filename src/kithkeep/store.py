@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from kithkeep._rowcodec import MESSAGE_COLUMNS, datetime_text, message_values
 from kithkeep.errors import StoreError
 from kithkeep.records import (
     Address,
@@ -43,13 +44,6 @@ from kithkeep.records import (
     ReminderState,
     RunStatus,
     StoredMessage,
-)
-from kithkeep.rowcodec import (
-    MESSAGE_COLUMNS,
-    MessageRow,
-    datetime_text,
-    message_values,
-    row_with_datetimes,
 )
 from kithkeep.schema import Base, Event, Message, Meta, SyncState
 
@@ -172,11 +166,13 @@ def _sqlite_mail_steps(
     (the folder reset of a new UIDVALIDITY is done before, by the store)."""
     steps: list[tuple[str, Sequence[tuple[Any, ...]]]] = []
     # the last copy wins when a chunk holds one location twice
-    values = _located(batch.rows)
-    for r in batch.records:
-        v = message_values(r, datetime_text)
-        values[v[0], v[1], v[2]] = v
-    steps.append((_MESSAGES_UPSERT_SQLITE, [(*v, seq) for v in values.values()]))
+    values = {(r.account, r.folder, r.uid): r for r in batch.records}
+    steps.append(
+        (
+            _MESSAGES_UPSERT_SQLITE,
+            [message_values(r, datetime_text, (seq,)) for r in values.values()],
+        )
+    )
     flags = [
         (" ".join(sorted(fu.flags)), seq, account, fu.folder, fu.uid) for fu in batch.flag_updates
     ]
@@ -186,11 +182,6 @@ def _sqlite_mail_steps(
         stamp = datetime_text(datetime.now(UTC))
         steps.append((_CHECKPOINT_UPSERT_SQLITE, [(cp.source, cp.scope, state, stamp)]))
     return steps
-
-
-def _located(rows: Sequence[MessageRow]) -> dict[tuple[str, str, str], MessageRow]:
-    """Encoded rows by location (account, folder, uid); the last one wins."""
-    return {(v[0], v[1], v[2]): v for v in rows}
 
 
 class PersonRow(NamedTuple):
@@ -392,9 +383,7 @@ class Store:
                         conn.exec_driver_sql(sql, list(values))
                 return
             # the last copy wins when a chunk holds one location twice
-            rows = {loc: row_with_datetimes(v) for loc, v in _located(batch.rows).items()}
-            for r in batch.records:
-                rows[r.account, r.folder, r.uid] = message_row(r)
+            rows = {(r.account, r.folder, r.uid): message_row(r) for r in batch.records}
             self._upsert(
                 s,
                 msgs,

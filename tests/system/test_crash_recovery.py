@@ -148,17 +148,17 @@ class DyingSource(MailSource):
         for n, batch in enumerate(self.inner.sync(ctx)):
             if n == self.die_before or (self.after_records and stored):
                 self.die_once_committed(ctx)
-            stored = bool(batch.records or batch.rows)
+            stored = bool(batch.records)
             yield batch
         if n + 1 == self.die_before:  # after the last batch was committed
             self.die_once_committed(ctx)
 
     @staticmethod
     def die_once_committed(ctx: SyncContext) -> None:
-        # sync_source commits in a thread of its own; reading the checkpoints
-        # waits for what was handed over, so this kill point is "after the
-        # batches so far were committed" (a kill with a commit in flight is
-        # the in-transaction mode)
+        # sync_source commits each batch before the source goes on, so this
+        # kill point is "after the batches so far were committed" (a kill
+        # with a commit in flight is the in-transaction mode); reading the
+        # checkpoints would also wait for a store that committed elsewhere
         ctx.checkpoints()
         die()
 

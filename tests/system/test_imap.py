@@ -21,14 +21,9 @@ from imapclient import IMAPClient
 from kithkeep.config import parse_config
 from kithkeep.connectors import registry
 from kithkeep.connectors.imap import ImapConfig, ImapSource
-from kithkeep.connectors.imap_fetch import parse_internaldate, sequence_set
+from kithkeep.connectors.imap_fetch import sequence_set
+from kithkeep.connectors.imap_response import parse_internaldate
 from kithkeep.errors import AuthError, ConfigError, ConnectError
-from kithkeep.headers import (
-    HEADER_FIELDS,
-    header_block,
-    parse_header_block,
-    parse_header_block_fast,
-)
 from kithkeep.store import Store
 from kithkeep.sync import sync_source
 from tests.fixtures.dovecot import ImapUser, free_port
@@ -520,32 +515,3 @@ def test_internaldate_and_sequence_sets() -> None:
     assert parse_internaldate(b" 1-Jan-2024 00:00:00 +0000") is not None
     assert parse_internaldate(b"garbage") is None
     assert sequence_set([1, 2, 3, 5, 7, 8]) == "1:3,5,7:8"
-
-
-def _only_wanted_fields(block: bytes) -> bytes:
-    """What BODY.PEEK[HEADER.FIELDS (...)] returns: the wanted fields, then an empty line."""
-    wanted = {f.lower() for f in HEADER_FIELDS}
-    out: list[bytes] = []
-    keep = False
-    for line in block.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t"):
-            if keep:
-                out.append(line)
-            continue
-        keep = line.split(b":", 1)[0].strip().lower().decode("ascii", "replace") in wanted
-        if keep:
-            out.append(line)
-    return b"".join(out) + b"\r\n"
-
-
-def test_fast_header_path_agrees_with_the_reference_parser_on_the_corpora() -> None:
-    files = [p for p in _corpus_files() if p.suffix in (".eml", ".txt")]
-    if not files:
-        pytest.skip(f"no corpora at {CORPORA}")
-    mismatches = []
-    for p in files:
-        block = header_block(p.read_bytes())
-        for raw in (block, _only_wanted_fields(block)):
-            if parse_header_block(raw) != parse_header_block_fast(raw):
-                mismatches.append(p.name)
-    assert mismatches == []

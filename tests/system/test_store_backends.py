@@ -34,7 +34,6 @@ from kithkeep.records import (
     MailBatch,
     MessageRecord,
 )
-from kithkeep.rowcodec import datetime_text, message_values
 from kithkeep.schema import Base, DerivedPerson, Event, Message, ReminderState, SyncState
 from kithkeep.store import PersonRow, Store, head_revision
 from tests.fixtures.postgres import PostgresServer
@@ -256,24 +255,25 @@ def test_message_round_trip_with_unicode_and_time_zones(store: Store) -> None:
     assert back.internal_date == datetime(2026, 3, 29, 12, 30, tzinfo=UTC)
 
 
-def test_encoded_rows_store_the_same_as_records(store: Store) -> None:
-    """MailBatch.rows (the IMAP bulk path) and records give the same stored messages."""
+def test_a_location_twice_in_one_batch_stores_the_last_copy(store: Store) -> None:
     recs = [
         rec("1", subject="Grüße 🎉", flags=frozenset({"\\Seen"}), in_sent_folder=True),
         rec("2", date=None, internal_date=datetime(2026, 3, 1, 12, 0, 0, 5, tzinfo=UTC)),
         rec("3", list_unsubscribe=True, precedence="bulk", parse_errors=("date", "cc")),
     ]
-    rows = [message_values(r, datetime_text) for r in recs]
-    # a location twice in one batch: the last copy wins, as for records
-    store.apply_mail_batch(MailBatch(rows=[rows[0], *rows]), "acct")
-    assert messages(store) == {(r.account, r.folder, r.uid): r for r in recs}
-    # records and rows in one batch, the same location in both: one message
     changed = dataclasses.replace(recs[1], subject="new")
-    store.apply_mail_batch(
-        MailBatch(records=[changed], rows=[message_values(recs[2], datetime_text)]), "acct"
-    )
-    assert messages(store)["acct", "INBOX", "2"] == changed
-    assert len(messages(store)) == 3
+    store.apply_mail_batch(MailBatch(records=[*recs, changed]), "acct")
+    assert messages(store) == {(r.account, r.folder, r.uid): r for r in [recs[0], changed, recs[2]]}
+
+
+def test_a_gmail_id_beyond_the_column_is_stored_empty(store: Store) -> None:
+    """X-GM-MSGID is unsigned 64-bit; the column is signed: one odd id must not fail the batch."""
+    big = rec("1", gm_msgid=2**64 - 1, gm_thrid=2**63)
+    fits = rec("2", gm_msgid=2**63 - 1, gm_thrid=1)
+    store.apply_mail_batch(MailBatch(records=[big, fits]), "acct")
+    stored = messages(store)
+    assert stored["acct", "INBOX", "1"] == dataclasses.replace(big, gm_msgid=None, gm_thrid=None)
+    assert stored["acct", "INBOX", "2"] == fits
 
 
 def test_parsed_headers_store_and_read_back_unchanged(store: Store) -> None:
