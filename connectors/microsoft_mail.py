@@ -55,7 +55,12 @@ from kithkeep.connectors.graph_client import (
     parse_graph_time,
 )
 from kithkeep.errors import ConfigError, SourceError
-from kithkeep.headers import MAX_SUBJECT, normalize_message_id, record_from_headers
+from kithkeep.headers import (
+    MAX_SUBJECT,
+    SIGNAL_FIELDS,
+    normalize_message_id,
+    record_from_headers,
+)
 from kithkeep.interfaces import MailSource, ScopeInfo, SyncContext
 from kithkeep.microsoft_auth import MAIL_BASIC, MAIL_FULL
 from kithkeep.records import Address, Checkpoint, FlagUpdate, MailBatch, MessageRecord
@@ -83,8 +88,9 @@ SELECT_FULL = (*SELECT_BASIC, "internetMessageHeaders")
 # PidTagLastVerbExecuted: the last thing the user did with the message
 LAST_VERB_PROP = "Integer 0x1081"
 REPLIED_VERBS = frozenset({102, 103})  # EXCHIVERB_REPLYTOSENDER, EXCHIVERB_REPLYTOALL
-# the internet headers kept from internetMessageHeaders (the rest come from properties)
-LIST_HEADERS = (
+# the internet headers read from internetMessageHeaders (the rest come from
+# properties): threading, lists, and what machines write (kithkeep.headers.SIGNALS)
+INTERNET_HEADERS = (
     "In-Reply-To",
     "References",
     "List-Id",
@@ -92,6 +98,7 @@ LIST_HEADERS = (
     "List-Unsubscribe",
     "Precedence",
     "Auto-Submitted",
+    *SIGNAL_FIELDS,
 )
 # the store's uid column holds 200 characters; Graph ids are about 150
 MAX_UID = 200
@@ -161,7 +168,7 @@ def message_record(item: dict[str, Any], *, account: str, folder: str, sent: boo
     headers = item.get("internetMessageHeaders")
     parsed = None
     if isinstance(headers, list):
-        wanted = {h.lower() for h in LIST_HEADERS}
+        wanted = {h.lower() for h in INTERNET_HEADERS}
         block = "".join(
             f"{h.get('name')}: {h.get('value')}\r\n"
             for h in headers
@@ -206,6 +213,7 @@ def message_record(item: dict[str, Any], *, account: str, folder: str, sent: boo
         gm_msgid=None,
         gm_thrid=thread_key(item.get("conversationId")),
         in_sent_folder=sent,
+        signals=parsed.signals if parsed else frozenset(),
         parse_errors=tuple(errors),
     )
 

@@ -42,6 +42,7 @@ MESSAGE_COLUMNS = (
     "gm_msgid",
     "gm_thrid",
     "in_sent_folder",
+    "signals",
     "parse_errors",
 )
 
@@ -85,7 +86,7 @@ def references_json(refs: tuple[str, ...]) -> str:
 
 
 def flags_text(flags: frozenset[str]) -> str:
-    """Flags sorted, space-separated (few distinct sets: cached)."""
+    """Flags (or signal words) sorted, space-separated (few distinct sets: cached)."""
     text = _flags_text_cache.get(flags)
     if text is None:
         text = " ".join(sorted(flags))
@@ -141,6 +142,7 @@ def message_values(
         None if gm_msgid is None or gm_msgid not in _INT64 else gm_msgid,
         None if gm_thrid is None or gm_thrid not in _INT64 else gm_thrid,
         r.in_sent_folder,
+        flags_text(r.signals),
         ",".join(r.parse_errors),
         *extra,
     )

@@ -37,6 +37,17 @@ from kithkeep.records import Address, MessageRecord
 
 log = logging.getLogger(__name__)
 
+# The fields that carry what machines write, read into signal words (see SIGNALS).
+SIGNAL_FIELDS: tuple[str, ...] = (
+    "Return-Path",
+    "Content-Type",
+    "Content-Class",
+    "Feedback-ID",
+    "List-Unsubscribe-Post",
+    "X-Auto-Response-Suppress",
+    "X-Autoreply",
+    "X-Autorespond",
+)
 # The header fields kithkeep reads; IMAP fetches exactly these
 # (BODY.PEEK[HEADER.FIELDS (...)]).
 HEADER_FIELDS: tuple[str, ...] = (
@@ -54,7 +65,24 @@ HEADER_FIELDS: tuple[str, ...] = (
     "List-Unsubscribe",
     "Precedence",
     "Auto-Submitted",
+    *SIGNAL_FIELDS,
 )
+
+# The signal words the header parser reads from those fields, kept with each
+# message (MessageRecord.signals). What they mean to the analysis is
+# kithkeep.model: the first four mark a message that is not conversation (a
+# report, an auto-reply, a calendar message); the others mark a sender that
+# sends in bulk when most of its messages carry one.
+SIGNALS: dict[str, str] = {
+    "report": "a delivery or read report (Content-Type: multipart/report)",
+    "autoreply": "an auto-reply header (X-Autoreply, X-Autorespond)",
+    "null-sender": "an empty return path (Return-Path: <>), as bounces and auto-replies have",
+    "calendar": "a calendar message (Content-Class: urn:content-classes:calendarmessage, "
+    "Content-Type: text/calendar)",
+    "unsubscribe-post": "a one-click unsubscribe header (List-Unsubscribe-Post)",
+    "feedback-id": "a bulk sender's feedback-loop id (Feedback-ID)",
+    "suppress-autoreply": "a request for no auto-replies (X-Auto-Response-Suppress)",
+}
 
 # ------------------------------------------------------------------ limits
 # A 200 KB header exists in the wild; the fields are at its start. Sources
@@ -379,6 +407,34 @@ def _split(raw: bytes) -> dict[str, list[str]]:
     return found
 
 
+_REPORT_TYPES = ("multipart/report", "message/delivery-status", "message/disposition-notification")
+
+
+def signals_of(fields: dict[str, list[str]]) -> frozenset[str]:
+    """The SIGNALS words of a header block's fields (lower-case names)."""
+    found: list[str] = []
+    get = fields.get
+    if (v := get("content-type")) is not None:
+        kind = v[0].strip().lower()
+        if kind.startswith(_REPORT_TYPES):
+            found.append("report")
+        elif kind.startswith("text/calendar"):
+            found.append("calendar")
+    if (v := get("content-class")) is not None and "calendarmessage" in v[0].lower():
+        found.append("calendar")
+    if "x-autoreply" in fields or "x-autorespond" in fields:
+        found.append("autoreply")
+    if (v := get("return-path")) is not None and v[0].replace(" ", "") in ("<>", "<<>>"):
+        found.append("null-sender")
+    if "list-unsubscribe-post" in fields:
+        found.append("unsubscribe-post")
+    if "feedback-id" in fields:
+        found.append("feedback-id")
+    if (v := get("x-auto-response-suppress")) is not None and v[0].strip().lower() != "none":
+        found.append("suppress-autoreply")
+    return frozenset(found)
+
+
 def record_from_headers(
     raw: bytes,
     *,
@@ -483,6 +539,11 @@ def record_from_headers(
                 auto_submitted = a.strip().lower().split(";")[0].strip()[:MAX_BULK_KEYWORD]
         except Exception:
             errors.append("precedence")
+    try:
+        signals = signals_of(fields)
+    except Exception:  # belt and braces, as above
+        signals = frozenset()
+        errors.append("signals")
     if not message_id:
         message_id = _synthetic_message_id(fields, raw)
     return MessageRecord(
@@ -508,6 +569,7 @@ def record_from_headers(
         gm_msgid=gm_msgid,
         gm_thrid=gm_thrid,
         in_sent_folder=in_sent_folder,
+        signals=signals,
         parse_errors=tuple(errors),
     )
 

@@ -54,6 +54,8 @@ class MessageRecord:
     gm_thrid: int | None = None
     # True when the folder is the account's sent folder (role, not name).
     in_sent_folder: bool = False
+    # what machines' headers said (kithkeep.headers.SIGNALS)
+    signals: frozenset[str] = frozenset()
     parse_errors: tuple[str, ...] = ()
 
     @property
@@ -237,6 +239,7 @@ class StoredMessage(NamedTuple):
     flags: str
     in_sent_folder: bool
     gm_thrid: int | None
+    signals: str = ""  # the header parser's signal words, space-separated
 
 
 class MessageFacts(NamedTuple):
@@ -258,3 +261,4 @@ class MessageFacts(NamedTuple):
     precedence: str | None
     auto_submitted: str | None
     in_sent_folder: bool
+    signals: str | None  # the header parser's signal words, space-separated

@@ -98,6 +98,9 @@ class Message(Base):
     gm_msgid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     gm_thrid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     in_sent_folder: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the header parser's signal words (kithkeep.headers.SIGNALS), space-separated;
+    # NULL for messages stored before kithkeep read them
+    signals: Mapped[str | None] = mapped_column(String(200), nullable=True)
     parse_errors: Mapped[str] = mapped_column(Text, default="")
     # the change counter of the batch that last wrote the row (the analysis reads what
     # changed since it last ran; see Store.apply_mail_batch)

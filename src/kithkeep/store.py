@@ -227,6 +227,7 @@ def message_from_row(row: Any) -> MessageRecord:
         gm_msgid=row.gm_msgid,
         gm_thrid=row.gm_thrid,
         in_sent_folder=row.in_sent_folder,
+        signals=frozenset(row.signals.split()) if row.signals else frozenset(),
         parse_errors=tuple(row.parse_errors.split(",")) if row.parse_errors else (),
     )
 
@@ -619,6 +620,7 @@ class Store:
             c.precedence,
             c.auto_submitted,
             c.in_sent_folder,
+            c.signals,
         )
         if after >= 0:
             query = query.where(c.seq > after)
@@ -806,15 +808,16 @@ class Store:
             c.flags,
             c.in_sent_folder,
             c.gm_thrid,
+            c.signals,
         ).join(MESSAGES, sa.and_(INDEX.c.kind == MESSAGE, INDEX.c.ref == c.id))
 
     @staticmethod
     def _stored(row: Sequence[Any]) -> tuple[str, StoredMessage]:
         address, mid, gm, msgid, date, idate, *rest = row
-        frm, to, cc, bcc, irt, refs, subj, flags, sent, thr = rest
+        frm, to, cc, bcc, irt, refs, subj, flags, sent, thr, signals = rest
         return address, StoredMessage(
             mid, gm, msgid, _maybe_utc(date), _maybe_utc(idate), frm, to, cc, bcc, irt, refs,
-            subj or "", flags or "", bool(sent), thr,
+            subj or "", flags or "", bool(sent), thr, signals or "",
         )  # fmt: skip
 
     def _chunks(self, query: sa.Select[Any], size: int = 5000) -> Iterator[list[Any]]:

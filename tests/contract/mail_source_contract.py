@@ -126,6 +126,28 @@ class MailSourceContract:
             )
         assert "secret body" not in dump
 
+    def test_what_machines_write_is_read_as_signals(self, store: Store) -> None:
+        # the fields kithkeep fetches beyond the basic ones reach the store as signal
+        # words (kithkeep.headers.SIGNALS); a plain message has none
+        self.deliver(self.INBOX, message(1))
+        self.deliver(
+            self.INBOX,
+            message(
+                2,
+                extra=(
+                    "Content-Class: urn:content-classes:calendarmessage\r\n"
+                    "Feedback-ID: 1:campaign:esp\r\n"
+                    "Return-Path: <>\r\n"
+                ),
+            ),
+        )
+        self.sync(store)
+        got = {m.message_id: m.signals for m in store.iter_messages()}
+        assert got == {
+            "m1@example.com": frozenset(),
+            "m2@example.com": {"calendar", "feedback-id", "null-sender"},
+        }
+
     def test_nothing_new_stores_nothing(self, store: Store) -> None:
         self.deliver(self.INBOX, message(1))
         self.sync(store)

@@ -112,3 +112,11 @@ class TestMicrosoftMailSourceBasic(TestMicrosoftMailSource):
         self.sync(store)
         # the read state arrives; the replied state needs full_headers (Mail.Read)
         assert self.by_id(store)[self.INBOX, "m1@example.com"][2] == {"\\Seen"}
+
+    def test_what_machines_write_is_read_as_signals(self, store: Store) -> None:
+        # without Mail.Read Graph gives no internet headers: no signals, nothing else lost
+        self.deliver(self.INBOX, message(2, extra="Feedback-ID: 1:campaign:esp\r\n"))
+        self.sync(store)
+        assert [(m.message_id, m.signals) for m in store.iter_messages()] == [
+            ("m2@example.com", frozenset())
+        ]

@@ -60,6 +60,41 @@ def test_plain_headers() -> None:
     assert p.subject == "Café tomorrow?"
 
 
+@pytest.mark.parametrize(
+    ("fields", "want"),
+    [
+        (b"Content-Type: multipart/report; report-type=delivery-status\r\n", {"report"}),
+        (b"Content-Type: message/disposition-notification\r\n", {"report"}),
+        (b"Content-Class: urn:content-classes:calendarmessage\r\n", {"calendar"}),
+        (b"Content-Type: text/calendar; method=REPLY\r\n", {"calendar"}),
+        (b"X-Autoreply: yes\r\n", {"autoreply"}),
+        (b"X-Autorespond: vacation\r\n", {"autoreply"}),
+        (b"Return-Path: <>\r\n", {"null-sender"}),
+        (b"Return-Path: < >\r\n", {"null-sender"}),
+        (b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", {"unsubscribe-post"}),
+        (b"Feedback-ID: 1:campaign:esp\r\n", {"feedback-id"}),
+        (b"X-Auto-Response-Suppress: OOF, AutoReply\r\n", {"suppress-autoreply"}),
+        # what people's mail carries says nothing
+        (b"Content-Type: multipart/alternative; boundary=x\r\n", set()),
+        (b"Content-Type: text/plain; charset=utf-8\r\n", set()),
+        (b"Return-Path: <ana@example.org>\r\n", set()),
+        (b"X-Auto-Response-Suppress: None\r\n", set()),
+        (b"X-Mailer: Outlook\r\n", set()),
+    ],
+)
+def test_what_machines_write_becomes_signal_words(fields: bytes, want: set[str]) -> None:
+    raw = b"From: ana@example.org\r\nSubject: Re: news\r\n" + fields + b"\r\n"
+    p = parse(raw)
+    assert p.signals == want
+    assert p.parse_errors == ()
+    assert set(p.signals) <= set(headers.SIGNALS)
+
+
+def test_signal_fields_are_fetched() -> None:
+    # IMAP fetches HEADER_FIELDS only: a signal field left out would never be seen
+    assert set(headers.SIGNAL_FIELDS) <= set(headers.HEADER_FIELDS)
+
+
 def test_broken_fields_cost_only_themselves() -> None:
     raw = (
         b"From: Someone <someone@example.org>\n"

@@ -6,18 +6,32 @@ conclusion) is filtered, and the human who looks like one is kept.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 
+from kithkeep.headers import record_from_headers
 from kithkeep.model.me import my_addresses, proposals
 from kithkeep.model.merges import suggest_merges
-from kithkeep.records import Address, MailBatch
+from kithkeep.records import Address, MailBatch, MessageRecord
 from kithkeep.store import Store
-from tests.unit.test_model_stats import ME, T0, day, decision, exchange, mail, nobody, person, run
+from tests.unit.test_model_stats import (
+    ME,
+    NOW,
+    T0,
+    day,
+    decision,
+    exchange,
+    mail,
+    nobody,
+    person,
+    run,
+)
 
 # ------------------------------------------------------- someone else in my sent folder
 
@@ -281,6 +295,115 @@ def test_a_human_subject_that_starts_like_plumbing_is_conversation() -> None:
     ana = "ana@x.org"
     msgs = [*exchange(ana, 0), mail(ana, [ME], day(10), subject="Accepting the offer?")]
     assert person(run(msgs), ana).pending_inbound is not None
+
+
+# ------------------------------------------------------------- what the headers say
+
+
+def _from_headers(
+    frm: str, to: str, when: datetime, subject: str, extra: str = "", irt: str | None = None
+) -> MessageRecord:
+    """A message as a source reads it: its raw header block through the header parser."""
+    lines = [
+        f"From: {frm}",
+        f"To: {to}",
+        f"Subject: {subject}",
+        f"Date: {format_datetime(when)}",
+        f"Message-ID: <{next(_raw_ids)}@example.org>",
+        *([f"In-Reply-To: <{irt}>", f"References: <{irt}>"] if irt else []),
+    ]
+    raw = ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode()
+    return record_from_headers(raw, account="acct", folder="INBOX", uid=str(next(_raw_ids)))
+
+
+_raw_ids = itertools.count(1)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "Content-Class: urn:content-classes:calendarmessage\r\n",
+        "Content-Type: text/calendar; method=REPLY\r\n",
+        "X-Autoreply: yes\r\n",
+        "Return-Path: <>\r\n",
+        "Content-Type: multipart/report; report-type=disposition-notification\r\n",
+    ],
+)
+def test_a_message_whose_headers_say_automatic_is_not_conversation(extra: str) -> None:
+    ana = "ana@x.org"
+    msgs = [*exchange(ana, 0), *exchange(ana, 20)]
+    mine = [mail(ME, [ana], day(60 + k), subject="news") for k in range(3)]
+    msgs += mine
+    before = person(run(msgs), ana)
+    # a subject that says nothing: only the headers tell it is automatic
+    answer = _from_headers(ana, ME, day(64), "Re: news", extra, irt=mine[-1].message_id)
+    after = person(run([*msgs, answer]), ana)
+    assert after.unanswered_streak == before.unanswered_streak == 3
+    assert after.messages_in == before.messages_in and after.pending_inbound is None
+    # the same answer with the headers people's mail carries is an answer
+    plain = _from_headers(
+        ana, ME, day(64), "Re: news", "Content-Type: text/plain\r\nReturn-Path: <ana@x.org>\r\n",
+        irt=mine[-1].message_id,
+    )  # fmt: skip
+    answered = person(run([*msgs, plain]), ana)
+    assert answered.unanswered_streak == 0 and answered.messages_in == before.messages_in + 1
+
+
+def test_a_bulk_sender_with_a_person_s_address_is_told_by_its_headers() -> None:
+    anna = "anna@brand.example"  # an address like anyone's
+    bulk = "Feedback-ID: 17:newsletter:esp\r\n"
+    msgs = [_from_headers(anna, ME, day(10 * k), f"Our news {k}", bulk) for k in range(4)]
+    p = person(run(msgs), anna)
+    assert p.automated == "automated"
+    assert (
+        p.automated_reason
+        == "4 of its 4 messages carry a bulk sender's feedback-loop id (Feedback-ID)"
+    )
+    # the same address and messages without those headers: a person
+    plain = [_from_headers(anna, ME, day(10 * k), f"Our news {k}") for k in range(4)]
+    assert person(run(plain), anna).automated is None
+    # one such message among a person's mail does not make them a machine
+    mixed = [*plain, _from_headers(anna, ME, day(50), "Invitation", bulk)]
+    assert person(run(mixed), anna).automated is None
+    # and whoever I write to is a person, whatever their headers
+    written = [*msgs, mail(ME, [anna], day(45))]
+    assert person(run(written), anna).automated is None
+
+
+def test_a_sender_who_only_ever_bcc_s_me_outside_any_conversation_is_a_bulk_sender() -> None:
+    sender = "kim.park@corp.example"
+    bcc = [mail(sender, ["all-staff@corp.example"], day(5 * k)) for k in range(12)]
+    p = person(run(bcc), sender)
+    assert p.automated == "bulk sender" and "12 of its 12" in p.automated_reason
+    # a colleague who wrote to me as often, by name, and never got an answer: a person
+    direct = [mail(sender, [ME], day(5 * k)) for k in range(12)]
+    assert person(run(direct), sender).automated is None
+    # a few such messages: too few to tell
+    assert person(run(bcc[:3]), sender).automated is None
+    # to a group alias, but in conversations (replies in threads): a person
+    threaded = [replace(m, in_reply_to=f"root{k}@corp.example") for k, m in enumerate(bcc)]
+    assert person(run(threaded), sender).automated is None
+
+
+def test_the_store_keeps_signals_for_the_analysis() -> None:
+    from kithkeep.config import AnalysisConfig
+    from kithkeep.model.refresh import analyze_store
+
+    anna, ana = "anna@brand.example", "ana@x.org"
+    bulk = "Feedback-ID: 17:newsletter:esp\r\n"
+    msgs = [_from_headers(anna, ME, day(10 * k), f"Our news {k}", bulk) for k in range(4)]
+    msgs += [*exchange(ana, 0), mail(ME, [ana], day(30), subject="news")]
+    msgs.append(_from_headers(ana, ME, day(31), "Re: news", "X-Autoreply: yes\r\n"))
+    store = Store.open("sqlite://")
+    try:
+        store.apply_mail_batch(MailBatch(records=msgs), "acct")
+        stored = analyze_store(store, AnalysisConfig(), [ME], NOW)
+        records = run(msgs)
+        for r in (stored, records):
+            assert person(r, anna).automated == "automated"
+            assert person(r, ana).unanswered_streak == 1
+    finally:
+        store.close()
 
 
 # ------------------------------------------------------------------------ the clock

@@ -305,10 +305,14 @@ def person_from_pool(
     ctx = PersonContext(t.msgs, [mt.meeting for mt in t.meetings], setting.cfg)
     stats = person_stats(person_id(addresses), name, addresses, t.items, ctx, setting.now)
     if not identity.named.intersection(addresses):  # the user's word settles it
+        inbound = [t.msgs[it.ref] for it in t.items if it.kind == IN]
+        # bulk-shaped: the user named as no recipient, and part of no conversation
+        shaped = [setting.me.isdisjoint(m.recipients.every) and not m.linked for m in inbound]
         verdict = machine_verdict(
             addresses,
-            [t.msgs[it.ref].signals for it in t.items if it.kind == IN],
+            [m.signals for m in inbound],
             answered_or_met=bool(stats.messages_out or stats.meetings),
+            bulk_shaped=sum(shaped),
         )
         if verdict is not None:
             stats = replace(

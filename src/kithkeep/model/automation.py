@@ -8,9 +8,12 @@ tells them apart, conservatively:
 
 * **never** when the user has written to the address or met it: whoever the
   user answers is treated as a person;
-* by the headers of their messages (one-click unsubscribe, a feedback-loop
-  id, delivery and read reports, auto-replies, a null return path): when
-  most of their messages carry one;
+* by the headers of their messages (a one-click unsubscribe, a feedback-loop
+  id, a request for no auto-replies): when most of their messages carry one
+  (reports, auto-replies and calendar messages are not contact at all: see
+  ``identity.plumbing_reason``);
+* by behaviour: many messages, almost none of them naming the user as a
+  recipient (Bcc, undisclosed recipients) nor part of a conversation;
 * by the shape of the address: local parts that name a machine or a desk
   (``donotreply.system``, ``alerts.desk``, ``owner-list``, ``list-request``,
   ``leave-…``, ``unsubscribe-…``, ``customer.care``, ``office.of.the.…``),
@@ -29,17 +32,19 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Headers that only machines send (see kithkeep.headers: the parser turns them
-# into these signal words, stored with each message).
+from kithkeep.headers import SIGNALS
+
+# Headers that bulk senders write and people's mail clients do not (the header
+# parser turns them into these signal words, stored with each message).
 MACHINE_SIGNALS = {
-    "unsubscribe-post": "a one-click unsubscribe header (List-Unsubscribe-Post)",
-    "feedback-id": "a bulk sender's feedback-loop id (Feedback-ID)",
-    "report": "a delivery or read report (multipart/report)",
-    "autoreply": "an auto-reply header (X-Autoreply, X-Autorespond)",
-    "null-sender": "an empty return path (Return-Path: <>)",
+    name: SIGNALS[name] for name in ("unsubscribe-post", "feedback-id", "suppress-autoreply")
 }
 # the share of a sender's messages that must carry one of them
 SIGNAL_SHARE = 0.5
+# behaviour: at least this many messages, and at least this share of them
+# bulk-shaped (not naming the user as a recipient, not in a conversation)
+BULK_MIN_MESSAGES = 10
+BULK_SHARE = 0.8
 
 # words of a local part (split at . _ - +) that name a machine or a desk
 _MACHINE_WORDS = frozenset(
@@ -125,15 +130,37 @@ def signal_verdict(signals: Iterable[frozenset[str]]) -> Verdict | None:
     )
 
 
+def behaviour_verdict(messages: int, bulk_shaped: int) -> Verdict | None:
+    """What a sender's pattern says: many messages, nearly all bulk-shaped (``bulk_shaped``:
+    how many named the user as no recipient and were part of no conversation)."""
+    if messages < BULK_MIN_MESSAGES or bulk_shaped < BULK_SHARE * messages:
+        return None
+    return Verdict(
+        "bulk sender",
+        f"{bulk_shaped} of its {messages} messages named you as no recipient (Bcc or "
+        "undisclosed recipients) and belonged to no conversation",
+    )
+
+
 def machine_verdict(
-    addresses: Iterable[str], signals: Iterable[frozenset[str]], *, answered_or_met: bool
+    addresses: Iterable[str],
+    signals: Iterable[frozenset[str]],
+    *,
+    answered_or_met: bool,
+    bulk_shaped: int = 0,
 ) -> Verdict | None:
-    """Whether a sender is a machine. Never when the user wrote to it or met it."""
+    """Whether a sender is a machine: by the ``signals`` of its messages to the user,
+    how many of them were ``bulk_shaped``, and its addresses. Never when the user
+    wrote to it or met it."""
     if answered_or_met:
         return None
-    by_headers = signal_verdict(signals)
+    counted = list(signals)
+    by_headers = signal_verdict(counted)
     if by_headers is not None:
         return by_headers
+    by_behaviour = behaviour_verdict(len(counted), bulk_shaped)
+    if by_behaviour is not None:
+        return by_behaviour
     for address in addresses:
         by_shape = address_verdict(address)
         if by_shape is not None:

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Collection
 
+from kithkeep.headers import SIGNALS
 from kithkeep.records import MessageRecord
 
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
@@ -116,7 +117,7 @@ def bulk_reason(msg: MessageRecord) -> str | None:
     auto-reply, a read receipt or a delivery report (None when it is personal)."""
     return bulk_reason_of(
         msg.list_id, msg.list_unsubscribe, msg.precedence, msg.auto_submitted
-    ) or plumbing_reason(msg.subject)
+    ) or plumbing_reason(msg.subject, msg.signals)
 
 
 def bulk_reason_of(
@@ -166,9 +167,18 @@ _PLUMBING_RE = re.compile(
 )
 
 
-def plumbing_reason(subject: str) -> str | None:
+# The header parser's signal words (kithkeep.headers.SIGNALS) of a message that is
+# not conversation, whatever its subject says.
+PLUMBING_SIGNALS = ("report", "autoreply", "null-sender", "calendar")
+
+
+def plumbing_reason(subject: str, signals: Collection[str] = ()) -> str | None:
     """Why a message is meeting plumbing, an auto-reply, a read receipt or a delivery
-    report (None for any other message): its subject's prefix."""
+    report (None for any other message): a header that says so, or its subject's prefix."""
+    if signals:
+        for name in PLUMBING_SIGNALS:
+            if name in signals:
+                return SIGNALS[name]
     m = _PLUMBING_RE.match(subject or "")
     if m is None:
         return None

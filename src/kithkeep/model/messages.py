@@ -50,7 +50,7 @@ class MessageView(NamedTuple):
     sent: bool  # in a sent folder (this copy, or any copy once de-duplicated)
     thread: int | None  # Gmail's thread id
     location: int | tuple[str, str, str]  # the store's row id, or (account, folder, uid)
-    # what machines' headers said of it (kithkeep.model.automation.MACHINE_SIGNALS)
+    # what machines' headers said of it (kithkeep.headers.SIGNALS)
     signals: frozenset[str] = frozenset()
 
     @property
@@ -126,6 +126,7 @@ class AddrParser:
         self._recipients: dict[tuple[str, str, str], Recipients] = {}
         self._norm: dict[str, str] = {}
         self._flags: dict[str, bool] = {}
+        self._signals: dict[str, frozenset[str]] = {"": frozenset()}
 
     def norm(self, email: str) -> str:
         n = self._norm.get(email)
@@ -168,6 +169,13 @@ class AddrParser:
             got = self._flags[flags] = "\\Answered" in flags.split()
         return got
 
+    def signals(self, text: str) -> frozenset[str]:
+        """A stored signal words text as a set (few distinct texts: cached)."""
+        got = self._signals.get(text)
+        if got is None:
+            got = self._signals[text] = frozenset(text.split())
+        return got
+
     def from_records(self, addrs: Iterable[Address]) -> Addrs:
         return tuple((self.norm(a.email), a.name) for a in addrs if a.email)
 
@@ -192,6 +200,7 @@ class AddrParser:
             bool(row.in_sent_folder),
             row.gm_thrid,
             row.id,
+            self.signals(row.signals),
         )
 
     def record_view(self, m: MessageRecord) -> MessageView | None:
@@ -218,6 +227,7 @@ class AddrParser:
             m.in_sent_folder,
             m.gm_thrid,
             (m.account, m.folder, m.uid),
+            m.signals,
         )
 
 

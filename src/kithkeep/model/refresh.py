@@ -53,7 +53,8 @@ from kithkeep.store import EVENT, MESSAGE, PersonRow, Store
 log = logging.getLogger(__name__)
 
 # Bump when the statistics change meaning: the next cycle rebuilds them in full.
-MODEL_VERSION = 1
+# 2: automated senders, placeholder dates, inferred replies, header signals (#17).
+MODEL_VERSION = 2
 STATE_KEY = "analysis_state"
 # People computed between two writes of a full rebuild.
 BATCH = 500
@@ -99,7 +100,7 @@ def _personal(f: MessageFacts) -> bool:
     return (
         effective_date(f.date, f.internal_date) is not None
         and bulk_reason_of(f.list_id, f.list_unsubscribe, f.precedence, f.auto_submitted) is None
-        and plumbing_reason(f.subject) is None
+        and plumbing_reason(f.subject, f.signals.split() if f.signals else ()) is None
     )
 
 
