@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import click
+from rich import box
 from rich.table import Table
 
 from kithkeep import clock
@@ -57,6 +58,11 @@ def _tie_label(p: PersonStats) -> str:
     return f"{p.tier} (you)" if p.tier_source == "user" else (p.tier or "tie")
 
 
+def _who(p: PersonStats) -> str:
+    """``Name <address>``, or the address alone."""
+    return f"{p.name} <{p.addresses[0]}>" if p.name else p.addresses[0]
+
+
 def _days_ago(when: datetime | None, now: datetime) -> str:
     if when is None:
         return "never"
@@ -66,9 +72,16 @@ def _days_ago(when: datetime | None, now: datetime) -> str:
 
 def people_table(people: list[PersonStats], now: datetime) -> Table:
     """One line per person; fits 80 columns (``show`` has the rest)."""
-    t = Table(title=f"{len(people)} people", title_justify="left")
+    # no vertical rules: at 80 columns they would take the room of the names
+    t = Table(
+        title=f"{len(people)} people",
+        title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE_HEAVY,
+        pad_edge=False,
+    )
     t.add_column("id", no_wrap=True)
-    t.add_column("person", ratio=1, min_width=10)
+    t.add_column("person", ratio=1, min_width=10, no_wrap=True, overflow="ellipsis")
     t.add_column("tie", no_wrap=True)
     t.add_column("out/in", justify="right", no_wrap=True)
     t.add_column("last", justify="right", no_wrap=True)
@@ -183,19 +196,12 @@ def register(cli: click.Group) -> None:
             if not suggestions:
                 console.print("No merge suggestions.")
                 return
-            t = Table(title=f"{len(suggestions)} merge suggestions", title_justify="left")
-            t.add_column("person")
-            t.add_column("may be the same as")
-            t.add_column("why")
-            t.add_column("to merge")
+            # lines, not a table: the addresses and the command stay whole to copy
+            n = len(suggestions)
+            click.echo(f"{n} merge suggestion{'s' if n > 1 else ''}")
             for s in suggestions:
-                t.add_row(
-                    f"{s.a.name or '-'}\n{s.a.addresses[0]}",
-                    f"{s.b.name or '-'}\n{s.b.addresses[0]}",
-                    s.reason,
-                    f"kithkeep merge {s.a.addresses[0]} {s.b.addresses[0]}",
-                )
-            console.print(t)
+                click.echo(f"\n{_who(s.a)}\n  may be {_who(s.b)}\n  why: {s.reason}")
+                click.echo(f"  to merge: kithkeep merge {s.a.addresses[0]} {s.b.addresses[0]}")
             return
         if ties:
             found = [p for p in found if p.is_tie]
@@ -242,7 +248,7 @@ def register(cli: click.Group) -> None:
             first, last = _month_labels(now, len(p.monthly))
             console.print(
                 f"contact by month  {first} [{sparkline(p.monthly)}] {last}"
-                f"  (busiest month: {max(p.monthly)})"
+                f"  (busiest: {max(p.monthly)})"
             )
         if contacts:
             t = Table(title="last exchanges", title_justify="left")
