@@ -26,7 +26,7 @@ from kithkeep.model.lookup import resolve_person
 from kithkeep.model.merges import suggest_merges
 from kithkeep.model.refresh import analyze_store
 from kithkeep.model.stats import PersonStats
-from kithkeep.pipeline import contacts_for, load_people
+from kithkeep.pipeline import contacts_for, find_person, load_people
 
 SPARK = " ▁▂▃▄▅▆▇█"
 LAST_EXCHANGES = 12
@@ -105,15 +105,6 @@ def people_table(people: list[PersonStats], now: datetime) -> Table:
         "reply: share of your openings they answered; unans: your messages since they last wrote"
     )
     return t
-
-
-def _load(app: App) -> list[PersonStats]:
-    found = load_people(app.config(), app.store(), clock.now())
-    if not found:
-        raise UsageError(
-            "no people known yet", hint="run `kithkeep run` (or `kithkeep sync`) first"
-        )
-    return found
 
 
 def _reanalyze(app: App) -> list[PersonStats]:
@@ -217,9 +208,9 @@ def register(cli: click.Group) -> None:
     def show(app: App, person: str, as_json: bool) -> None:
         """One person (by name, address or id): addresses, statistics, last exchanges."""
         store = app.store()
-        p = resolve_person(_load(app), person)
         now = clock.now()
         cfg = app.config()
+        p = find_person(cfg, store, now, person)
         contacts = contacts_for(cfg, store, p, now)
         if as_json:
             data: dict[str, Any] = p.to_json()
@@ -302,7 +293,7 @@ def register(cli: click.Group) -> None:
             raise UsageError("unmerge takes an address", hint="see `kithkeep show PERSON`")
         addr = normalize(address)
         store = app.store()
-        person = resolve_person(_load(app), addr)
+        person = find_person(app.config(), store, clock.now(), addr)
         others = [x for x in person.addresses if x != addr]
         if not others:
             raise UsageError(f"{addr} is not merged with another address")
