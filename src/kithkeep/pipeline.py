@@ -149,6 +149,14 @@ class PersonEntry:
     addresses: tuple[str, ...]
 
 
+def person_directory(store: Store) -> list[PersonEntry]:
+    """Everyone's id, name and addresses, strongest first (as last stored)."""
+    return [
+        PersonEntry(pid, name, tuple(json.loads(addresses)))
+        for pid, name, addresses in store.people_directory()
+    ]
+
+
 def find_person(config: Config, store: Store, now: datetime, query: str) -> PersonStats:
     """The one person ``query`` names (model.lookup's levels), as of ``now``.
 
@@ -156,10 +164,7 @@ def find_person(config: Config, store: Store, now: datetime, query: str) -> Pers
     person's statistics read: at 20,000 people reading everyone's took
     seconds for one `kithkeep show`.
     """
-    entries = [
-        PersonEntry(pid, name, tuple(json.loads(addresses)))
-        for pid, name, addresses in store.people_directory()
-    ]
+    entries = person_directory(store)
     if not entries:
         raise UsageError(
             "no people known yet", hint="run `kithkeep run` (or `kithkeep sync`) first"
