@@ -157,6 +157,15 @@ def person_directory(store: Store) -> list[PersonEntry]:
     ]
 
 
+def person_holding(config: Config, store: Store, now: datetime, address: str) -> PersonStats | None:
+    """The stored person one of whose addresses is ``address`` (normalized), as of ``now``."""
+    entry = next((e for e in person_directory(store) if address in e.addresses), None)
+    text = store.person_json(entry.person_id) if entry is not None else None
+    return (
+        None if text is None else PersonStats.from_stored(text, now, config.analysis.half_life_days)
+    )
+
+
 def find_person(config: Config, store: Store, now: datetime, query: str) -> PersonStats:
     """The one person ``query`` names (model.lookup's levels), as of ``now``.
 

@@ -12,7 +12,7 @@ from kithkeep.model.explain import explain
 from kithkeep.model.identity import normalize
 from kithkeep.model.refresh import setting_of
 from kithkeep.model.vcard import load_contacts
-from kithkeep.pipeline import load_people, me_report
+from kithkeep.pipeline import me_report, person_holding
 
 
 def _address(text: str) -> str:
@@ -100,7 +100,7 @@ def register(cli: click.Group) -> None:
         found = explain(
             addr,
             setting,
-            load_people(config, store, now),
+            person_holding(config, store, now, addr),
             sources,
             config.analysis,
             config.rules.neglected,

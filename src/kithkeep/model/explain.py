@@ -35,13 +35,13 @@ class Explanation:
 def explain(
     address: str,
     setting: Setting,
-    people: list[PersonStats],
+    person: PersonStats | None,
     my_sources: dict[str, tuple[str, ...]],
     cfg: AnalysisConfig,
     neglected: NeglectedConfig,
 ) -> Explanation:
     """What ``address`` is, and why (``my_sources``: the user's addresses and where
-    each came from; ``people``: everyone as stored)."""
+    each came from; ``person``: the stored person who holds it, if any)."""
     addr = normalize(address)
     if addr in setting.me:
         where = ", ".join(my_sources.get(addr, ("a contacts card that holds one of yours",)))
@@ -71,7 +71,6 @@ def explain(
                 "or `tier` decision naming it makes it a person"
             ],
         )
-    person = next((p for p in people if addr in p.addresses), None)
     if person is None:
         reasons = ["no counted message or meeting names it with you"]
         shape = address_verdict(addr)
