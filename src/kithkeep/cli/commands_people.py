@@ -8,6 +8,7 @@ listing shows the result; findings and reminders follow on the next ``run``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +25,16 @@ from kithkeep.errors import UsageError
 from kithkeep.model.identity import normalize
 from kithkeep.model.lookup import resolve_person
 from kithkeep.model.merges import suggest_merges
-from kithkeep.model.refresh import analyze_store
+from kithkeep.model.refresh import refresh
 from kithkeep.model.stats import PersonStats
-from kithkeep.pipeline import contacts_for, find_person, load_people
+from kithkeep.model.vcard import load_contacts
+from kithkeep.pipeline import (
+    PersonEntry,
+    contacts_for,
+    find_person,
+    load_people,
+    person_directory,
+)
 
 SPARK = " ▁▂▃▄▅▆▇█"
 LAST_EXCHANGES = 12
@@ -107,14 +115,15 @@ def people_table(people: list[PersonStats], now: datetime) -> Table:
     return t
 
 
-def _reanalyze(app: App) -> list[PersonStats]:
+def _reanalyze(app: App) -> None:
+    """Recompute the people a merge or unmerge touched (an incremental cycle)."""
     cfg = app.config()
     store = app.store()
     # the user's addresses the sources reported at the last run stay (None)
-    return analyze_store(
+    refresh(
         store, cfg.analysis, cfg.general.me, clock.now(), None,
-        decisions=store.active_decisions(),
-    ).people  # fmt: skip
+        decisions=store.active_decisions(), cards=load_contacts(cfg.analysis.contacts_file),
+    )  # fmt: skip
 
 
 def _month_labels(now: datetime, months: int) -> tuple[str, str]:
@@ -267,13 +276,14 @@ def register(cli: click.Group) -> None:
     def merge(app: App, a: str, b: str, as_json: bool) -> None:
         """Treat two people (names, addresses or ids) as one from now on."""
         store = app.store()
-        people = load_people(app.config(), store, clock.now())
+        people = person_directory(store)
         first, p1 = _address_of(people, a)
         second, p2 = _address_of(people, b)
         if first == second or (p1 is not None and p2 is not None and p1 == p2):
             raise UsageError(f"{a!r} and {b!r} are already one person")
         decision = decide.stored(store, store.add_decision("merge", first, value=second))
-        merged = resolve_person(_reanalyze(app), first)
+        _reanalyze(app)
+        merged = find_person(app.config(), store, clock.now(), first)
         if as_json:
             print_json(decide.decision_json(decision))
             return
@@ -314,7 +324,7 @@ def register(cli: click.Group) -> None:
         )
 
 
-def _address_of(people: list[PersonStats], query: str) -> tuple[str, str | None]:
+def _address_of(people: Sequence[PersonEntry], query: str) -> tuple[str, str | None]:
     """The address to record for ``query`` and the id of the person it names, if known.
 
     An address is taken as typed (normalized), even one without mail yet;
