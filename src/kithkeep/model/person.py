@@ -234,10 +234,9 @@ def person_stats(
     addresses: tuple[str, ...],
     items: list[Item],
     ctx: PersonContext,
-    now: datetime,
 ) -> PersonStats:
-    """Statistics of one person from their time line (any order); ``now`` only sets
-    which strength and months the result shows (see :meth:`PersonStats.at`)."""
+    """Statistics of one person from their time line (any order), in the clock-free
+    form that is stored: :meth:`PersonStats.at` gives today's strength and months."""
     msgs = ctx.msgs
     cfg = ctx.cfg
     items = sorted(items)  # by time, then kind and index: the same order whatever came first
@@ -338,7 +337,7 @@ def person_stats(
             return None
         return ctx.meetings[ref].date if kind == MEETING else msgs[ref].date
 
-    stats = PersonStats(
+    return PersonStats(
         person_id=pid,
         name=name,
         addresses=addresses,
@@ -388,7 +387,6 @@ def person_stats(
         last_message_id=last_message_id,
         last_meeting_title=last_meeting_title,
     )
-    return stats.at(now, cfg.half_life_days)
 
 
 def strength_history(items: Sequence[Item], half_life_days: float) -> tuple[float, float, float]:
