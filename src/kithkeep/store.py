@@ -696,7 +696,7 @@ class Store:
         out: list[tuple[str, StoredMessage]] = []
         for part in _parts(sorted(set(addresses))):
             query = self._indexed_messages().where(INDEX.c.address.in_(part))
-            out.extend(self._stored(row) for rows in self._chunks(query) for row in rows)
+            out.extend((row[0], self._stored(row)) for rows in self._chunks(query) for row in rows)
         return out
 
     def all_indexed_messages(self) -> Iterator[tuple[str, list[StoredMessage]]]:
@@ -709,12 +709,11 @@ class Store:
         batch: list[StoredMessage] = []
         for rows in self._chunks(query):
             for row in rows:
-                address, msg = stored(row)
-                if address != current:
+                if row[0] != current:
                     if current is not None:
                         yield current, batch
-                    current, batch = address, []
-                batch.append(msg)
+                    current, batch = row[0], []
+                batch.append(stored(row))
         if current is not None:
             yield current, batch
 
@@ -829,10 +828,11 @@ class Store:
         ).join(MESSAGES, sa.and_(INDEX.c.kind == MESSAGE, INDEX.c.ref == c.id))
 
     @staticmethod
-    def _stored(row: Sequence[Any]) -> tuple[str, StoredMessage]:
-        (address, mid, gm, msgid, date, idate, frm, to, cc, bcc, irt, refs, subj, flags, sent, thr,
-         signals) = row  # fmt: skip
-        return address, StoredMessage(
+    def _stored(row: Sequence[Any]) -> StoredMessage:
+        """A row of :meth:`_indexed_messages` (its address first) as a message."""
+        (_address, mid, gm, msgid, date, idate, frm, to, cc, bcc, irt, refs, subj, flags, sent,
+         thr, signals) = row  # fmt: skip
+        return StoredMessage(
             mid, gm, msgid,
             # no call for a missing date (INTERNALDATE is missing in most stores' rows)
             None if date is None else _as_utc(date),

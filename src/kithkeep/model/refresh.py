@@ -117,11 +117,6 @@ class _Filing:
     # messages whose Date is a placeholder or in the future (when they arrived stands in)
     implausible: int = 0
     _sets: dict[str, frozenset[str]] = field(default_factory=dict)
-    # by (From, To, Cc, Bcc) texts: (how many recipients, the addresses filed under);
-    # most messages repeat the headers of another
-    _filed: dict[tuple[str, str, str, str], tuple[int, tuple[str, ...]]] = field(
-        default_factory=dict
-    )
 
     def addresses(self, text: str) -> frozenset[str]:
         got = self._sets.get(text)
@@ -131,29 +126,11 @@ class _Filing:
             got = self._sets[text] = frozenset(a for a, _ in self.parser.from_json(text))
         return got
 
-    def filed(self, f: MessageFacts) -> tuple[int, tuple[str, ...]]:
-        """How many recipients a message has, and the addresses it is filed under (the
-        user's left out)."""
-        key = (f.from_json, f.to_json, f.cc_json, f.bcc_json)
-        got = self._filed.get(key)
-        if got is None:
-            rcpt = self.addresses(f.to_json)
-            if f.cc_json != "[]" or f.bcc_json != "[]":
-                rcpt = rcpt | self.addresses(f.cc_json) | self.addresses(f.bcc_json)
-            every = rcpt | self.addresses(f.from_json)
-            me = self.me
-            if len(self._filed) >= AddrParser.LIMIT:
-                self._filed.clear()
-            got = self._filed[key] = (
-                len(rcpt),
-                tuple(a for a in every if a not in me and "@" in a),
-            )
-        return got
-
     def entries(self, facts: Sequence[MessageFacts]) -> list[tuple[str, int]]:
         """Index entries of stored messages: each personal one under its addresses
         (the user's left out); the list addresses of every one are learnt."""
         out: list[tuple[str, int]] = []
+        me = self.me
         for f in facts:
             if f.list_post or f.list_id:
                 self.lists.update(list_addresses_of(f.list_post, f.list_id))
@@ -161,11 +138,13 @@ class _Filing:
                 self.implausible += 1
             if not _personal(f):
                 continue
-            n_rcpt, filed = self.filed(f)
-            if n_rcpt > self.max_recipients:
+            rcpt = self.addresses(f.to_json)
+            if f.cc_json != "[]" or f.bcc_json != "[]":
+                rcpt = rcpt | self.addresses(f.cc_json) | self.addresses(f.bcc_json)
+            if len(rcpt) > self.max_recipients:
                 self.mass.add(f"gm:{f.gm_msgid}" if f.gm_msgid else f.message_id)
-            ref = f.id
-            out.extend([(a, ref) for a in filed])
+            every = rcpt | self.addresses(f.from_json)
+            out.extend((a, f.id) for a in every if a not in me and "@" in a)
         return out
 
 
