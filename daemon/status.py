@@ -83,3 +83,12 @@ def record_results(store: Store, synced: list[str], errors: dict[str, str], at: 
         before = previous.get((SOURCE, name))
         failures = (before.failures if before else 0) + 1
         record_failure(store, SOURCE, name, error, at, failures, None)
+
+
+def record_sink(store: Store, name: str, error: str | None, at: datetime) -> None:
+    """Record a one-off run's analysis and reminders outcome under its sink."""
+    if error is None:
+        record_success(store, SINK, name, at, None)
+        return
+    before = load(store).get((SINK, name))
+    record_failure(store, SINK, name, error, at, (before.failures if before else 0) + 1, None)

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, TypeVar, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.engine import url as sa_url
+
 from kithkeep import paths
 from kithkeep.errors import ConfigError
 
@@ -37,12 +39,14 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class GeneralConfig:
     # The user's own addresses; sent mail and account logins add to them.
     me: tuple[str, ...] = ()
-    # SQLAlchemy URL; empty means SQLite in the platform data folder.
+    # SQLAlchemy URL or the path of a SQLite file; empty means SQLite in the platform
+    # data folder. Read once: ``database_url`` is the URL.
     database: str = ""
     # IANA zone for working hours and reminder times; empty means the system zone.
     timezone: str = ""
     # ``timezone`` resolved once, when the config is loaded
     tz: tzinfo = field(init=False, repr=False, compare=False)
+    database_url: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -52,6 +56,30 @@ class GeneralConfig:
                 f"[general]: timezone {self.timezone!r} is not an IANA zone"
             ) from None
         object.__setattr__(self, "tz", resolved)
+        object.__setattr__(self, "database_url", _database_url(self.database))
+
+
+def _database_url(value: str) -> str:
+    """``database`` as a SQLAlchemy URL: a path (``~/kk.sqlite3``) is a SQLite file."""
+    if not value:
+        return paths.default_database_url()
+    if "://" not in value:
+        path = Path(value).expanduser()
+        if not path.is_absolute():  # relative to what: the daemon's folder is /
+            raise ConfigError(
+                f"[general]: database {value!r} is a relative path: "
+                "give it from / or from ~/ (or a SQLAlchemy URL)"
+            )
+        return f"sqlite:///{path}"
+    try:
+        sa_url.make_url(value)
+    except Exception:  # ArgumentError, ValueError: what make_url raises varies
+        # the value itself is not repeated: a URL may hold a password
+        raise ConfigError(
+            "[general]: database is neither a file path nor a SQLAlchemy URL "
+            "(sqlite:///PATH, postgresql+psycopg://USER@HOST/DB)"
+        ) from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -290,7 +318,7 @@ class Config:
 
     @property
     def database_url(self) -> str:
-        return self.general.database or paths.default_database_url()
+        return self.general.database_url
 
     def sink(self, name: str) -> ConnectorConfig:
         for s in self.sinks:

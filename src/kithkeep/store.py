@@ -1018,6 +1018,25 @@ class Store:
                 out.extend((r, j) for r, j in conn.execute(query.where(pt.c.root.in_(part))))
             return out
 
+    def people_directory(self) -> list[tuple[str, str, str]]:
+        """(id, name, addresses JSON) of every person, strongest first: enough to find
+        one by what the user typed without reading everyone's statistics."""
+        pt = DERIVED_PEOPLE
+        query = sa.select(pt.c.id, pt.c.name, pt.c.addresses_json).order_by(
+            pt.c.strength.desc(), pt.c.id
+        )
+        with self.engine.connect() as conn:
+            return [(i, n, a) for i, n, a in conn.execute(query)]
+
+    def person_json(self, person_id: str) -> str | None:
+        """The stored statistics of one person, by id."""
+        pt = DERIVED_PEOPLE
+        with self.engine.connect() as conn:
+            text: str | None = conn.execute(
+                sa.select(pt.c.stats_json).where(pt.c.id == person_id)
+            ).scalar()
+        return text
+
     def people_to_judge(self, now: datetime) -> list[tuple[str, str]]:
         """(root, stored statistics) of the people whose verdicts may have changed."""
         pt = DERIVED_PEOPLE

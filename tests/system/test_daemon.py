@@ -467,6 +467,7 @@ max_retries = 0
     st = kk("--config", str(cfg), "status")
     assert st.returncode == 0, st.stderr
     assert "down" in st.stdout and "running" in st.stdout
+    assert "down: last error " in st.stdout  # under the table, whole
     rc, took = d.stop(sig=signal.SIGINT)  # Ctrl-C in a terminal: the same graceful stop
     assert rc == 0 and took < 10
     assert "SIGINT: finishing the current chunk" in d.log()

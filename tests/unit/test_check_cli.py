@@ -56,6 +56,36 @@ def test_a_sink_error_at_run_is_one_line(
     )
 
 
+def test_status_keeps_what_each_run_did_with_the_sink(
+    demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A one-off run (the timer's) records the sink's outcome as the daemon does: a
+    failure with its message and count, then the success that ends it."""
+
+    def sink_status() -> dict[str, object]:
+        (row,) = [s for s in json.loads(kk(demo, "status", "--json").output)["sources"]
+                  if s["kind"] == "sink"]  # fmt: skip
+        return row
+
+    assert kk(demo, "run").exit_code == 0
+    ok = sink_status()
+    assert ok["last_success"] is not None and ok["failures"] == 0 and ok["last_error"] is None
+    text = demo.read_text()
+    move_sink(demo, tmp_path / "gone")
+    for n in (1, 2):
+        code, _, err = run_main(capsys, "--config", str(demo), "run")
+        failed = sink_status()
+        assert code == 1 and failed["failures"] == n
+        assert "refusing to act" in str(failed["last_error"])
+        assert str(failed["last_error"]) in err
+        assert failed["last_success"] == ok["last_success"]
+    demo.write_text(text)  # the sink back where it was
+    assert kk(demo, "run").exit_code == 0
+    again = sink_status()
+    assert again["failures"] == 0 and again["last_success"] is not None
+    assert "refusing to act" in str(again["last_error"])  # kept for reference
+
+
 def test_placeholders_from_init_fail_the_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

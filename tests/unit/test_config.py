@@ -62,6 +62,8 @@ def test_commented_connector_examples_are_valid(tmp_path: Path) -> None:
         ("[reminders]\nworking_days = ['monday']\n", "working_days has 'monday'"),
         ("[reminders]\nworking_hours = '9-5'\n", "working_hours must look like"),
         ("[general]\ntimezone = 'Mars/Olympus'\n", "timezone 'Mars/Olympus' is not an IANA zone"),
+        ("[general]\ndatabase = 'kk.sqlite3'\n", "database 'kk.sqlite3' is a relative path"),
+        ("[general]\ndatabase = 'postgresql://u:pw@h:port/db'\n", "neither a file path nor a"),
         ("[general\n", "invalid TOML"),
     ],
 )
@@ -91,6 +93,23 @@ def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "xdg" / "kithkeep").mkdir(parents=True)
     (tmp_path / "xdg" / "kithkeep" / "config.toml").write_text("[analysis]\nsilence_days = 5\n")
     assert load_config(None).analysis.silence_days == 5
+
+
+def test_database_is_a_url_or_a_file_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+    def url(value: str) -> str:
+        return load_config(write(tmp_path, f"[general]\ndatabase = '{value}'\n")).database_url
+
+    assert url("~/kk/store.sqlite3") == f"sqlite:///{tmp_path}/kk/store.sqlite3"
+    assert url("/srv/kk.sqlite3") == "sqlite:////srv/kk.sqlite3"
+    assert url("postgresql+psycopg://me@localhost/kk") == "postgresql+psycopg://me@localhost/kk"
+    assert url("") == f"sqlite:///{tmp_path}/data/kithkeep/kithkeep.sqlite3"
+    # a bad URL's message does not repeat it: it may hold a password
+    with pytest.raises(ConfigError) as info:
+        url("postgresql://u:s3cret@h:port/db")
+    assert "s3cret" not in info.value.format_message()
 
 
 def test_config_is_frozen() -> None:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from kithkeep.model.identity import (
     fold_name,
@@ -17,7 +19,13 @@ from kithkeep.model.identity import (
     mailto_address,
     normalize,
 )
-from kithkeep.model.merges import UnionFind, build_identity, suggest_merges
+from kithkeep.model.merges import (
+    UnionFind,
+    _colleague_pairs,
+    _same_initials,
+    build_identity,
+    suggest_merges,
+)
 from kithkeep.model.stats import PersonStats
 from kithkeep.model.vcard import Card, load_contacts, parse_vcards
 from tests.unit.test_model_stats import decision
@@ -149,6 +157,52 @@ def test_suggest_merges_with_reasons() -> None:
         separated[0].to_json()["command"]
         == "kithkeep merge ana.silva@gmail.com ana.silva@work.example"
     )
+
+
+_LOCALS = st.sampled_from(
+    ["anne.berg", "a.k.berg", "aberg", "akberg", "kberg", "anne_berg", "berg", "an.berg",
+     "a.bergman", "abergman", "b.erg", "ab", "anne.berg+x", "z.berg", "zberg", "abe.rg"]
+)  # fmt: skip
+_NAMES = st.sampled_from(["", "Anne Berg", "Berg, Anne K.", "Zoe Berg", "Ann Bergman", "Kai"])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            _NAMES,
+            st.lists(
+                st.tuples(_LOCALS, st.sampled_from(["corp.example", "x.example"])),
+                min_size=1,
+                max_size=3,
+            ),
+        ),
+        max_size=8,
+    )
+)
+@example([("Anne Berg", [("akberg", "corp.example")]), ("", [("a.k.berg", "corp.example")])])
+@example([("", [("aberg", "x.example")]), ("Berg, Anne K.", [("anne_berg", "x.example")])])
+@settings(max_examples=300)
+def test_colleague_pairs_miss_no_pair_that_all_pairs_would_match(
+    drawn: list[tuple[str, list[tuple[str, str]]]],
+) -> None:
+    """Pairing by surname key finds every same-initials match that comparing everyone
+    at a domain with everyone finds, with the same reason."""
+    people = [
+        _p(f"p{i}", name, *dict.fromkeys(f"{local}@{d}" for local, d in boxes))
+        for i, (name, boxes) in enumerate(drawn)
+    ]
+    everyone = {
+        (a.person_id, b.person_id): why
+        for i, a in enumerate(people)
+        for b in people[i + 1 :]
+        if (why := _same_initials(a, b)) is not None
+    }
+    paired = {
+        (a.person_id, b.person_id): why
+        for a, b in _colleague_pairs(people)
+        if (why := _same_initials(a, b)) is not None
+    }
+    assert paired == everyone
 
 
 VCF = (

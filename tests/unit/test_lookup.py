@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
+from freezegun import freeze_time
+
+from kithkeep.config import load_config
 from kithkeep.errors import UsageError
 from kithkeep.model.lookup import fold, matches, resolve_person
 from kithkeep.model.stats import PersonStats
+from kithkeep.pipeline import find_person, load_people
+from kithkeep.store import Store
+from tests.unit.demo_cli import NOW
 
 
 def person(pid: str, name: str, *addresses: str) -> PersonStats:
@@ -66,3 +74,28 @@ def test_errors_name_the_candidates_and_what_to_do() -> None:
     with pytest.raises(UsageError) as exc:
         who("example")
     assert "use an id or address" in exc.value.format_message()
+
+
+def test_finding_one_person_in_the_store_is_matching_everyone(template: Path) -> None:
+    """find_person matches the directory of names and addresses and reads one person's
+    statistics: the same person, as of the same day, as matching every stored one."""
+    config = load_config(template / "config.toml")
+    with freeze_time(NOW), Store.open(config.database_url) as store:
+        now = datetime.now(UTC)
+        everyone = load_people(config, store, now)
+        queries = ["Ana", "chloe", "okafor", "grace lee", "Isabel", "nobody at all", "@gmail"]
+        queries += [p.person_id for p in everyone] + [p.addresses[-1] for p in everyone]
+        for query in queries:
+            try:
+                want: PersonStats | str = resolve_person(everyone, query)
+            except UsageError as exc:
+                want = exc.format_message()
+            try:
+                got: PersonStats | str = find_person(config, store, now, query)
+            except UsageError as exc:
+                got = exc.format_message()
+            if isinstance(want, str) and "matches" in want and "people:" in want:
+                # several: the same ones (the directory lists them by stored strength)
+                assert isinstance(got, str) and sorted(got.split()) == sorted(want.split())
+            else:
+                assert got == want, query

@@ -23,15 +23,43 @@ from kithkeep.daemon.lock import StoreLock
 from kithkeep.errors import ConfigError, KithkeepError, SinkError, SourceError, UsageError
 from kithkeep.pipeline import (
     RunReport,
+    analyze_and_act,
     judge_stored,
     me_report,
     reminder_index,
-    run_once,
     sync_all,
 )
 from kithkeep.store import Store
+from kithkeep.sync import Progress
 
 DEMO_MARK = "# kithkeep demo configuration"
+
+
+def _run_recorded(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> RunReport:
+    """The whole job once, each source's and the sink's outcome kept for `kithkeep status`
+    (as the daemon keeps them), a failing sink's too."""
+    report = RunReport()
+    report.synced, report.source_errors, me = sync_all(
+        config, store, progress=progress, log_errors=False
+    )
+    run_status.record_results(store, [r.source for r in report.synced], report.source_errors, now)
+    sink = config.reminders.sink
+    try:
+        analyze_and_act(config, store, now, extra_me=me, force=force, report=report)
+    except KithkeepError as exc:
+        if sink:
+            run_status.record_sink(store, sink, exc.format_message(), now)
+        raise
+    if sink:
+        run_status.record_sink(store, sink, None, now)
+    return report
 
 
 def _report_json(report: RunReport) -> dict[str, object]:
@@ -321,12 +349,7 @@ def register(cli: click.Group) -> None:
             StoreLock(config.database_url),
             progress_bar_for(app, as_json) as progress,
         ):
-            report = run_once(
-                config, app.store(), now=now, force=force, progress=progress, log_errors=False
-            )
-            run_status.record_results(
-                app.store(), [r.source for r in report.synced], report.source_errors, now
-            )
+            report = _run_recorded(config, app.store(), now, force=force, progress=progress)
             # the stored findings' one-line whys ("silent 80 days") are as of when each
             # person was last judged: the table shows them as of now
             report.findings = judge_stored(config, app.store(), now)[1]
@@ -370,7 +393,7 @@ def register(cli: click.Group) -> None:
         registry.validate(config)
         now = clock.now()
         with Store.open(config.database_url) as store:
-            report = run_once(config, store, now=now)
+            report = _run_recorded(config, store, now)
             report.findings = judge_stored(config, store, now)[1]
             starts = _starts(store, config)
         reminders = root / "reminders.ics"

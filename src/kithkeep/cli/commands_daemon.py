@@ -8,15 +8,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich import box
 from rich.table import Table
 
+from kithkeep import clock
 from kithkeep.cli.app import App, print_json
 from kithkeep.cli.render import console
 from kithkeep.config import load_config
 from kithkeep.connectors import registry
 from kithkeep.logsetup import setup_logging
+from kithkeep.model.merges import suggest_merges
 from kithkeep.model.refresh import State
-from kithkeep.pipeline import LAST_CYCLE, me_report
+from kithkeep.pipeline import LAST_CYCLE, load_people, me_report
 
 if TYPE_CHECKING:
     from kithkeep.records import RunStatus
@@ -75,6 +78,8 @@ def register(cli: click.Group) -> None:
         state = State.load(store)
         counts = state.counts if state else {}
         proposed = me_report(config, store).proposals
+        people = [p for p in load_people(config, store, clock.now()) if not p.automated]
+        merges = len(suggest_merges(people, store.active_decisions()))
         if as_json:
             print_json(
                 {
@@ -85,6 +90,7 @@ def register(cli: click.Group) -> None:
                         "implausible_dates": counts.get("implausible_dates", 0),
                     },
                     "me_proposals": [{"address": p.address, "reason": p.reason} for p in proposed],
+                    "merge_suggestions": merges,
                 }
             )
             return
@@ -94,24 +100,28 @@ def register(cli: click.Group) -> None:
             console.print(
                 f"daemon: [green]running[/]{f' (pid {pid})' if pid > 0 else ''}; times in UTC"
             )
-        t = Table(title_justify="left")
-        for col in ("name", "kind", "type", "last success", "last error", "failures", "next run"):
-            t.add_column(col)
+        # no vertical rules, whole dates, errors under the table: it reads at 80 columns
+        t = Table(title_justify="left", box=box.SIMPLE_HEAVY, pad_edge=False)
+        for col in ("name", "kind", "type", "last success", "failures", "next run"):
+            t.add_column(col, no_wrap=True)
+        errors: list[str] = []
         for kind, name, ctype, st in rows:
             if st is None:
-                t.add_row(name, kind, ctype, "never", "-", "0", "-")
+                t.add_row(name, kind, ctype, "never", "0", "-")
                 continue
-            err = f"{_when(st.last_error_at)}: {st.last_error}" if st.last_error else "-"
             t.add_row(
                 name,
                 kind,
                 ctype,
                 _when(st.last_success) if st.last_success else "never",
-                err,
                 str(st.failures),
                 _when(st.next_run),
             )
+            if st.last_error:
+                errors.append(f"{name}: last error {_when(st.last_error_at)}: {st.last_error}")
         console.print(t)
+        for line in errors:
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
         if last:
             cycle = json.loads(last)
             kind = {"none": "no change", "full": "full rebuild"}.get(cycle["kind"], cycle["kind"])
@@ -129,6 +139,12 @@ def register(cli: click.Group) -> None:
         for p in proposed:
             console.print(
                 f"yours? {p.address} {p.reason}: kithkeep me add {p.address}", soft_wrap=True
+            )
+        if merges:
+            console.print(
+                f"{merges} pair{'s' if merges > 1 else ''} of people may be one person: "
+                "kithkeep people --suggest-merges",
+                soft_wrap=True,
             )
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import click
+from rich import box
 from rich.table import Table
 
 from kithkeep import clock
@@ -25,7 +26,7 @@ from kithkeep.model.lookup import resolve_person
 from kithkeep.model.merges import suggest_merges
 from kithkeep.model.refresh import analyze_store
 from kithkeep.model.stats import PersonStats
-from kithkeep.pipeline import contacts_for, load_people
+from kithkeep.pipeline import contacts_for, find_person, load_people
 
 SPARK = " ▁▂▃▄▅▆▇█"
 LAST_EXCHANGES = 12
@@ -57,6 +58,11 @@ def _tie_label(p: PersonStats) -> str:
     return f"{p.tier} (you)" if p.tier_source == "user" else (p.tier or "tie")
 
 
+def _who(p: PersonStats) -> str:
+    """``Name <address>``, or the address alone."""
+    return f"{p.name} <{p.addresses[0]}>" if p.name else p.addresses[0]
+
+
 def _days_ago(when: datetime | None, now: datetime) -> str:
     if when is None:
         return "never"
@@ -66,9 +72,16 @@ def _days_ago(when: datetime | None, now: datetime) -> str:
 
 def people_table(people: list[PersonStats], now: datetime) -> Table:
     """One line per person; fits 80 columns (``show`` has the rest)."""
-    t = Table(title=f"{len(people)} people", title_justify="left")
+    # no vertical rules: at 80 columns they would take the room of the names
+    t = Table(
+        title=f"{len(people)} people",
+        title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE_HEAVY,
+        pad_edge=False,
+    )
     t.add_column("id", no_wrap=True)
-    t.add_column("person", ratio=1, min_width=10)
+    t.add_column("person", ratio=1, min_width=10, no_wrap=True, overflow="ellipsis")
     t.add_column("tie", no_wrap=True)
     t.add_column("out/in", justify="right", no_wrap=True)
     t.add_column("last", justify="right", no_wrap=True)
@@ -92,15 +105,6 @@ def people_table(people: list[PersonStats], now: datetime) -> Table:
         "reply: share of your openings they answered; unans: your messages since they last wrote"
     )
     return t
-
-
-def _load(app: App) -> list[PersonStats]:
-    found = load_people(app.config(), app.store(), clock.now())
-    if not found:
-        raise UsageError(
-            "no people known yet", hint="run `kithkeep run` (or `kithkeep sync`) first"
-        )
-    return found
 
 
 def _reanalyze(app: App) -> list[PersonStats]:
@@ -183,19 +187,12 @@ def register(cli: click.Group) -> None:
             if not suggestions:
                 console.print("No merge suggestions.")
                 return
-            t = Table(title=f"{len(suggestions)} merge suggestions", title_justify="left")
-            t.add_column("person")
-            t.add_column("may be the same as")
-            t.add_column("why")
-            t.add_column("to merge")
+            # lines, not a table: the addresses and the command stay whole to copy
+            n = len(suggestions)
+            click.echo(f"{n} merge suggestion{'s' if n > 1 else ''}")
             for s in suggestions:
-                t.add_row(
-                    f"{s.a.name or '-'}\n{s.a.addresses[0]}",
-                    f"{s.b.name or '-'}\n{s.b.addresses[0]}",
-                    s.reason,
-                    f"kithkeep merge {s.a.addresses[0]} {s.b.addresses[0]}",
-                )
-            console.print(t)
+                click.echo(f"\n{_who(s.a)}\n  may be {_who(s.b)}\n  why: {s.reason}")
+                click.echo(f"  to merge: kithkeep merge {s.a.addresses[0]} {s.b.addresses[0]}")
             return
         if ties:
             found = [p for p in found if p.is_tie]
@@ -211,9 +208,9 @@ def register(cli: click.Group) -> None:
     def show(app: App, person: str, as_json: bool) -> None:
         """One person (by name, address or id): addresses, statistics, last exchanges."""
         store = app.store()
-        p = resolve_person(_load(app), person)
         now = clock.now()
         cfg = app.config()
+        p = find_person(cfg, store, now, person)
         contacts = contacts_for(cfg, store, p, now)
         if as_json:
             data: dict[str, Any] = p.to_json()
@@ -242,7 +239,7 @@ def register(cli: click.Group) -> None:
             first, last = _month_labels(now, len(p.monthly))
             console.print(
                 f"contact by month  {first} [{sparkline(p.monthly)}] {last}"
-                f"  (busiest month: {max(p.monthly)})"
+                f"  (busiest: {max(p.monthly)})"
             )
         if contacts:
             t = Table(title="last exchanges", title_justify="left")
@@ -296,7 +293,7 @@ def register(cli: click.Group) -> None:
             raise UsageError("unmerge takes an address", hint="see `kithkeep show PERSON`")
         addr = normalize(address)
         store = app.store()
-        person = resolve_person(_load(app), addr)
+        person = find_person(app.config(), store, clock.now(), addr)
         others = [x for x in person.addresses if x != addr]
         if not others:
             raise UsageError(f"{addr} is not merged with another address")

@@ -31,7 +31,7 @@ from kithkeep.cli.render import console, findings_view, print_lines
 from kithkeep.errors import UsageError
 from kithkeep.model.lookup import resolve_person
 from kithkeep.model.stats import TIERS, PersonStats
-from kithkeep.pipeline import ReminderInfo, judge_stored, load_people, reminder_index
+from kithkeep.pipeline import ReminderInfo, find_person, judge_stored, reminder_index
 from kithkeep.records import DecisionRecord
 from kithkeep.rules.base import Finding
 from kithkeep.rules.engine import RULE_NAMES
@@ -66,17 +66,8 @@ def finding_json(
     }
 
 
-def _people(app: App) -> list[PersonStats]:
-    people = load_people(app.config(), app.store(), clock.now())
-    if not people:
-        raise UsageError(
-            "no people known yet", hint="run `kithkeep run` (or `kithkeep sync`) first"
-        )
-    return people
-
-
 def _person(app: App, query: str) -> PersonStats:
-    return resolve_person(_people(app), query)
+    return find_person(app.config(), app.store(), clock.now(), query)
 
 
 def _report(app: App, as_json: bool, decision: DecisionRecord, message: str) -> None:

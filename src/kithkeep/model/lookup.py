@@ -19,15 +19,30 @@ One match at a level is the answer; several are an error that lists them.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from kithkeep.errors import UsageError
 from kithkeep.model.identity import normalize
-from kithkeep.model.stats import PersonStats
 
 _WORD = re.compile(r"[^\W_]+")
+
+
+class Findable(Protocol):
+    """What a person is found by: a stored person's statistics, or a directory entry."""
+
+    @property
+    def person_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def addresses(self) -> tuple[str, ...]: ...
+
+
+P = TypeVar("P", bound=Findable)
 
 
 def fold(text: str) -> str:
@@ -51,10 +66,13 @@ def _all_in(query: list[str], target: list[str], match: Callable[[str, str], boo
     return True
 
 
-def _levels(q: str) -> list[Callable[[PersonStats], bool]]:
+def _levels(q: str) -> list[Callable[[Findable], bool]]:
     folded = fold(q)
     qwords = words(q)
     addr = normalize(q) if "@" in q else ""
+    # each name and address folded once for all levels (20,000 people, seven levels)
+    fold_ = functools.cache(fold)
+    words_ = functools.cache(words)
 
     def eq(a: str, b: str) -> bool:
         return a == b
@@ -65,17 +83,17 @@ def _levels(q: str) -> list[Callable[[PersonStats], bool]]:
     return [
         lambda p: p.person_id == q,
         lambda p: bool(addr) and addr in p.addresses,
-        lambda p: bool(p.name) and fold(p.name) == folded,
-        lambda p: bool(qwords) and _all_in(qwords, words(p.name), eq),
-        lambda p: bool(qwords) and _all_in(qwords, words(p.name), prefix),
-        lambda p: bool(qwords) and any(_all_in(qwords, words(a), eq) for a in p.addresses),
+        lambda p: bool(p.name) and fold_(p.name) == folded,
+        lambda p: bool(qwords) and _all_in(qwords, words_(p.name), eq),
+        lambda p: bool(qwords) and _all_in(qwords, words_(p.name), prefix),
+        lambda p: bool(qwords) and any(_all_in(qwords, words_(a), eq) for a in p.addresses),
         lambda p: (
-            bool(folded) and (folded in fold(p.name) or any(folded in a for a in p.addresses))
+            bool(folded) and (folded in fold_(p.name) or any(folded in a for a in p.addresses))
         ),
     ]
 
 
-def matches(people: Sequence[PersonStats], query: str) -> list[PersonStats]:
+def matches(people: Sequence[P], query: str) -> list[P]:
     """Everyone at the most specific level that matches anyone (see the module doc)."""
     q = query.strip()
     for level in _levels(q):
@@ -85,7 +103,7 @@ def matches(people: Sequence[PersonStats], query: str) -> list[PersonStats]:
     return []
 
 
-def resolve_person(people: Sequence[PersonStats], query: str) -> PersonStats:
+def resolve_person(people: Sequence[P], query: str) -> P:
     """The one person ``query`` names; a clear error when none or several match."""
     found = matches(people, query)
     if len(found) == 1:

@@ -471,14 +471,38 @@ def suggest_merges(
                 box = repr(la) if la == lb else f"{la!r} / {lb!r}"
                 add(a, b, f"same mailbox name {box} at two domains, both exchanged mail")
 
-    by_domain: dict[str, list[PersonStats]] = defaultdict(list)
-    for p in talked:
-        for domain in {a.rpartition("@")[2] for a in p.addresses}:
-            by_domain[domain].append(p)
-    for colleagues in by_domain.values():
-        for i, a in enumerate(colleagues):
-            for b in colleagues[i + 1 :]:
-                why = _same_initials(a, b)
-                if why is not None:
-                    add(a, b, why)
+    for a, b in _colleague_pairs(talked):
+        why = _same_initials(a, b)
+        if why is not None:
+            add(a, b, why)
     return out
+
+
+def _colleague_pairs(people: Sequence[PersonStats]) -> list[tuple[PersonStats, PersonStats]]:
+    """The pairs :func:`_same_initials` may match, in the order of ``people``.
+
+    Not every pair of colleagues: a domain such as gmail.com holds thousands of
+    people, and 20,000 correspondents made that 100 million pairs (two minutes).
+    A match needs a mailbox name with separators (``anne.berg``: surname and
+    first initial) at the domain of another with the same surname and initial,
+    with separators too or glued (``aberg``, ``akberg``: one or two initials,
+    then the surname), so only people who share such a key are paired.
+    """
+    # key -> (people whose mailbox name has separators, people whose name may be glued)
+    buckets: dict[tuple[str, str, str], tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    for i, p in enumerate(people):
+        for address in p.addresses:
+            local, _, domain = address.rpartition("@")
+            parts = _initials_surname(local)
+            if parts is not None:
+                buckets[(domain, parts[1], parts[0][0])][0].append(i)
+                continue
+            head = _mailbox_key(local)
+            for k in (1, 2):
+                if len(head) - k >= 3:
+                    buckets[(domain, head[k:], head[0])][1].append(i)
+    pairs: set[tuple[int, int]] = set()
+    for separated, glued in buckets.values():
+        for i in separated:
+            pairs.update((min(i, j), max(i, j)) for j in (*separated, *glued) if j != i)
+    return [(people[i], people[j]) for i, j in sorted(pairs)]
