@@ -627,7 +627,13 @@ class Store:
         for rows in self._chunks(query.order_by(c.id), chunk):
             yield [
                 MessageFacts(
-                    r[0], r[1], r[2], _maybe_utc(r[3]), _maybe_utc(r[4]), r[5] or "", *r[6:]
+                    r[0],
+                    r[1],
+                    r[2],
+                    None if r[3] is None else _as_utc(r[3]),
+                    None if r[4] is None else _as_utc(r[4]),
+                    r[5] or "",
+                    *r[6:],
                 )
                 for r in rows
             ]
@@ -690,16 +696,26 @@ class Store:
         out: list[tuple[str, StoredMessage]] = []
         for part in _parts(sorted(set(addresses))):
             query = self._indexed_messages().where(INDEX.c.address.in_(part))
-            out.extend(self._stored(row) for rows in self._chunks(query) for row in rows)
+            out.extend((row[0], self._stored(row)) for rows in self._chunks(query) for row in rows)
         return out
 
-    def all_indexed_messages(self) -> Iterator[tuple[str, StoredMessage]]:
-        """(address, message) for the whole index, by address: a full rebuild reads
-        one person's messages at a time without holding the rest."""
+    def all_indexed_messages(self) -> Iterator[tuple[str, list[StoredMessage]]]:
+        """Every address of the index with its messages, one address at a time in
+        address order: a full rebuild reads one person's messages at a time without
+        holding the rest."""
         query = self._indexed_messages().order_by(INDEX.c.address, INDEX.c.ref)
+        stored = self._stored
+        current: str | None = None
+        batch: list[StoredMessage] = []
         for rows in self._chunks(query):
             for row in rows:
-                yield self._stored(row)
+                if row[0] != current:
+                    if current is not None:
+                        yield current, batch
+                    current, batch = row[0], []
+                batch.append(stored(row))
+        if current is not None:
+            yield current, batch
 
     def events_of(self, addresses: Iterable[str]) -> list[EventRecord]:
         """Every event filed under one of ``addresses`` (each once)."""
@@ -812,12 +828,16 @@ class Store:
         ).join(MESSAGES, sa.and_(INDEX.c.kind == MESSAGE, INDEX.c.ref == c.id))
 
     @staticmethod
-    def _stored(row: Sequence[Any]) -> tuple[str, StoredMessage]:
-        address, mid, gm, msgid, date, idate, *rest = row
-        frm, to, cc, bcc, irt, refs, subj, flags, sent, thr, signals = rest
-        return address, StoredMessage(
-            mid, gm, msgid, _maybe_utc(date), _maybe_utc(idate), frm, to, cc, bcc, irt, refs,
-            subj or "", flags or "", bool(sent), thr, signals or "",
+    def _stored(row: Sequence[Any]) -> StoredMessage:
+        """A row of :meth:`_indexed_messages` (its address first) as a message."""
+        (_address, mid, gm, msgid, date, idate, frm, to, cc, bcc, irt, refs, subj, flags, sent,
+         thr, signals) = row  # fmt: skip
+        return StoredMessage(
+            mid, gm, msgid,
+            # no call for a missing date (INTERNALDATE is missing in most stores' rows)
+            None if date is None else _as_utc(date),
+            None if idate is None else _as_utc(idate),
+            frm, to, cc, bcc, irt, refs, subj or "", flags or "", bool(sent), thr, signals or "",
         )  # fmt: skip
 
     def _chunks(self, query: sa.Select[Any], size: int = 5000) -> Iterator[list[Any]]:
@@ -1137,10 +1157,6 @@ def _as_utc(value: Any) -> datetime:
             value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _maybe_utc(value: Any) -> datetime | None:
-    return None if value is None else _as_utc(value)
 
 
 def _safe_url(url: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +12,7 @@ from kithkeep.model.messages import (
     AddrParser,
     MessageView,
     Recipients,
+    _ms,
     canonical_order,
     references_of,
     refs_from_json,
@@ -34,6 +35,22 @@ def test_references_text_that_is_not_a_list_of_strings_is_empty_or_its_strings(
 ) -> None:
     got = refs_from_json(text)
     assert isinstance(got, tuple) and all(isinstance(r, str) for r in got)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    ),
+    st.booleans(),
+)
+def test_a_date_to_the_millisecond_whole_seconds_without_rounding(d: datetime, whole: bool) -> None:
+    """_ms skips round() for whole seconds: the value is the same float as rounding gives."""
+    if whole:
+        d = d.replace(microsecond=0)
+    got = _ms(d)
+    assert got == round(d.timestamp(), 3) and repr(got) == repr(round(d.timestamp(), 3))
+    assert abs(got - d.timestamp()) <= 0.0005 + 1e-9
+    assert _ms(d + timedelta(microseconds=1)) >= got
 
 
 def _view(ts: float, key: str) -> MessageView:

@@ -285,7 +285,9 @@ def person_from_pool(
     setting: Setting,
 ) -> PersonStats | None:
     """The statistics of the person whose root address is ``root`` (see
-    :func:`timeline_of`); None when nothing counts as contact with them."""
+    :func:`timeline_of`); None when nothing counts as contact with them. Clock-free, as
+    stored (``strength`` and ``monthly`` unset): :meth:`PersonStats.at` gives them for a
+    day (a full rebuild computes thousands of people and stores none of the two)."""
     t = timeline_of(root, views, meetings, setting)
     if not t.items:
         return None
@@ -303,7 +305,7 @@ def person_from_pool(
     if not name and names:
         name = min(names.items(), key=lambda kv: (-kv[1], kv[0]))[0]
     ctx = PersonContext(t.msgs, [mt.meeting for mt in t.meetings], setting.cfg)
-    stats = person_stats(person_id(addresses), name, addresses, t.items, ctx, setting.now)
+    stats = person_stats(person_id(addresses), name, addresses, t.items, ctx)
     if not identity.named.intersection(addresses):  # the user's word settles it
         inbound = [t.msgs[it.ref] for it in t.items if it.kind == IN]
         # bulk-shaped: the user named as no recipient, and part of no conversation
@@ -393,7 +395,7 @@ def analyze(
         mts = {mt.meeting.key: mt for a in members for mt in meetings_by.get(a, ())}
         p = person_from_pool(root, pool.values(), sorted(mts.values(), key=_meeting_order), setting)
         if p is not None:
-            people.append(p)
+            people.append(p.at(now, cfg.half_life_days))
 
     unique_msgs, dups = unique(views)
     mass = listed = 0

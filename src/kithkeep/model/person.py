@@ -156,13 +156,17 @@ def walk(items: Sequence[Item], ctx: PersonContext) -> Walk:
         meeting_refs=[],
     )
     last_any = neg
+    # the walk's lists and sets as locals: the loop reads them for every item
+    counts, direct_counts, last_ts, last_ref = w.counts, w.direct_counts, w.last_ts, w.last_ref
+    replied, has_parent, replies, latencies = w.replied, w.has_parent, w.replies, w.latencies
+    by_id = ctx.by_id
     thread_last: dict[tuple[int, int], int] = {}
     # by side: its latest initiation while unanswered
     open_init: list[OpenInitiation | None] = [None, None]
 
     for ts, kind, ref, direct in items:
-        w.counts[kind] += 1
-        w.direct_counts[kind] += direct
+        counts[kind] += 1
+        direct_counts[kind] += direct
         parent: int | None = None
         parent_ts = 0.0
         if kind == MEETING:
@@ -178,30 +182,30 @@ def walk(items: Sequence[Item], ctx: PersonContext) -> Walk:
             other = kind ^ 1  # IN <-> OUT
             if m.linked:
                 accept = refs_of[other]
-                if m.in_reply_to:
-                    parent = ctx.by_id.get(m.in_reply_to)
+                if irt := m.in_reply_to:
+                    parent = by_id.get(irt)
                 if parent is None or parent not in accept:
                     parent = find_parent(ref, ctx.ancestors, accept)
             elif m.thread is not None:
                 parent = thread_last.get((m.thread, other))
-            elif ts - w.last_ts[other] <= silence and _reply_subject(m.subject):
-                parent = w.last_ref[other]
+            elif ts - last_ts[other] <= silence and _reply_subject(m.subject):
+                parent = last_ref[other]
             if parent is not None:
                 parent_ts = msgs[parent].ts
                 if parent_ts > ts + SKEW:
                     parent = None  # dated after its reply: a broken link, not a reply
                 else:
-                    w.has_parent.add(ref)
-                    w.replies[kind] += 1
-                    if parent not in w.replied:
-                        w.replied.add(parent)
+                    has_parent.add(ref)
+                    replies[kind] += 1
+                    if parent not in replied:
+                        replied.add(parent)
                         # an inferred original has no date of its own: no latency
                         if not msgs[parent].message_id.startswith(INFERRED):
-                            w.latencies[kind].append(max(0.0, ts - parent_ts))
+                            latencies[kind].append(max(0.0, ts - parent_ts))
             if m.thread is not None:
                 thread_last[(m.thread, kind)] = ref
             since = ts - silence
-            opens = parent is None and w.last_ts[other] < since and w.last_ts[MEETING] < since
+            opens = parent is None and last_ts[other] < since and last_ts[MEETING] < since
             # a response answers the other side's open initiation; an opening of one's own
             # after a long silence does not (an asker who never replies is not answering)
             o = open_init[other]
@@ -218,8 +222,8 @@ def walk(items: Sequence[Item], ctx: PersonContext) -> Walk:
             ts - last_any >= EXCHANGE_GAP and (parent is None or ts - parent_ts > silence)
         ):
             w.starts.append(ts)
-        w.last_ts[kind] = ts
-        w.last_ref[kind] = ref
+        last_ts[kind] = ts
+        last_ref[kind] = ref
         last_any = ts
     return w
 
@@ -230,10 +234,9 @@ def person_stats(
     addresses: tuple[str, ...],
     items: list[Item],
     ctx: PersonContext,
-    now: datetime,
 ) -> PersonStats:
-    """Statistics of one person from their time line (any order); ``now`` only sets
-    which strength and months the result shows (see :meth:`PersonStats.at`)."""
+    """Statistics of one person from their time line (any order), in the clock-free
+    form that is stored: :meth:`PersonStats.at` gives today's strength and months."""
     msgs = ctx.msgs
     cfg = ctx.cfg
     items = sorted(items)  # by time, then kind and index: the same order whatever came first
@@ -286,10 +289,19 @@ def person_stats(
     strength_base, peak, strength_day = strength_history(items, cfg.half_life_days)
     n_in, n_out = w.counts[IN], w.counts[OUT]
     # inbound messages known only from the user's replies to them (see
-    # analyze.inferred_original): contact for every purpose, counted apart
-    inferred = sum(
-        1 for it in items if it.kind == IN and msgs[it.ref].message_id.startswith(INFERRED)
-    )
+    # analyze.inferred_original): contact for every purpose, counted apart; and the
+    # contacts by month (one pass over the time line for both)
+    inferred = 0
+    months: dict[int, int] = {}
+    meetings = ctx.meetings
+    for _ts, kind, ref, _direct in items:
+        if kind == MEETING:
+            mi = month_index(meetings[ref].date)
+        else:
+            m = msgs[ref]
+            inferred += kind == IN and m.message_id.startswith(INFERRED)
+            mi = month_index(m.date)
+        months[mi] = months.get(mi, 0) + 1
     if not ((n_in and n_out) or w.counts[MEETING]):
         strength_base, peak = 0.0, 0.0  # contact both ways is required
     is_tie = n_in >= cfg.min_messages_each_way and n_out >= cfg.min_messages_each_way
@@ -325,12 +337,7 @@ def person_stats(
             return None
         return ctx.meetings[ref].date if kind == MEETING else msgs[ref].date
 
-    months: dict[int, int] = {}
-    for it in items:
-        mi = month_index(date_of(it))
-        months[mi] = months.get(mi, 0) + 1
-
-    stats = PersonStats(
+    return PersonStats(
         person_id=pid,
         name=name,
         addresses=addresses,
@@ -380,7 +387,6 @@ def person_stats(
         last_message_id=last_message_id,
         last_meeting_title=last_meeting_title,
     )
-    return stats.at(now, cfg.half_life_days)
 
 
 def strength_history(items: Sequence[Item], half_life_days: float) -> tuple[float, float, float]:

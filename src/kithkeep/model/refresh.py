@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -400,7 +400,7 @@ def _rebuild(
             flush()
 
     seen: set[str] = set()
-    for addr, stored in _by_address(store.all_indexed_messages()):
+    for addr, stored in store.all_indexed_messages():
         seen.add(addr)
         if addr in grouped or not setting.is_person(addr):
             continue
@@ -433,22 +433,6 @@ def _noise_counts(store: Store, setting: Setting, mass: set[str]) -> dict[str, i
         for _addr, row in store.messages_of(setting.lists)
     }
     return {"mass": len(mass), "list": len(listed - mass)}
-
-
-def _by_address(
-    rows: Iterator[tuple[str, StoredMessage]],
-) -> Iterator[tuple[str, list[StoredMessage]]]:
-    """Consecutive rows of one address, together."""
-    current: str | None = None
-    batch: list[StoredMessage] = []
-    for addr, row in rows:
-        if addr != current:
-            if current is not None:
-                yield current, batch
-            current, batch = addr, []
-        batch.append(row)
-    if current is not None:
-        yield current, batch
 
 
 def stored_people(store: Store, now: datetime, half_life_days: float) -> list[PersonStats]:
