@@ -15,10 +15,10 @@ from freezegun import freeze_time
 
 from kithkeep.config import AnalysisConfig
 from kithkeep.model.analyze import Analysis, analyze
-from kithkeep.model.messages import as_utc
 from kithkeep.model.stats import PersonStats
 from kithkeep.model.vcard import Card
 from kithkeep.records import Address, Attendee, DecisionRecord, EventRecord, MessageRecord
+from kithkeep.store import _as_utc
 
 ME = "sam@example.org"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -810,6 +810,6 @@ def test_to_json_has_every_field_in_declaration_order() -> None:
         ("2026-01-05T11:00:00+02:00", datetime(2026, 1, 5, 9, 0, tzinfo=UTC)),  # its own offset
     ],
 )
-def test_stored_date_text_is_readas_utc(text: str, expected: datetime) -> None:
-    got = as_utc(text)
+def test_stored_date_text_is_read_as_utc(text: str, expected: datetime) -> None:
+    got = _as_utc(text)  # the store's one reading of its date columns
     assert got == expected and got.tzinfo is UTC

@@ -295,13 +295,3 @@ def views_from_records(
         else:
             out.append(v)
     return out, undated
-
-
-def as_utc(value: datetime | str) -> datetime:
-    """A stored date as aware UTC: SQLite gives text, PostgreSQL naive datetimes."""
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value + "+00:00")
-        except ValueError:
-            value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
