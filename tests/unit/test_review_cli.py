@@ -116,6 +116,8 @@ def test_review_reads_at_80_columns_and_below(demo: Path, columns: int) -> None:
     assert "neglected" in lines[ana] and "reminder" in lines[ana]
     assert lines[ana + 1].strip().startswith("last contact 39 days ago")
     assert "mostly gets in touch to ask" in res.output  # one-way ask, told kindly
+    # the demo's Isabel writes from two addresses: review points at the suggestion
+    assert "1 possible merge: kithkeep people --suggest-merges" in lines
 
 
 def test_one_day_arithmetic_everywhere(demo: Path) -> None:

@@ -11,15 +11,13 @@ import click
 from rich import box
 from rich.table import Table
 
-from kithkeep import clock
 from kithkeep.cli.app import App, print_json
 from kithkeep.cli.render import console
 from kithkeep.config import load_config
 from kithkeep.connectors import registry
 from kithkeep.logsetup import setup_logging
-from kithkeep.model.merges import suggest_merges
 from kithkeep.model.refresh import State
-from kithkeep.pipeline import LAST_CYCLE, load_people, me_report
+from kithkeep.pipeline import LAST_CYCLE, me_report
 
 if TYPE_CHECKING:
     from kithkeep.records import RunStatus
@@ -78,8 +76,6 @@ def register(cli: click.Group) -> None:
         state = State.load(store)
         counts = state.counts if state else {}
         proposed = me_report(config, store).proposals
-        people = [p for p in load_people(config, store, clock.now()) if not p.automated]
-        merges = len(suggest_merges(people, store.active_decisions()))
         if as_json:
             print_json(
                 {
@@ -90,7 +86,6 @@ def register(cli: click.Group) -> None:
                         "implausible_dates": counts.get("implausible_dates", 0),
                     },
                     "me_proposals": [{"address": p.address, "reason": p.reason} for p in proposed],
-                    "merge_suggestions": merges,
                 }
             )
             return
@@ -139,12 +134,6 @@ def register(cli: click.Group) -> None:
         for p in proposed:
             console.print(
                 f"yours? {p.address} {p.reason}: kithkeep me add {p.address}", soft_wrap=True
-            )
-        if merges:
-            console.print(
-                f"{merges} pair{'s' if merges > 1 else ''} of people may be one person: "
-                "kithkeep people --suggest-merges",
-                soft_wrap=True,
             )
 
 

@@ -30,6 +30,7 @@ from kithkeep.cli.complete import complete_person
 from kithkeep.cli.render import console, findings_view, print_lines
 from kithkeep.errors import UsageError
 from kithkeep.model.lookup import resolve_person
+from kithkeep.model.merges import suggest_merges
 from kithkeep.model.stats import TIERS, PersonStats
 from kithkeep.pipeline import ReminderInfo, find_person, judge_stored, reminder_index
 from kithkeep.records import DecisionRecord
@@ -119,6 +120,7 @@ def register(cli: click.Group) -> None:
         store = app.store()
         now = clock.now()
         people, findings = judge_stored(config, store, now)
+        decisions = store.active_decisions()
         by_id = {p.person_id: p for p in people}
         selected = [f for f in findings if rule is None or f.rule == rule]
         hidden = sum(1 for f in selected if f.status != "open")
@@ -151,6 +153,14 @@ def register(cli: click.Group) -> None:
                 console.print(f"{hidden} snoozed or dismissed (--all shows them).")
             if selected:
                 console.print("More: kithkeep show PERSON; kithkeep review -i")
+            merges = len(suggest_merges([p for p in people if not p.automated], decisions))
+            if merges:
+                # short: it reads whole at 60 columns
+                console.print(
+                    f"{merges} possible merge{'s' if merges > 1 else ''}: "
+                    "kithkeep people --suggest-merges",
+                    soft_wrap=True,
+                )
 
     @cli.command()
     @person_argument
