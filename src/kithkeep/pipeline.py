@@ -199,14 +199,16 @@ def contacts_for(config: Config, store: Store, person: PersonStats, now: datetim
 
 
 def judge_stored(
-    config: Config, store: Store, now: datetime
+    config: Config, store: Store, now: datetime, people: list[PersonStats] | None = None
 ) -> tuple[list[PersonStats], list[Finding]]:
-    """Judge everyone as stored with today's clock and today's decisions.
+    """Judge everyone as stored (or ``people``) with today's clock and today's decisions.
 
     Judging is cheap and pure, so ``kithkeep review`` and the decision
     commands see a decision at once, without a sync or a new analysis.
+    Only the reminder budget ranks people against each other.
     """
-    people = load_people(config, store, now)
+    if people is None:
+        people = load_people(config, store, now)
     deleted = deleted_reminder_keys(store, config.reminders.sink)
     findings = judge(
         people,

@@ -29,7 +29,6 @@ from kithkeep.cli.app import App, print_json
 from kithkeep.cli.complete import complete_person
 from kithkeep.cli.render import console, findings_view, print_lines
 from kithkeep.errors import UsageError
-from kithkeep.model.lookup import resolve_person
 from kithkeep.model.merges import suggest_merges
 from kithkeep.model.stats import TIERS, PersonStats
 from kithkeep.pipeline import ReminderInfo, find_person, judge_stored, reminder_index
@@ -216,10 +215,9 @@ def register(cli: click.Group) -> None:
         config = app.config()
         store = app.store()
         now = clock.now()
-        people, findings = judge_stored(config, store, now)
-        if not people:
-            raise UsageError("no people known yet", hint="run `kithkeep run` first")
-        p = resolve_person(people, person)
+        p = find_person(config, store, now, person)
+        # their own findings: the rules and episodes of one person do not depend on others
+        findings = judge_stored(config, store, now, [p])[1]
         if undo:
             n = decide.undo(store, "dismiss", p.addresses, rule)
             _report_undo(app, as_json, n, f"removed {len(n)} dismissal(s) for {decide.who(p)}")
