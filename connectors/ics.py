@@ -176,6 +176,22 @@ def parse_calendar(data: bytes, where: str) -> Any:
         ) from exc
 
 
+def _event_named(comp: icalendar.cal.Component) -> str:
+    """An event as a log line can name it: its UID, else its summary."""
+    if comp.get("UID"):
+        return f"event {str(comp['UID'])[:100]}"
+    if comp.get("SUMMARY"):
+        return f"event {str(comp['SUMMARY'])[:60]!r} (no UID)"
+    return "an event with neither UID nor SUMMARY"
+
+
+def _why(exc: Exception) -> str:
+    """What was wrong, in words: icalendar reports a missing property as KeyError('DTSTART')."""
+    if isinstance(exc, KeyError) and exc.args:
+        return f"it has no {exc.args[0]}"
+    return str(exc) or type(exc).__name__
+
+
 def expand_events(
     cal: Any, source: str, tz: tzinfo, start: datetime, end: datetime
 ) -> tuple[list[EventRecord], int]:
@@ -200,7 +216,7 @@ def expand_events(
                 comps.extend(recurring_ical_events.of(sub).between(start, end))
             except Exception as exc:
                 skipped += 1
-                log.warning("%s: skipped event %s: %s", source, vevent.get("UID", "?"), exc)
+                log.warning("%s: skipped %s: %s", source, _event_named(vevent), _why(exc))
     out: list[EventRecord] = []
     for comp in comps:
         try:
@@ -208,7 +224,7 @@ def expand_events(
             out.append(event_from_component(comp, source, tz, uid in recurring_uids))
         except Exception as exc:
             skipped += 1
-            log.warning("%s: skipped event %s: %s", source, comp.get("UID", "?"), exc)
+            log.warning("%s: skipped %s: %s", source, _event_named(comp), _why(exc))
     return out, skipped
 
 

@@ -6,7 +6,7 @@ import http.server
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -161,3 +161,29 @@ def test_corpus_calendar_never_lets_an_exception_escape(path: Path, corpus_store
         # a file that is no calendar at all is one clear line naming it
         assert isinstance(exc, SourceError)
         assert str(path) in exc.message
+
+
+def test_a_broken_event_is_named_and_says_what_it_lacks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One event without DTSTART costs that event; the log names it and says what is
+    missing (icalendar raises KeyError('DTSTART')); the other event is kept."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = (now + timedelta(days=2)).strftime("%Y%m%dT%H%M%SZ")
+    end = (now + timedelta(days=2, hours=1)).strftime("%Y%m%dT%H%M%SZ")
+    ics = tmp_path / "c.ics"
+    ics.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n"
+        "BEGIN:VEVENT\r\nUID:no-start@t\r\nSUMMARY:Lunch\r\nDTSTAMP:20260101T000000Z\r\n"
+        "END:VEVENT\r\n"
+        f"BEGIN:VEVENT\r\nUID:ok@t\r\nSUMMARY:Call\r\nDTSTART:{start}\r\nDTEND:{end}\r\n"
+        "DTSTAMP:20260101T000000Z\r\nATTENDEE:mailto:ana@x.org\r\nEND:VEVENT\r\n"
+        "END:VCALENDAR\r\n"
+    )
+    store = Store.open("sqlite://")
+    src = IcsSource("cal", IcsSourceConfig(path=str(ics)), UTC)
+    result = sync_source(store, src)
+    assert result.records == 1
+    assert "cal: skipped event no-start@t: it has no DTSTART" in caplog.text
+    assert "1 events skipped, 1 kept" in caplog.text
+    store.close()
