@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
+from rich.console import Console
 
 from kithkeep.cli import main
-from kithkeep.cli.commands_people import sparkline
+from kithkeep.cli.commands_people import people_table, sparkline
+from kithkeep.model.stats import PersonStats
 
 # The public JSON interface of `people --json` (documented in the README).
 PEOPLE_FIELDS = {
@@ -129,3 +134,29 @@ def test_sparkline() -> None:
     assert sparkline([0, 0]) == "  "
     assert sparkline([0, 1, 8, 4]) == " ▁█▄"
     assert sparkline([]) == ""
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_the_people_table_cuts_names_never_figures(width: int) -> None:
+    """A long name or address gives way at the terminal's width; the figures stay whole."""
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    people = [
+        PersonStats(person_id="p00000000001", name="Bartholomew Fitzgerald-Oyelaran-Smith",
+                    addresses=("b@x.org", "b2@x.org"), messages_in=1234, messages_out=678,
+                    last_contact=now - timedelta(days=12355), cadence_days=5262.2,
+                    reply_rate_them=1.0, unanswered_streak=12),
+        PersonStats(person_id="p00000000002", name="",
+                    addresses=("original-sender.with.a.long.local.part@example.jp",),
+                    messages_in=1, last_contact=now),
+    ]  # fmt: skip
+    out = io.StringIO()
+    console = Console(file=out, width=width)
+    console.print(people_table(people, now, width))
+    lines = out.getvalue().splitlines()
+    assert max(cell_len(line) for line in lines) <= width, out.getvalue()
+    (first,) = [line for line in lines if "p00000000001" in line]
+    for figure in ("678/1234", "12355d", "5262.2d", "100%", "12"):
+        assert f" {figure}" in first, (figure, first)
+    assert "Barth" in first and "\u2026" in first  # cut, with an ellipsis
+    header = next(line for line in lines if " id " in line)
+    assert "unans" in header and "\u2026" not in header

@@ -14,6 +14,9 @@ from typing import Any
 
 import click
 from rich import box
+from rich.cells import cell_len
+from rich.console import JustifyMethod
+from rich.measure import Measurement
 from rich.table import Table
 
 from kithkeep import clock
@@ -78,8 +81,24 @@ def _days_ago(when: datetime | None, now: datetime) -> str:
     return "today" if days == 0 else f"{days}d"
 
 
-def people_table(people: list[PersonStats], now: datetime) -> Table:
-    """One line per person; fits 80 columns (``show`` has the rest)."""
+def people_table(people: list[PersonStats], now: datetime, width: int = 80) -> Table:
+    """One line per person in ``width`` columns (``show`` has the rest): the name gives
+    way, never the figures."""
+    headers = ("id", "person", "tie", "out/in", "last", "every", "reply", "unans")
+    rows = [
+        (
+            p.person_id,
+            (p.name or (p.addresses[0] if p.addresses else ""))
+            + (f" +{len(p.addresses) - 1}" if len(p.addresses) > 1 else ""),
+            _tie_label(p),
+            f"{p.messages_out}/{p.messages_in}",
+            _days_ago(p.last_contact, now),
+            _num(p.cadence_days, "d"),
+            _pct(p.reply_rate_them),
+            str(p.unanswered_streak or ""),
+        )
+        for p in people
+    ]
     # no vertical rules: at 80 columns they would take the room of the names
     t = Table(
         title=f"{len(people)} people",
@@ -88,26 +107,16 @@ def people_table(people: list[PersonStats], now: datetime) -> Table:
         box=box.SIMPLE_HEAVY,
         pad_edge=False,
     )
-    t.add_column("id", no_wrap=True)
-    t.add_column("person", ratio=1, min_width=10, no_wrap=True, overflow="ellipsis")
-    t.add_column("tie", no_wrap=True)
-    t.add_column("out/in", justify="right", no_wrap=True)
-    t.add_column("last", justify="right", no_wrap=True)
-    t.add_column("every", justify="right", no_wrap=True)
-    t.add_column("reply", justify="right", no_wrap=True)
-    t.add_column("unans", justify="right", no_wrap=True)
-    for p in people:
-        extra = f" +{len(p.addresses) - 1}" if len(p.addresses) > 1 else ""
-        t.add_row(
-            p.person_id,
-            (p.name or (p.addresses[0] if p.addresses else "")) + extra,
-            _tie_label(p),
-            f"{p.messages_out}/{p.messages_in}",
-            _days_ago(p.last_contact, now),
-            _num(p.cadence_days, "d"),
-            _pct(p.reply_rate_them),
-            str(p.unanswered_streak or ""),
-        )
+    for h in headers:
+        justify: JustifyMethod = "left" if h in ("id", "person", "tie") else "right"
+        t.add_column(h, no_wrap=True, overflow="ellipsis", justify=justify)
+    for row in rows:
+        t.add_row(*row)
+    # the width it needs with nothing cut; beyond ``width`` the names give way
+    natural = Measurement.get(console, console.options.update_width(10_000), t).maximum
+    if natural > width:
+        names = max((cell_len(r[1]) for r in rows), default=0)
+        t.columns[1].max_width = max(names - (natural - width), 6)
     t.caption = (
         "out/in: messages; last: days since contact; every: usual gap between exchanges; "
         "reply: share of your openings they answered; unans: your messages since they last wrote"
@@ -208,7 +217,7 @@ def register(cli: click.Group) -> None:
         if as_json:
             print_json([p.to_json() for p in found])
         else:
-            console.print(people_table(found, clock.now()))
+            console.print(people_table(found, clock.now(), console.width))
 
     @cli.command()
     @click.argument("person", shell_complete=complete_person)
