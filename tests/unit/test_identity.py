@@ -52,7 +52,9 @@ def test_normalize(raw: str, norm: str) -> None:
 @pytest.mark.parametrize(
     "addr",
     ["info@x.org", "Support@x.org", "noreply@x.org", "no_reply@x.org", "do.not.reply@x.org",
-     "bounces+abc@x.org", "mailer-daemon@x.org", "postmaster@x.org", "newsletter@x.org"],
+     "bounces+abc@x.org", "mailer-daemon@x.org", "postmaster@x.org", "newsletter@x.org",
+     # separators do not hide a role (a Verizon bounce comes from post_master@vtext.com)
+     "post_master@vtext.com", "customer-service@x.org", "web.master@x.org", "staff@hotmail.com"],
 )  # fmt: skip
 def test_role_addresses(addr: str) -> None:
     assert is_role_address(addr)
@@ -61,7 +63,7 @@ def test_role_addresses(addr: str) -> None:
 @pytest.mark.parametrize(
     "addr",
     ["ana@gmail.com", "infoline.jones@x.org", "annette@x.org", "supporter.max@gmx.de",
-     "replyguy@x.org"],
+     "replyguy@x.org", "post.malone@x.org", "staff.jones@x.org", "team.lead.kim@x.org"],
 )  # fmt: skip
 def test_people_are_not_role_addresses(addr: str) -> None:
     assert not is_role_address(addr)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from kithkeep.config import AnalysisConfig, NeglectedConfig
 from kithkeep.model.analyze import Setting
 from kithkeep.model.automation import address_verdict
-from kithkeep.model.identity import ROLE_LOCAL_PARTS, is_noreply, is_resource, normalize
+from kithkeep.model.identity import is_noreply, is_resource, is_role_local, normalize
 from kithkeep.model.stats import PersonStats
 
 
@@ -61,8 +61,8 @@ def explain(
         return Explanation(addr, "no-reply", [f"the local part {local!r} is a no-reply address"])
     if is_resource(addr):
         return Explanation(addr, "resource", ["a calendar room or resource, not a person"])
-    if not named and (local in ROLE_LOCAL_PARTS or local in cfg.role_local_parts):
-        source = "[analysis] role_local_parts" if local in cfg.role_local_parts else "built in"
+    if not named and is_role_local(local, cfg.role_local_parts):
+        source = "built in" if is_role_local(local) else "[analysis] role_local_parts"
         return Explanation(
             addr,
             "role",

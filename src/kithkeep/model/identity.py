@@ -25,8 +25,8 @@ ROLE_LOCAL_PARTS = frozenset(
         "jobs", "list", "listserv", "mailer", "mailer-daemon", "majordomo", "marketing",
         "news", "newsletter", "newsletters", "noc", "notification", "notifications",
         "notify", "office", "orders", "postmaster", "press", "privacy", "receipts",
-        "root", "sales", "security", "service", "shop", "support", "team", "updates",
-        "webmaster", "welcome",
+        "root", "sales", "security", "service", "shop", "staff", "support", "team",
+        "updates", "webmaster", "welcome",
     }
 )  # fmt: skip
 _NOREPLY_RE = re.compile(r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|bounce[s]?[-+].*)")
@@ -49,12 +49,22 @@ def normalize(email: str) -> str:
     return f"{local}@{domain}"
 
 
+_SEPARATORS_RE = re.compile(r"[._-]+")
+
+
+def is_role_local(local: str, extra_roles: Collection[str] = ()) -> bool:
+    """A local part (without its +tag) that names a role; separators do not matter
+    (``post_master``, ``customer-service``, ``web.master``)."""
+    if local in ROLE_LOCAL_PARTS or local in extra_roles:
+        return True
+    joined = _SEPARATORS_RE.sub("", local)
+    return joined != local and (joined in ROLE_LOCAL_PARTS or joined in extra_roles)
+
+
 def is_role_address(email: str, extra_roles: Collection[str] = ()) -> bool:
     """A role, machine, no-reply or calendar-resource address: never a person."""
     base = email.lower().rpartition("@")[0].split("+", 1)[0]
-    if base in ROLE_LOCAL_PARTS or base in extra_roles:
-        return True
-    return is_noreply(email) or is_resource(email)
+    return is_role_local(base, extra_roles) or is_noreply(email) or is_resource(email)
 
 
 def is_noreply(email: str) -> bool:

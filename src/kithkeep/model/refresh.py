@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 
 # Bump when the statistics change meaning: the next cycle rebuilds them in full.
 # 2: automated senders, placeholder dates, inferred replies, header signals (#17).
-MODEL_VERSION = 2
+# 3: role local parts with separators (post_master) and "staff".
+MODEL_VERSION = 3
 STATE_KEY = "analysis_state"
 # People computed between two writes of a full rebuild.
 BATCH = 500
