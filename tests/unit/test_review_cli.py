@@ -7,6 +7,7 @@ in a fresh App, so decisions that show up later were read back from the store.
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -18,12 +19,16 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from freezegun import freeze_time
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
 
 from kithkeep.cli import cli
+from kithkeep.cli.render import findings_table, table_width
 from kithkeep.config import load_config
 from kithkeep.connectors.ics import KEY_PROP
 from kithkeep.errors import UsageError
-from kithkeep.pipeline import RunReport, run_once
+from kithkeep.pipeline import RunReport, judge_stored, run_once
 from kithkeep.store import Store
 from tests.helpers import write_maildir_message
 from tests.unit.demo_cli import NOW, kk, review
@@ -340,3 +345,22 @@ def test_quiet_and_options_after_the_command(demo: Path) -> None:
         res = CliRunner().invoke(cli, ["--config", "/nonexistent.toml", "review", "-q",
                                        "--config", str(demo)])  # fmt: skip
     assert res.exit_code == 0 and "Grace Lee" in res.output
+
+
+@pytest.mark.parametrize("variant", ["default", "simple", "no-edge-padding", "no-box"])
+def test_table_width_is_what_rich_measures(demo: Path, variant: str) -> None:
+    """review decides table or lines by table_width, which does not render the cells;
+    it must agree with rich's own measure."""
+    cfg = load_config(demo)
+    with Store.open(cfg.database_url) as store:
+        findings = judge_stored(cfg, store, datetime.now(UTC))[1]
+    table = findings_table(findings, datetime.now(UTC))
+    if variant == "simple":
+        table.box = box.SIMPLE
+    elif variant == "no-edge-padding":
+        table.pad_edge = False
+    elif variant == "no-box":
+        table.box = None
+    out = Console(width=500, file=io.StringIO())
+    assert findings
+    assert table_width(table) == Measurement.get(out, out.options, table).maximum
