@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Mapping
+from typing import TextIO
 
 from kithkeep.secrets import RedactingFilter, install_log_redaction
 
@@ -85,3 +87,25 @@ def setup_logging(verbose: bool = False, *, level: int | None = None) -> None:
     # third-party chatter stays at WARNING even with --verbose
     for noisy in ("imapclient", "googleapiclient", "urllib3", "alembic", "caldav"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # a library's warnings (icalendar guessing a time zone, say) are log lines like
+    # ours: one line naming the warning, not a file path and a line of its source
+    warnings.showwarning = _log_warning
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    parts = filename.replace(os.sep, "/").split("/")
+    # the package that warned (site-packages/icalendar/prop/dt/types.py: icalendar)
+    where = next(
+        (parts[i + 1] for i, p in enumerate(parts[:-1]) if p in ("site-packages", "dist-packages")),
+        parts[-1].removesuffix(".py"),
+    )
+    logging.getLogger("kithkeep.warnings").warning(
+        "%s (%s from %s)", message, category.__name__, where
+    )
