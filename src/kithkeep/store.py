@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -280,10 +282,10 @@ class Store:
     @classmethod
     def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
         try:
-            if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(
-                    parents=True, exist_ok=True, mode=0o700
-                )
+            path = _sqlite_file(url)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                _owner_only(path)
             engine = sa.create_engine(url)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
@@ -1157,6 +1159,33 @@ def _as_utc(value: Any) -> datetime:
             value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None: another database, memory, or a URI filename)."""
+    parsed = sa.engine.make_url(url)
+    db = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not db or db == ":memory:":
+        return None
+    if db.startswith("file:") or parsed.query.get("uri"):
+        return None  # a URI filename: SQLite reads the options in it
+    return Path(db)
+
+
+def _owner_only(path: Path) -> None:
+    """The store holds who the user talks to: its file is created readable by the owner
+    only, and a file left readable by others (a store from before) is made so. SQLite
+    gives its -wal and -shm files the mode of the database file."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.close(fd)
+    for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        try:
+            if stat.S_IMODE(file.stat().st_mode) & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError:  # someone else's file: say so, and open it all the same
+            log.warning("%s is readable by others and not yours to make private", file)
 
 
 def _safe_url(url: str) -> str:

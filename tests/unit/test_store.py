@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,9 +38,23 @@ def test_open_migrates_and_is_wal(tmp_path: Path) -> None:
         assert store.count(Message) == 0
 
 
-def test_new_stores_get_16k_pages_and_old_ones_keep_theirs(tmp_path: Path) -> None:
-    import sqlite3
+def test_the_store_files_are_the_owners_alone(tmp_path: Path) -> None:
+    """Created 0600 (SQLite gives its -wal and -shm the database's mode), and a store
+    left readable by others is made so on open."""
+    db = tmp_path / "k.sqlite3"
+    with Store.open(f"sqlite:///{db}") as store:
+        store.apply_mail_batch(MailBatch(records=[rec("1")]), "acct")
+        files = [db, db.with_name("k.sqlite3-wal"), db.with_name("k.sqlite3-shm")]
+        assert all(f.exists() for f in files)
+        assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o600] * 3
+    old = tmp_path / "old.sqlite3"
+    sqlite3.connect(old).close()
+    old.chmod(0o644)
+    with Store.open(f"sqlite:///{old}"):
+        assert stat.S_IMODE(old.stat().st_mode) == 0o600
 
+
+def test_new_stores_get_16k_pages_and_old_ones_keep_theirs(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{tmp_path / 'new.sqlite3'}") as store, store.engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA page_size").scalar() == 16384
     # a store made with 4 KiB pages (before 2026-12-01) stays as it is
