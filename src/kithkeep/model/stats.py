@@ -210,9 +210,12 @@ class PersonStats:
             PendingMessage(**{**p, "date": datetime.fromisoformat(p["date"])}) if p else None
         )
         kwargs["monthly"] = tuple(kwargs.get("monthly", ()))
-        kwargs["month_counts"] = tuple((int(m), int(n)) for m, n in kwargs.get("month_counts", ()))
+        # JSON gives [month, count] pairs of ints back
+        kwargs["month_counts"] = tuple(map(tuple, kwargs.get("month_counts", ())))
+        iso = datetime.fromisoformat
+        # positional, in the stored order (every command reads thousands of these)
         kwargs["initiations"] = tuple(
-            Initiation(**{**i, "date": datetime.fromisoformat(i["date"])})
+            Initiation(iso(i["date"]), i["side"], i["subject"], i["answered"], i["gap_days"])
             for i in kwargs.get("initiations", ())
         )
         return cls(**kwargs)
