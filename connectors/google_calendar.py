@@ -53,7 +53,14 @@ from kithkeep.interfaces import (
     SinkEvent,
     SyncContext,
 )
-from kithkeep.records import Attendee, Checkpoint, EventBatch, EventRecord, occurrence_id
+from kithkeep.records import (
+    MAX_EVENT_SUMMARY,
+    Attendee,
+    Checkpoint,
+    EventBatch,
+    EventRecord,
+    occurrence_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +299,7 @@ def event_record(item: dict[str, Any], source: str, tz: tzinfo, uids: ICalUids) 
         end=max(end, start),
         all_day=all_day,
         status=str(item.get("status", "confirmed")).upper(),
-        summary=str(item.get("summary", ""))[:500],
+        summary=str(item.get("summary", ""))[:MAX_EVENT_SUMMARY],
         organizer=str(organizer).lower() if organizer else None,
         attendees=tuple(attendees),
         my_status=my_status,

@@ -41,7 +41,14 @@ from kithkeep.interfaces import (
     SyncContext,
 )
 from kithkeep.paths import write_atomic
-from kithkeep.records import Attendee, Checkpoint, EventBatch, EventRecord, occurrence_id
+from kithkeep.records import (
+    MAX_EVENT_SUMMARY,
+    Attendee,
+    Checkpoint,
+    EventBatch,
+    EventRecord,
+    occurrence_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +167,7 @@ def event_from_component(comp: Any, source: str, tz: tzinfo, recurring: bool) ->
         end=end,
         all_day=all_day,
         status=str(comp.get("STATUS", "CONFIRMED")).upper(),
-        summary=str(comp.get("SUMMARY", ""))[:500],
+        summary=str(comp.get("SUMMARY", ""))[:MAX_EVENT_SUMMARY],
         organizer=_email(organizer) if organizer is not None else None,
         attendees=_attendees(comp),
         own=comp.get(KEY_PROP) is not None,

@@ -71,7 +71,14 @@ from kithkeep.interfaces import (
     SyncContext,
 )
 from kithkeep.microsoft_auth import CALENDAR_READ, CALENDAR_WRITE
-from kithkeep.records import Attendee, Checkpoint, EventBatch, EventRecord, occurrence_id
+from kithkeep.records import (
+    MAX_EVENT_SUMMARY,
+    Attendee,
+    Checkpoint,
+    EventBatch,
+    EventRecord,
+    occurrence_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +177,7 @@ def event_record(item: dict[str, Any], source: str, tz: tzinfo) -> EventRecord:
         end=max(end, start),
         all_day=all_day,
         status="CANCELLED" if item.get("isCancelled") else "CONFIRMED",
-        summary=str(item.get("subject") or "")[:500],
+        summary=str(item.get("subject") or "")[:MAX_EVENT_SUMMARY],
         organizer=organizer.strip().lower() or None,
         attendees=tuple(attendees),
         my_status=_PARTSTAT.get(mine) if mine else None,

@@ -75,6 +75,10 @@ class Attendee:
     role: str = "REQ-PARTICIPANT"
 
 
+# an event's title is cut to this many characters, on every calendar connector
+MAX_EVENT_SUMMARY = 500
+
+
 @dataclass(frozen=True, slots=True)
 class EventRecord:
     """One (occurrence of a) calendar event.

@@ -26,7 +26,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, pool
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -311,15 +311,6 @@ class Store:
         """A session whose work commits at the end of the block, or not at all."""
         with self.sessions.begin() as session:
             yield session
-
-    @property
-    def threadsafe(self) -> bool:
-        """Whether another thread may write through this store at the same time.
-
-        Not for an in-memory SQLite database: each thread would get a
-        database of its own (SingletonThreadPool) or share one connection.
-        """
-        return not isinstance(self.engine.pool, (pool.SingletonThreadPool, pool.StaticPool))
 
     @property
     def url(self) -> str:
