@@ -269,7 +269,6 @@ class Daemon:
         self._wake = _Waker()
         self._schedule: dict[str, _Schedule] = {}
         self._analysis_due = True
-        self._sink_failures = 0
         self._last_status = 0.0
         # IMAP IDLE: one watcher per source with idle = true; the names of
         # sources with new mail, filled by the watcher threads
@@ -396,8 +395,6 @@ class Daemon:
                         _fmt(sched.next_run),
                     )
             self._schedule[cc.name] = sched
-        sink = saved.get((run_status.SINK, config.reminders.sink))
-        self._sink_failures = sink.failures if sink is not None else 0
 
     def _loop(self) -> None:
         while not self._stopping():
@@ -583,34 +580,16 @@ class Daemon:
         except KithkeepError as exc:
             log.error("analysis or reminders failed: %s", exc.format_message())
             if sink:
-                self._sink_failures += 1
-                run_status.record_failure(
-                    store,
-                    run_status.SINK,
-                    sink,
-                    exc.format_message(),
-                    _now(),
-                    self._sink_failures,
-                    None,
-                )
+                run_status.record_sink(store, sink, exc.format_message(), _now())
             return
         except Exception as exc:
             log.exception("analysis failed with an internal error")
             if sink:
-                self._sink_failures += 1
-                run_status.record_failure(
-                    store,
-                    run_status.SINK,
-                    sink,
-                    f"internal error: {type(exc).__name__}: {exc}",
-                    _now(),
-                    self._sink_failures,
-                    None,
-                )
+                error = f"internal error: {type(exc).__name__}: {exc}"
+                run_status.record_sink(store, sink, error, _now())
             return
         if sink:
-            self._sink_failures = 0
-            run_status.record_success(store, run_status.SINK, sink, _now(), None)
+            run_status.record_sink(store, sink, None, _now())
         changes = ", ".join(f"{v} {k}" for k, v in sorted(report.reminders.items()) if v)
         log.info("reminders: %s", changes or "no change")
 

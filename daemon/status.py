@@ -86,7 +86,8 @@ def record_results(store: Store, synced: list[str], errors: dict[str, str], at: 
 
 
 def record_sink(store: Store, name: str, error: str | None, at: datetime) -> None:
-    """Record a one-off run's analysis and reminders outcome under its sink."""
+    """Record an analysis-and-reminders outcome under its sink (a daemon cycle, a one-off
+    run): a success clears the failures, a failure counts one more."""
     if error is None:
         record_success(store, SINK, name, at, None)
         return

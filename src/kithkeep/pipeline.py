@@ -19,6 +19,7 @@ from typing import Any
 from kithkeep import clock
 from kithkeep.config import Config
 from kithkeep.connectors import registry
+from kithkeep.daemon import status as run_status
 from kithkeep.decisions import DecisionIndex
 from kithkeep.errors import KithkeepError, UsageError
 from kithkeep.model.analyze import Analysis
@@ -377,12 +378,25 @@ def run_once(
     should_stop: Callable[[], bool] | None = None,
     log_errors: bool = True,
 ) -> RunReport:
+    """The whole job once (`kithkeep run`, the timer, the demo). Each source's and the
+    sink's outcome is kept for `kithkeep status` as the daemon keeps it, a failing
+    sink's too."""
     now = now or clock.now()
     report = RunReport()
     report.synced, report.source_errors, me = sync_all(
         config, store, progress=progress, should_stop=should_stop, log_errors=log_errors
     )
-    return analyze_and_act(config, store, now, extra_me=me, force=force, report=report)
+    run_status.record_results(store, [r.source for r in report.synced], report.source_errors, now)
+    sink = config.reminders.sink
+    try:
+        analyze_and_act(config, store, now, extra_me=me, force=force, report=report)
+    except KithkeepError as exc:
+        if sink:
+            run_status.record_sink(store, sink, exc.format_message(), now)
+        raise
+    if sink:
+        run_status.record_sink(store, sink, None, now)
+    return report
 
 
 @dataclass(frozen=True)

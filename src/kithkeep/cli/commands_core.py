@@ -15,7 +15,13 @@ import click
 
 from kithkeep import clock, paths
 from kithkeep.cli.app import App, print_json, stderr_is_terminal, stdout_is_terminal
-from kithkeep.cli.render import console, findings_view, print_lines, progress_bar
+from kithkeep.cli.render import (
+    console,
+    findings_view,
+    print_lines,
+    progress_bar,
+    proposal_line,
+)
 from kithkeep.config import Config, load_config
 from kithkeep.connectors import registry
 from kithkeep.daemon import status as run_status
@@ -23,43 +29,15 @@ from kithkeep.daemon.lock import StoreLock
 from kithkeep.errors import ConfigError, KithkeepError, SinkError, SourceError, UsageError
 from kithkeep.pipeline import (
     RunReport,
-    analyze_and_act,
     judge_stored,
     me_report,
     reminder_index,
+    run_once,
     sync_all,
 )
 from kithkeep.store import Store
-from kithkeep.sync import Progress
 
 DEMO_MARK = "# kithkeep demo configuration"
-
-
-def _run_recorded(
-    config: Config,
-    store: Store,
-    now: datetime,
-    *,
-    force: bool = False,
-    progress: Progress | None = None,
-) -> RunReport:
-    """The whole job once, each source's and the sink's outcome kept for `kithkeep status`
-    (as the daemon keeps them), a failing sink's too."""
-    report = RunReport()
-    report.synced, report.source_errors, me = sync_all(
-        config, store, progress=progress, log_errors=False
-    )
-    run_status.record_results(store, [r.source for r in report.synced], report.source_errors, now)
-    sink = config.reminders.sink
-    try:
-        analyze_and_act(config, store, now, extra_me=me, force=force, report=report)
-    except KithkeepError as exc:
-        if sink:
-            run_status.record_sink(store, sink, exc.format_message(), now)
-        raise
-    if sink:
-        run_status.record_sink(store, sink, None, now)
-    return report
 
 
 def _report_json(report: RunReport) -> dict[str, object]:
@@ -275,7 +253,7 @@ def register(cli: click.Group) -> None:
         else:
             _print_check(items, problems)
             for p in proposed:
-                click.echo(f"yours? {p.address} {p.reason}: kithkeep me add {p.address}")
+                click.echo(proposal_line(p))
             if not config.sources:
                 click.echo("no sources configured")
             if not config.reminders.sink:
@@ -349,7 +327,9 @@ def register(cli: click.Group) -> None:
             StoreLock(config.database_url),
             progress_bar_for(app, as_json) as progress,
         ):
-            report = _run_recorded(config, app.store(), now, force=force, progress=progress)
+            report = run_once(
+                config, app.store(), now=now, force=force, progress=progress, log_errors=False
+            )
             # the stored findings' one-line whys ("silent 80 days") are as of when each
             # person was last judged: the table shows them as of now
             report.findings = judge_stored(config, app.store(), now)[1]
@@ -393,7 +373,7 @@ def register(cli: click.Group) -> None:
         registry.validate(config)
         now = clock.now()
         with Store.open(config.database_url) as store:
-            report = _run_recorded(config, store, now)
+            report = run_once(config, store, now=now)
             report.findings = judge_stored(config, store, now)[1]
             starts = _starts(store, config)
         reminders = root / "reminders.ics"

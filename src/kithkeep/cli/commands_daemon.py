@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 
 from kithkeep.cli.app import App, print_json
-from kithkeep.cli.render import console
+from kithkeep.cli.render import console, proposal_line
 from kithkeep.config import load_config
 from kithkeep.connectors import registry
 from kithkeep.logsetup import setup_logging
@@ -132,9 +132,7 @@ def register(cli: click.Group) -> None:
                 soft_wrap=True,
             )
         for p in proposed:
-            console.print(
-                f"yours? {p.address} {p.reason}: kithkeep me add {p.address}", soft_wrap=True
-            )
+            console.print(proposal_line(p), soft_wrap=True)
 
 
 def _json(kind: str, name: str, ctype: str, st: RunStatus | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kithkeep import clock
+from kithkeep.model.me import Proposal
 from kithkeep.rules.base import Finding
 
 console = Console(highlight=False)
@@ -122,6 +123,11 @@ def reminder_cell(f: Finding, reminders: Mapping[str, datetime] | None, tz: tzin
     if f.over_budget:
         return "over weekly budget"
     return "review only"
+
+
+def proposal_line(p: Proposal) -> str:
+    """A sent folder's majority sender, asked about (``check``, ``status``)."""
+    return f"yours? {p.address} {p.reason}: kithkeep me add {p.address}"
 
 
 def fit(text: str, width: int) -> str:

@@ -478,7 +478,7 @@ def analyze_store(
     cards: Sequence[Card] | None = None,
     full: bool = False,
 ) -> Analysis:
-    """:func:`refresh`, then everyone as stored (tests and the CLI's re-analysis)."""
+    """:func:`refresh`, then everyone as stored (for tests: the CLI reads people one by one)."""
     if cards is None:
         from kithkeep.model.vcard import load_contacts
 
