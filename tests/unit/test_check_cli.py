@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,28 @@ def test_run_prints_one_line_off_a_terminal_and_nothing_with_q(demo: Path) -> No
     assert line.startswith("synced mail +0, calendar +0; 13 people, 12 ties; ")
     assert "need attention" in line and "reminders in reminders: no change" in line
     assert kk(demo, "run", "-q").output == ""
+
+
+def test_run_shows_the_findings_review_shows(demo: Path) -> None:
+    """run prints the findings its own judging stored (only the people whose verdicts
+    may have changed are judged again); as days pass and a decision is taken, they are
+    the findings review gets by judging everyone afresh."""
+    from datetime import timedelta
+
+    from tests.unit.demo_cli import NOW, review
+
+    def by_run(at: datetime) -> list[tuple[object, ...]]:
+        res = kk(demo, "run", "--json", at=at)
+        assert res.exit_code == 0, res.output
+        return [(f["rule"], f["person"], f["severity"], f["status"], f["due"], f["title"])
+                for f in json.loads(res.output)["findings"]]  # fmt: skip
+
+    def by_review(at: datetime) -> list[tuple[object, ...]]:
+        return [(f["rule"], f["person"]["id"], f["severity"], f["status"], f["due"], f["title"])
+                for f in review(demo, "--all", at=at)]  # fmt: skip
+
+    for days in (0, 3, 12, 45):
+        at = NOW + timedelta(days=days)
+        if days == 12:
+            assert kk(demo, "snooze", "Ana", "--for", "2w", at=at).exit_code == 0
+        assert by_run(at) == by_review(at), days

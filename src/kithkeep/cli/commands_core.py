@@ -29,7 +29,6 @@ from kithkeep.daemon.lock import StoreLock
 from kithkeep.errors import ConfigError, KithkeepError, SinkError, SourceError, UsageError
 from kithkeep.pipeline import (
     RunReport,
-    judge_stored,
     me_report,
     reminder_index,
     run_once,
@@ -330,9 +329,6 @@ def register(cli: click.Group) -> None:
             report = run_once(
                 config, app.store(), now=now, force=force, progress=progress, log_errors=False
             )
-            # the stored findings' one-line whys ("silent 80 days") are as of when each
-            # person was last judged: the table shows them as of now
-            report.findings = judge_stored(config, app.store(), now)[1]
         if as_json:
             print_json(_report_json(report))
         elif app.quiet:
@@ -374,7 +370,6 @@ def register(cli: click.Group) -> None:
         now = clock.now()
         with Store.open(config.database_url) as store:
             report = run_once(config, store, now=now)
-            report.findings = judge_stored(config, store, now)[1]
             starts = _starts(store, config)
         reminders = root / "reminders.ics"
         if as_json:
