@@ -22,7 +22,7 @@ from kithkeep.connectors import registry
 from kithkeep.daemon import status as run_status
 from kithkeep.decisions import DecisionIndex
 from kithkeep.errors import KithkeepError, UsageError
-from kithkeep.model.analyze import Analysis
+from kithkeep.model.analyze import Analysis, Setting
 from kithkeep.model.history import Contact, contacts_of
 from kithkeep.model.lookup import resolve_person
 from kithkeep.model.me import MyAddress, Proposal, me_decisions, my_addresses, proposals
@@ -186,9 +186,9 @@ def find_person(config: Config, store: Store, now: datetime, query: str) -> Pers
     return PersonStats.from_stored(text, now, config.analysis.half_life_days)
 
 
-def contacts_for(config: Config, store: Store, person: PersonStats, now: datetime) -> list[Contact]:
-    """Every counted message and meeting with ``person``, oldest first (show, review -i)."""
-    setting = setting_of(
+def contact_setting(config: Config, store: Store, now: datetime) -> Setting:
+    """Who is who as the last analysis saw it: what :func:`contacts_for` reads with."""
+    return setting_of(
         store,
         config.analysis,
         config.general.me,
@@ -196,6 +196,19 @@ def contacts_for(config: Config, store: Store, person: PersonStats, now: datetim
         decisions=store.active_decisions(),
         cards=load_contacts(config.analysis.contacts_file),
     )
+
+
+def contacts_for(
+    config: Config,
+    store: Store,
+    person: PersonStats,
+    now: datetime,
+    setting: Setting | None = None,
+) -> list[Contact]:
+    """Every counted message and meeting with ``person``, oldest first (show, review -i;
+    ``setting``: :func:`contact_setting`'s, when several people are shown)."""
+    if setting is None:
+        setting = contact_setting(config, store, now)
     return contacts_of(store, person, setting)
 
 

@@ -37,6 +37,7 @@ from urllib.parse import quote
 from kithkeep.config import Config, RemindersConfig
 from kithkeep.errors import SinkRefused, UserDeleted
 from kithkeep.interfaces import Reminder, ReminderSink, SinkEvent
+from kithkeep.model.identity import GMAIL_DOMAINS
 from kithkeep.records import ReminderState
 from kithkeep.rules.base import Finding
 from kithkeep.store import Store
@@ -63,8 +64,6 @@ def reminder_uid(key: str, sink_id: str) -> str:
 
 
 # ------------------------------------------------------------ the reminder's text
-
-GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
 
 
 @dataclass(frozen=True)
@@ -147,7 +146,7 @@ def gmail_account(config: Config) -> str | None:
         if cc.type != "imap":
             continue
         host = str(cc.options.get("host", "")).lower()
-        if host.endswith(GMAIL_DOMAINS) or cc.options.get("oauth2_google"):
+        if host.endswith(tuple(GMAIL_DOMAINS)) or cc.options.get("oauth2_google"):
             return str(cc.options.get("username", ""))
     for address in config.general.me:
         if address.lower().rsplit("@", 1)[-1] in GMAIL_DOMAINS:

@@ -646,24 +646,6 @@ class Store:
             rows = conn.execute(sa.select(EVENTS).where(e.end > after, e.end <= until))
             return [event_from_row(r) for r in rows]
 
-    def reindex(
-        self, kind: int, refs: Sequence[int], entries: Sequence[tuple[str, int]]
-    ) -> set[str]:
-        """File rows ``refs`` of ``kind`` under ``entries`` ((address, ref) pairs)
-        instead of where they were; returns the addresses they were filed under."""
-        ix = INDEX
-        old: set[str] = set()
-        with self.transaction() as s:
-            for part in _parts(refs):
-                cond = sa.and_(ix.c.kind == kind, ix.c.ref.in_(part))
-                old.update(s.execute(sa.select(ix.c.address).where(cond)).scalars())
-                s.execute(sa.delete(ix).where(cond))
-            if entries:
-                s.execute(
-                    sa.insert(ix), [{"address": a, "kind": kind, "ref": r} for a, r in entries]
-                )
-        return old
-
     def indexed_addresses(self, kind: int, refs: Sequence[int]) -> set[str]:
         """The addresses rows ``refs`` of ``kind`` are filed under now."""
         ix = INDEX
@@ -673,11 +655,6 @@ class Store:
                 query = sa.select(ix.c.address).where(ix.c.kind == kind, ix.c.ref.in_(part))
                 out.update(conn.execute(query).scalars())
         return out
-
-    def clear_index(self) -> None:
-        with self.transaction() as s:
-            s.execute(sa.delete(INDEX))
-            s.execute(sa.delete(CHANGED))
 
     def changed_addresses(self) -> set[str]:
         """Addresses of records deleted since the analysis last ran."""
@@ -735,17 +712,6 @@ class Store:
                 )
                 found.update(conn.execute(query).scalars())
         return found
-
-    def list_headers(self) -> Iterator[tuple[str | None, str | None]]:
-        """Every distinct (List-Post, List-Id) pair of the stored mail."""
-        c = MESSAGES.c
-        query = (
-            sa.select(c.list_post, c.list_id)
-            .where(sa.or_(c.list_post.is_not(None), c.list_id.is_not(None)))
-            .distinct()
-        )
-        with self.engine.connect() as conn:
-            yield from conn.execute(query).tuples()
 
     def mail_counts(self) -> dict[str, int]:
         """How many personal messages (copies once), copies beyond the first, bulk

@@ -26,7 +26,7 @@ from kithkeep.cli.app import App
 from kithkeep.cli.render import console, label, reminder_cell, why
 from kithkeep.errors import UsageError
 from kithkeep.model.stats import PersonStats
-from kithkeep.pipeline import contacts_for, reminder_index
+from kithkeep.pipeline import contact_setting, contacts_for, reminder_index
 from kithkeep.reminders import exchange_of, gmail_account, message_links
 from kithkeep.rules.base import Finding
 
@@ -128,6 +128,10 @@ class Triage:
         self.decided = 0
         self.gmail = gmail_account(self.config)
         self.keys = Keys()
+        # read once, not per finding: neither changes before the next run
+        self.setting = contact_setting(self.config, self.store, now)
+        reminders = reminder_index(self.store, self.config.reminders.sink)
+        self.starts = {k: r.start for k, r in reminders.items()}
 
     def run(self, todo: Sequence[Finding]) -> None:
         if not todo:
@@ -165,7 +169,7 @@ class Triage:
         ex = exchange_of(f)
         if ex is not None:
             console.print(Text(ex.line()))
-        contacts = contacts_for(self.config, self.store, p, self.now)
+        contacts = contacts_for(self.config, self.store, p, self.now, self.setting)
         if contacts:
             console.print(Text("Last exchanges:", style="dim"))
             for c in contacts[-LAST_EXCHANGES:]:
@@ -175,9 +179,7 @@ class Triage:
                     no_wrap=True,
                     overflow="ellipsis",
                 )
-        reminders = reminder_index(self.store, self.config.reminders.sink)
-        starts = {k: r.start for k, r in reminders.items()}
-        status = reminder_cell(f, starts, self.config.general.tz)
+        status = reminder_cell(f, self.starts, self.config.general.tz)
         console.print(Text(status[:1].upper() + status[1:], style="dim"))
 
     # ------------------------------------------------------------- deciding

@@ -189,10 +189,6 @@ def _row(root: str, p: PersonStats) -> PersonRow:
     )
 
 
-def _meeting_order(mt: MetMeeting) -> tuple[datetime, str]:
-    return (mt.meeting.date, mt.meeting.key)
-
-
 class _People:
     """Computes people from the messages and events filed under their addresses."""
 
@@ -324,8 +320,7 @@ def refresh(
         reindex = []
         computed = _People(store, setting).compute(roots)
     people = [(r, p) for r, p in computed.items() if p is not None]
-    counts = dict(state.counts)
-    counts["people"] = counts.get("people", 0)  # re-counted at the next full rebuild
+    counts = dict(state.counts)  # the people are re-counted at the next full rebuild
     new_state = State(
         MODEL_VERSION, seq, fingerprint, sorted(me), known, sorted(lists), summary,
         now.isoformat(), counts,
@@ -379,7 +374,8 @@ def _rebuild(
 
     # the meetings of everyone, by address: calendars are small beside mailboxes
     meetings_by: dict[str, list[MetMeeting]] = {}
-    for mt in people.meetings(e for _, e in events):
+    met = people.meetings(e for _, e in events)
+    for mt in met:
         for addr, _ in mt.met:
             meetings_by.setdefault(addr, []).append(mt)
 
@@ -416,7 +412,7 @@ def _rebuild(
     flush(force=True)
 
     counts = {"people": count, **store.mail_counts(), **_noise_counts(store, setting, filing.mass)}
-    counts["meetings"] = sum(1 for _ in people.meetings(e for _, e in events))
+    counts["meetings"] = len(met)
     counts["implausible_dates"] = filing.implausible
     state = State(
         MODEL_VERSION, seq, fingerprint, sorted(me), known, sorted(lists),
